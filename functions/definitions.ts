@@ -1,0 +1,54 @@
+/**
+ * The app's functions, listed once: functions/index.ts registers them with Azure, and the local
+ * host (shared/local) serves the same list. Handlers only adapt HTTP and timer inputs to the core.
+ */
+import type { HttpHandler, HttpMethod, HttpResponseInit, InvocationContext, TimerHandler } from "@azure/functions";
+import * as core from "../shared/handlers.js";
+import type { Logger } from "../shared/logger.js";
+import type { Runtime } from "../shared/runtime.js";
+
+export type FunctionDefinition =
+  | { kind: "http"; name: string; route: string; methods: HttpMethod[]; authLevel: "function" | "anonymous"; handler: HttpHandler }
+  | { kind: "timer"; name: string; schedule: string; handler: TimerHandler };
+
+export const contextLogger = (context: InvocationContext): Logger => ({
+  info: (m, ...r) => context.log(m, ...r),
+  warn: (m, ...r) => context.warn(m, ...r),
+  error: (m, ...r) => context.error(m, ...r),
+});
+
+const toHttp = (response: core.JsonResponse): HttpResponseInit => ({ status: response.status, jsonBody: response.body, ...(response.headers ? { headers: response.headers } : {}) });
+
+export function functionDefinitions(runtime: () => Promise<Runtime>, resetSchedule: string): FunctionDefinition[] {
+  return [
+    {
+      kind: "timer",
+      name: "scheduledReset",
+      schedule: resetSchedule,
+      handler: async (_timer, context) => {
+        await core.scheduledReset(await runtime(), contextLogger(context));
+      },
+    },
+    {
+      kind: "http",
+      name: "jobCompleted",
+      route: "job-completed",
+      methods: ["POST"],
+      authLevel: "function",
+      handler: async (request, context) => {
+        // Refuse a huge body before buffering it.
+        const length = Number(request.headers.get("content-length") ?? "0");
+        if (length > core.MAX_BODY_BYTES) return toHttp({ status: 413, body: { error: `Body is larger than ${core.MAX_BODY_BYTES} bytes.` } });
+        return toHttp(await core.jobCompleted(await runtime(), await request.text(), contextLogger(context)));
+      },
+    },
+    {
+      kind: "http",
+      name: "pairs",
+      route: "pairs",
+      methods: ["GET"],
+      authLevel: "function",
+      handler: async (_request, context) => toHttp(await core.pairs(await runtime(), contextLogger(context))),
+    },
+  ];
+}

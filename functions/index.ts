@@ -1,0 +1,20 @@
+/**
+ * Entry point that the Azure Functions host loads (package.json "main"). Settings and the lab
+ * config are checked here, so a mistake stops the app at start-up with every problem listed.
+ */
+import azureFunctions from "@azure/functions";
+import { getRuntime, loadStartup } from "../shared/runtime.js";
+import { functionDefinitions } from "./definitions.js";
+
+// A CommonJS bundle: take `app` from the default export, as Node's ESM loader cannot always see it.
+const { app } = azureFunctions;
+const { settings } = loadStartup();
+
+for (const definition of functionDefinitions(getRuntime, settings.resetSchedule)) {
+  if (definition.kind === "http") {
+    const { name, route, methods, authLevel, handler } = definition;
+    app.http(name, { route, methods, authLevel, handler });
+  } else {
+    app.timer(definition.name, { schedule: definition.schedule, handler: definition.handler });
+  }
+}

@@ -1,0 +1,106 @@
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+
+/** A host runner: the physical machine whose runner restores its VM's checkpoint. */
+export const HostSchema = z.strictObject({
+  runnerLabel: z
+    .string()
+    .regex(/^(parent|child)=\S+$/, 'must look like "parent=<host>\\\\localadminuser" or "child=<host>\\\\localadminuser"'),
+  vmName: z.string().min(1, "must name the Hyper-V VM on this host"),
+});
+export type Host = z.infer<typeof HostSchema>;
+
+/** A pair: two hosts, their two VMs and the one VM runner on which perf jobs run. */
+export const PairSchema = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "must be 1-63 letters, digits, '.', '_' or '-'"),
+  vmRunnerLabel: z.string().min(1),
+  hosts: z.array(HostSchema).length(2, "a pair has exactly two hosts"),
+});
+export type Pair = z.infer<typeof PairSchema>;
+
+export const LabConfigSchema = z
+  .strictObject({
+    github: z.strictObject({
+      owner: z.string().min(1),
+      repo: z.string().min(1),
+      runnerScope: z.enum(["repo", "org"]).default("repo"),
+    }),
+    resetWorkflow: z.strictObject({
+      workflow: z.string().min(1, "the reset workflow's file name (e.g. lab-reset.yml) or id"),
+      ref: z.string().min(1),
+    }),
+    freshForMinutes: z.number().int().min(0).default(60),
+    resetTimeoutMinutes: z.number().int().min(1).default(30),
+    pairs: z.array(PairSchema).min(1, "list at least one pair"),
+  })
+  .superRefine((config, ctx) => {
+    // Labels decide which runner a pair owns, so a duplicate would let one pair's job hide another's.
+    const seen = new Map<string, string>();
+    const unique = (value: string, what: string, path: (string | number)[]) => {
+      const key = `${what}:${value.toLowerCase()}`;
+      const first = seen.get(key);
+      if (first !== undefined) {
+        ctx.addIssue({ code: "custom", path, message: `duplicate ${what} "${value}" (first used at ${first})` });
+      } else {
+        seen.set(key, path.join("."));
+      }
+    };
+    config.pairs.forEach((pair, p) => {
+      unique(pair.id, "pair id", ["pairs", p, "id"]);
+      unique(pair.vmRunnerLabel, "runner label", ["pairs", p, "vmRunnerLabel"]);
+      pair.hosts.forEach((host, h) => unique(host.runnerLabel, "runner label", ["pairs", p, "hosts", h, "runnerLabel"]));
+    });
+  });
+export type LabConfig = z.infer<typeof LabConfigSchema>;
+
+/** Thrown when something an admin wrote (config or settings) is wrong; the message lists every problem. */
+export class ConfigurationError extends Error {
+  constructor(
+    message: string,
+    readonly problems: string[],
+  ) {
+    super(`${message}\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigurationError";
+  }
+}
+
+/** JSON path of a zod issue, e.g. `$.pairs[1].hosts[0].runnerLabel`. */
+export function jsonPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((acc, key) => (typeof key === "number" ? `${acc}[${key}]` : `${acc}.${String(key)}`), "$");
+}
+
+export function zodProblems(error: z.ZodError): string[] {
+  return error.issues.map((issue) => `${jsonPath(issue.path)}: ${issue.message}`);
+}
+
+/** Validates a parsed lab config, collecting every error before throwing once. */
+export function parseLabConfig(value: unknown, source = "lab config"): LabConfig {
+  const result = LabConfigSchema.safeParse(value);
+  if (!result.success) {
+    throw new ConfigurationError(`${source} is invalid; fix these and restart:`, zodProblems(result.error));
+  }
+  return result.data;
+}
+
+/** Reads and validates the lab config file; throws a ConfigurationError listing every problem. */
+export function loadLabConfigFile(path: string): LabConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new ConfigurationError("Cannot read the lab config:", [`${path}: ${(error as Error).message}. Set LAB_CONFIG_PATH to the lab config file.`]);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigurationError("The lab config is not valid JSON:", [`${path}: ${(error as Error).message}`]);
+  }
+  return parseLabConfig(value, path);
+}
+
+/** Table Storage keys may not contain / \ # ? or control characters. */
+export function labKey(config: LabConfig): string {
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what Table keys forbid
+  return `${config.github.owner}.${config.github.repo}`.replace(/[/\\#?\u0000-\u001f\u007f-\u009f]/g, "_");
+}

@@ -1,0 +1,189 @@
+/**
+ * The decision for one pair: a pure function of the stored record and what GitHub showed.
+ * No I/O and no clock, so a table of cases tests every rule.
+ */
+import type { Pair } from "./config.js";
+import { newPairRecord, type PairEvent, type PairRecord, type PairState, type Trigger } from "./pair-record.js";
+
+export type Decision =
+  | "reset-dispatched"
+  | "deferred-busy"
+  | "already-resetting"
+  | "skipped-offline"
+  | "skipped-fresh"
+  | "not-needed"
+  /** The reset run in flight failed or timed out; the next trigger retries. */
+  | "reset-failed"
+  /** A GitHub fact the decision needs could not be read: fail closed. */
+  | "deferred-unknown";
+
+/** A runner as the decision needs it. */
+export interface RunnerFacts {
+  name: string;
+  online: boolean;
+  /** GitHub's busy flag, or an unfinished job with this runner's name (the flag lags). */
+  busy: boolean;
+}
+
+/** What GitHub showed about one pair, or why it could not be seen. */
+export type PairObservation =
+  | {
+      ok: true;
+      /** Runners carrying the VM runner label (normally one). */
+      vmRunners: RunnerFacts[];
+      /** For each configured host, the runners carrying its label. */
+      hostRunners: RunnerFacts[][];
+      /** Run id of an unfinished job on the VM runner, if any. */
+      jobRunId: number | null;
+    }
+  | { ok: false; error: string };
+
+/** The reset run the record is waiting for, as last seen on GitHub. */
+export type ResetRunFacts =
+  | { found: false }
+  | { found: true; runId: number; status: string; conclusion: string | null; completedAt: string | null; url: string }
+  | { unknown: string };
+
+export interface DecideInput {
+  pair: Pair;
+  record: PairRecord | null;
+  observation: PairObservation;
+  /** Facts about the reset run in flight; undefined when not looked up (never judged then). */
+  resetRun?: ResetRunFacts;
+  /** A job-completed call says this run used the pair; `at` is when its last job there ended. */
+  jobReport?: { runId: number; at: string };
+  trigger: Trigger;
+  now: Date;
+  /** Id to use if this decision dispatches a reset. */
+  requestId: string;
+  freshForMinutes: number;
+  resetTimeoutMinutes: number;
+}
+
+export type EventDraft = Omit<PairEvent, "pairId" | "at" | "trigger">;
+
+export interface Outcome {
+  decision: Decision;
+  /** The record to store; equal to the input record when nothing changed. */
+  record: PairRecord;
+  changed: boolean;
+  /** Claim the pair and dispatch a reset with `record.resetRequestId`. */
+  dispatch: boolean;
+  events: EventDraft[];
+}
+
+const minutes = (ms: number) => ms / 60_000;
+
+export function decide(input: DecideInput): Outcome {
+  const { pair, observation, now } = input;
+  const before = input.record ?? newPairRecord(pair.id, now);
+  const r: PairRecord = { ...before };
+  const events: EventDraft[] = [];
+  const setState = (state: PairState, reason: string) => {
+    if (r.state !== state) {
+      events.push({ kind: "state", from: r.state, to: state, reason, resetRequestId: r.resetRequestId, resetRunId: r.resetRunId });
+    }
+    r.state = state;
+    r.reason = reason;
+  };
+  const finish = (decision: Decision, dispatch = false): Outcome => {
+    const changed = input.record === null || JSON.stringify({ ...r, updatedAt: "" }) !== JSON.stringify({ ...before, updatedAt: "" });
+    if (changed) r.updatedAt = now.toISOString();
+    return { decision, record: changed ? r : before, changed, dispatch, events };
+  };
+
+  if (input.jobReport) {
+    r.jobSinceReset = true;
+    r.lastJobRunId = input.jobReport.runId;
+    if (r.lastJobAt === null || input.jobReport.at > r.lastJobAt) r.lastJobAt = input.jobReport.at;
+    if (r.state === "clean") setState("dirty", `run ${input.jobReport.runId} used the VM`);
+  }
+  if (observation.ok && observation.jobRunId !== null) {
+    // Seen running now: remember it, even mid-reset, so a finished reset does not hide it.
+    r.jobSinceReset = true;
+    r.lastJobRunId = observation.jobRunId;
+    r.lastJobAt = now.toISOString();
+  }
+
+  // 1. A reset in flight is followed until it ends; nothing else happens to the pair meanwhile.
+  if (r.state === "resetting") {
+    const run = input.resetRun;
+    if (run && "found" in run && run.found) r.resetRunId = run.runId;
+    if (run && "found" in run && run.found && run.status === "completed") {
+      if (run.conclusion === "success") {
+        r.resetCompletedAt = run.completedAt ?? now.toISOString();
+        r.attempts = 0;
+        r.lastError = null;
+        // A job that ended after the dispatch ran on a VM that the reset may already have restored.
+        r.jobSinceReset = r.lastJobAt !== null && r.resetDispatchedAt !== null && r.lastJobAt > r.resetDispatchedAt;
+        setState(r.jobSinceReset ? "dirty" : "clean", `reset run ${run.runId} succeeded`);
+      } else {
+        r.lastError = `reset run ${run.runId} ended with conclusion "${run.conclusion ?? "none"}" (attempt ${r.attempts}); see ${run.url}`;
+        setState("failed", r.lastError);
+        return finish("reset-failed");
+      }
+    } else if (run && !("unknown" in run) && r.resetDispatchedAt !== null) {
+      const waited = minutes(now.getTime() - Date.parse(r.resetDispatchedAt));
+      if (waited > input.resetTimeoutMinutes) {
+        r.lastError = run.found
+          ? `reset run ${run.runId} did not complete within ${input.resetTimeoutMinutes} minutes (status "${run.status}"); see ${run.url}`
+          : `no reset run for request ${r.resetRequestId} appeared within ${input.resetTimeoutMinutes} minutes; the dispatch was lost or the workflow's run-name does not contain request_id`;
+        setState("failed", r.lastError);
+        return finish("reset-failed");
+      }
+      return finish("already-resetting");
+    } else {
+      return finish("already-resetting");
+    }
+  }
+
+  // 2. Fail closed: without a full view of the pair's runners and jobs, change nothing but the error.
+  if (!observation.ok) {
+    r.lastError = observation.error;
+    return finish("deferred-unknown");
+  }
+
+  const vmBusy = observation.jobRunId !== null || observation.vmRunners.some((v) => v.busy);
+  if (vmBusy) {
+    r.jobSinceReset = true;
+    setState("busy", observation.jobRunId !== null ? `run ${observation.jobRunId} has a job on the VM` : "the VM runner reports busy");
+    return finish("deferred-busy");
+  }
+
+  const blockers = resetBlockers(pair, observation.vmRunners, observation.hostRunners);
+  if (blockers.length > 0) {
+    setState("offline", blockers.join("; "));
+    return finish("skipped-offline");
+  }
+
+  // 3. Idle and reachable.
+  if (r.state === "busy") setState("dirty", "the VM's job finished");
+  const dirty = r.jobSinceReset || r.state !== "clean";
+  if (!dirty) {
+    if (input.trigger !== "timer") return finish("not-needed");
+    const sinceReset = r.resetCompletedAt === null ? Infinity : minutes(now.getTime() - Date.parse(r.resetCompletedAt));
+    if (sinceReset < input.freshForMinutes) return finish("skipped-fresh");
+  }
+
+  r.resetRequestId = input.requestId;
+  r.resetRunId = null;
+  r.resetDispatchedAt = now.toISOString();
+  r.attempts += 1;
+  const why = dirty ? (r.state === "failed" ? "retrying a failed reset" : "the VM ran a job or its state is unknown") : `periodic reset: last reset over ${input.freshForMinutes} minutes ago`;
+  setState("resetting", `reset requested (${why})`);
+  return finish("reset-dispatched", true);
+}
+
+/** Why a reset cannot run now: the reset job needs both host runners, and the VM runner must come back. */
+export function resetBlockers(pair: Pair, vmRunners: RunnerFacts[], hostRunners: RunnerFacts[][]): string[] {
+  const blockers: string[] = [];
+  if (vmRunners.length === 0) blockers.push(`no runner has label ${pair.vmRunnerLabel}`);
+  else if (!vmRunners.some((v) => v.online)) blockers.push(`VM runner ${vmRunners.map((v) => v.name).join(", ")} is offline`);
+  pair.hosts.forEach((host, i) => {
+    const runners = hostRunners[i] ?? [];
+    if (runners.length === 0) blockers.push(`no host runner has label ${host.runnerLabel}`);
+    else if (runners.some((h) => h.busy)) blockers.push(`host runner ${runners.map((h) => h.name).join(", ")} is busy`);
+    else if (!runners.some((h) => h.online)) blockers.push(`host runner ${runners.map((h) => h.name).join(", ")} is offline`);
+  });
+  return blockers;
+}

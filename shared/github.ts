@@ -1,0 +1,296 @@
+/**
+ * The app's only door to GitHub: an Octokit with the throttling and retry plugins, and the few
+ * reads and the one write that a reconcile needs. Every answer is checked with zod, so a
+ * malformed answer is an error (and the pair is left alone), never a guess.
+ */
+import { Octokit } from "@octokit/rest";
+import { retry } from "@octokit/plugin-retry";
+import { throttling } from "@octokit/plugin-throttling";
+import { createAppAuth } from "@octokit/auth-app";
+import { RequestError } from "@octokit/request-error";
+import Bottleneck from "bottleneck";
+import { z } from "zod";
+import type { LabConfig, Pair } from "./config.js";
+import type { Logger } from "./logger.js";
+
+const LabOctokit = Octokit.plugin(throttling, retry);
+export type LabOctokitInstance = InstanceType<typeof LabOctokit>;
+
+export type GitHubAuth =
+  | { kind: "token"; token: string }
+  | { kind: "app"; appId: string; installationId: number; privateKey: string };
+
+export interface GitHubClientOptions {
+  baseUrl: string;
+  auth: GitHubAuth;
+  logger: Logger;
+  /** Per-request time limit; a hung request counts as a failed read. */
+  timeoutMs?: number;
+  /** Retries of a failed read (5xx, timeouts) before the read is given up. */
+  retries?: number;
+  /** Base of the retry plugin's backoff (retry n waits n² × this). Tests make it small. */
+  retryBaseMs?: number;
+  /** Most seconds to wait on a rate limit before giving up the read (and failing closed). */
+  maxRateLimitWaitSeconds?: number;
+  /** Least time between two writes (dispatches); GitHub asks for ≥ 1 s. Tests make it small. */
+  writeSpacingMs?: number;
+}
+
+export function createOctokit(options: GitHubClientOptions): LabOctokitInstance {
+  const { logger } = options;
+  const timeoutMs = options.timeoutMs ?? 20_000;
+  const maxWait = options.maxRateLimitWaitSeconds ?? 120;
+  const onLimit =
+    (kind: string) =>
+    (retryAfter: number, request: { method: string; url: string }, _octokit: unknown, retryCount: number) => {
+      const willRetry = retryCount < 2 && retryAfter <= maxWait;
+      logger.warn(`GitHub ${kind} rate limit on ${request.method} ${request.url}: ${willRetry ? `retrying after ${retryAfter}s` : "giving up this read"}`);
+      return willRetry;
+    };
+  return new LabOctokit({
+    baseUrl: options.baseUrl.replace(/\/+$/, ""),
+    userAgent: "lab-reset",
+    ...(options.auth.kind === "token"
+      ? { auth: options.auth.token }
+      : {
+          authStrategy: createAppAuth,
+          auth: { appId: options.auth.appId, privateKey: options.auth.privateKey, installationId: options.auth.installationId },
+        }),
+    request: {
+      fetch: (url: string | URL, init: RequestInit = {}) =>
+        fetch(url, { ...init, signal: init.signal ? AbortSignal.any([init.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs) }),
+    },
+    retry: { retries: options.retries ?? 3, retryAfterBaseValue: options.retryBaseMs ?? 1000 },
+    throttle: {
+      onRateLimit: onLimit("primary"),
+      onSecondaryRateLimit: onLimit("secondary"),
+      // The plugin spaces writes ≥ 1 s apart by default, as GitHub asks of content-creating requests.
+      ...(options.writeSpacingMs !== undefined
+        ? { write: new Bottleneck.Group({ id: "lab-reset-write", maxConcurrent: 1, minTime: options.writeSpacingMs }) }
+        : {}),
+    },
+    log: { debug: () => {}, info: () => {}, warn: (m: string) => logger.warn(m), error: (m: string) => logger.error(m) },
+  });
+}
+
+// The fields we read, checked at run time; the stand-in types the full shapes with @octokit/openapi-types.
+export const RunnerSchema = z.object({
+  id: z.number().int(),
+  name: z.string(),
+  status: z.string(),
+  busy: z.boolean(),
+  labels: z.array(z.object({ name: z.string() })),
+});
+export type Runner = z.infer<typeof RunnerSchema>;
+
+export const JobSchema = z.object({
+  id: z.number().int(),
+  run_id: z.number().int(),
+  status: z.string(),
+  conclusion: z.string().nullable(),
+  runner_name: z.string().nullable(),
+  completed_at: z.string().nullable().optional(),
+});
+export type Job = z.infer<typeof JobSchema>;
+
+export const RunSchema = z.object({
+  id: z.number().int(),
+  status: z.string().nullable(),
+  conclusion: z.string().nullable(),
+  display_title: z.string().optional(),
+  html_url: z.string(),
+  updated_at: z.string(),
+  run_attempt: z.number().int().optional(),
+});
+export type Run = z.infer<typeof RunSchema>;
+
+const DispatchDetailsSchema = z.object({ workflow_run_id: z.number().int() });
+
+/** A GitHub call that failed, described for the person reading the log or the pair's record. */
+export class GitHubError extends Error {
+  constructor(
+    readonly call: string,
+    readonly status: number | null,
+    detail: string,
+  ) {
+    super(`GitHub ${call} failed${status ? ` with ${status}` : ""}: ${detail}`);
+    this.name = "GitHubError";
+  }
+}
+
+function describe(call: string, error: unknown): GitHubError {
+  if (error instanceof GitHubError) return error;
+  if (error instanceof RequestError) {
+    const hint =
+      error.status === 401 ? " (check GITHUB_TOKEN or the GitHub App settings)"
+      : error.status === 403 ? " (the token lacks a permission, or the rate limit is spent)"
+      : "";
+    return new GitHubError(call, error.status, `${error.message}${hint}`);
+  }
+  return new GitHubError(call, null, error instanceof Error ? error.message : String(error));
+}
+
+function parse<T>(call: string, schema: z.ZodType<T>, value: unknown): T {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    throw new GitHubError(call, null, `unexpected answer: ${result.error.issues.slice(0, 3).map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  }
+  return result.data;
+}
+
+export type DispatchResult =
+  | { outcome: "dispatched"; runId: number | null }
+  /** GitHub refused it: no run exists. */
+  | { outcome: "rejected"; error: string }
+  /** No clear answer (5xx, timeout): a run may or may not exist; find it by request id. */
+  | { outcome: "unknown"; error: string };
+
+/** What a reconcile asks of GitHub. A second implementation (the simulator) passes the same tests. */
+export interface LabGitHub {
+  listRunners(): Promise<Runner[]>;
+  /** Unfinished jobs of the repository's in-progress runs that a runner has picked up. */
+  listActiveJobs(): Promise<Job[]>;
+  /** null when GitHub does not know the run. */
+  getRun(runId: number): Promise<Run | null>;
+  listRunJobs(runId: number, attempt?: number): Promise<Job[]>;
+  /** Reset runs created since `since`, to find runs by the request id in their title. */
+  listResetRuns(since: Date): Promise<Run[]>;
+  dispatchReset(pair: Pair, requestId: string): Promise<DispatchResult>;
+  /** Requests sent so far, and the last rate-limit headroom seen. */
+  stats(): { requests: number; rateLimitRemaining: number | null };
+}
+
+export class OctokitLabGitHub implements LabGitHub {
+  private requests = 0;
+  private rateLimitRemaining: number | null = null;
+  /** Servers that refused `return_run_details` (GHES ≤ 3.20): don't ask them again. */
+  private runDetailsUnsupported = false;
+
+  constructor(
+    private readonly octokit: LabOctokitInstance,
+    private readonly config: LabConfig,
+  ) {
+    octokit.hook.before("request", () => {
+      this.requests++;
+    });
+    octokit.hook.after("request", (response) => {
+      const remaining = Number(response.headers["x-ratelimit-remaining"]);
+      if (Number.isFinite(remaining)) this.rateLimitRemaining = remaining;
+    });
+  }
+
+  stats() {
+    return { requests: this.requests, rateLimitRemaining: this.rateLimitRemaining };
+  }
+
+  private get repo() {
+    return { owner: this.config.github.owner, repo: this.config.github.repo };
+  }
+
+  async listRunners(): Promise<Runner[]> {
+    const call = this.config.github.runnerScope === "org" ? `GET /orgs/${this.repo.owner}/actions/runners` : `GET /repos/${this.repo.owner}/${this.repo.repo}/actions/runners`;
+    try {
+      const runners =
+        this.config.github.runnerScope === "org"
+          ? await this.octokit.paginate(this.octokit.rest.actions.listSelfHostedRunnersForOrg, { org: this.repo.owner, per_page: 100 })
+          : await this.octokit.paginate(this.octokit.rest.actions.listSelfHostedRunnersForRepo, { ...this.repo, per_page: 100 });
+      return parse(call, z.array(RunnerSchema), runners);
+    } catch (error) {
+      throw describe(call, error);
+    }
+  }
+
+  async listActiveJobs(): Promise<Job[]> {
+    const call = `GET /repos/${this.repo.owner}/${this.repo.repo}/actions/runs?status=in_progress`;
+    let runs: Run[];
+    try {
+      const listed = await this.octokit.paginate(this.octokit.rest.actions.listWorkflowRunsForRepo, { ...this.repo, status: "in_progress", per_page: 100 });
+      runs = parse(call, z.array(RunSchema), listed);
+    } catch (error) {
+      throw describe(call, error);
+    }
+    const jobs: Job[] = [];
+    // Serial on purpose: GitHub asks integrators to avoid concurrent requests.
+    for (const run of runs) {
+      for (const job of await this.listRunJobs(run.id)) {
+        if (job.status !== "completed" && job.runner_name) jobs.push(job);
+      }
+    }
+    return jobs;
+  }
+
+  async getRun(runId: number): Promise<Run | null> {
+    const call = `GET /repos/${this.repo.owner}/${this.repo.repo}/actions/runs/${runId}`;
+    try {
+      const { data } = await this.octokit.rest.actions.getWorkflowRun({ ...this.repo, run_id: runId });
+      return parse(call, RunSchema, data);
+    } catch (error) {
+      if (error instanceof RequestError && error.status === 404) return null;
+      throw describe(call, error);
+    }
+  }
+
+  async listRunJobs(runId: number, attempt?: number): Promise<Job[]> {
+    const call = `GET /repos/${this.repo.owner}/${this.repo.repo}/actions/runs/${runId}${attempt ? `/attempts/${attempt}` : ""}/jobs`;
+    try {
+      const jobs = attempt
+        ? await this.octokit.paginate(this.octokit.rest.actions.listJobsForWorkflowRunAttempt, { ...this.repo, run_id: runId, attempt_number: attempt, per_page: 100 })
+        : await this.octokit.paginate(this.octokit.rest.actions.listJobsForWorkflowRun, { ...this.repo, run_id: runId, filter: "latest", per_page: 100 });
+      return parse(call, z.array(JobSchema), jobs);
+    } catch (error) {
+      throw describe(call, error);
+    }
+  }
+
+  async listResetRuns(since: Date): Promise<Run[]> {
+    const workflow = this.config.resetWorkflow.workflow;
+    const call = `GET /repos/${this.repo.owner}/${this.repo.repo}/actions/workflows/${workflow}/runs`;
+    try {
+      const runs = await this.octokit.paginate(this.octokit.rest.actions.listWorkflowRuns, {
+        ...this.repo,
+        workflow_id: workflow,
+        event: "workflow_dispatch",
+        created: `>=${since.toISOString().slice(0, 19)}Z`,
+        per_page: 100,
+      });
+      return parse(call, z.array(RunSchema), runs);
+    } catch (error) {
+      throw describe(call, error);
+    }
+  }
+
+  async dispatchReset(pair: Pair, requestId: string): Promise<DispatchResult> {
+    const { workflow, ref } = this.config.resetWorkflow;
+    const call = `POST /repos/${this.repo.owner}/${this.repo.repo}/actions/workflows/${workflow}/dispatches`;
+    const inputs = { pair: pair.id, hosts: JSON.stringify(pair.hosts), request_id: requestId };
+    const send = (withDetails: boolean) =>
+      this.octokit.request("POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches", {
+        ...this.repo,
+        workflow_id: workflow,
+        ref,
+        inputs,
+        ...(withDetails ? { return_run_details: true } : {}),
+        // Never repeat a dispatch blindly: a 5xx may still have created the run.
+        request: { retries: 0 },
+      });
+    try {
+      let response;
+      try {
+        response = await send(!this.runDetailsUnsupported);
+      } catch (error) {
+        if (!this.runDetailsUnsupported && error instanceof RequestError && (error.status === 400 || error.status === 422) && /return_run_details/.test(error.message)) {
+          this.runDetailsUnsupported = true;
+          response = await send(false);
+        } else {
+          throw error;
+        }
+      }
+      const details = DispatchDetailsSchema.safeParse(response.data);
+      return { outcome: "dispatched", runId: details.success ? details.data.workflow_run_id : null };
+    } catch (error) {
+      const described = describe(call, error);
+      const definite = error instanceof RequestError && error.status >= 400 && error.status < 500 && error.status !== 429;
+      return definite ? { outcome: "rejected", error: described.message } : { outcome: "unknown", error: described.message };
+    }
+  }
+}

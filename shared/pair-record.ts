@@ -1,0 +1,65 @@
+import { z } from "zod";
+
+export const PairStateSchema = z.enum(["clean", "busy", "dirty", "resetting", "failed", "offline"]);
+export type PairState = z.infer<typeof PairStateSchema>;
+
+const isoTime = z.iso.datetime({ offset: true });
+
+/** What the app remembers about one pair between triggers (one Table Storage entity). */
+export const PairRecordSchema = z.object({
+  pairId: z.string(),
+  state: PairStateSchema,
+  /** A job ran on the pair's VM since its last completed reset. */
+  jobSinceReset: z.boolean(),
+  lastJobRunId: z.number().int().nullable(),
+  /** When the last job on the VM was seen running or reported finished. */
+  lastJobAt: isoTime.nullable(),
+  /** Unique id of the latest reset request, passed to the reset workflow as `request_id`. */
+  resetRequestId: z.string().nullable(),
+  resetRunId: z.number().int().nullable(),
+  resetDispatchedAt: isoTime.nullable(),
+  resetCompletedAt: isoTime.nullable(),
+  /** Reset attempts since the last successful reset. */
+  attempts: z.number().int().min(0),
+  lastError: z.string().nullable(),
+  /** Why the pair is in its state, in words. */
+  reason: z.string(),
+  updatedAt: isoTime,
+});
+export type PairRecord = z.infer<typeof PairRecordSchema>;
+
+export const TriggerSchema = z.enum(["timer", "job-completed"]);
+export type Trigger = z.infer<typeof TriggerSchema>;
+
+/** An append-only entry: a state change or a dispatch, with what caused it. */
+export const PairEventSchema = z.object({
+  pairId: z.string(),
+  at: isoTime,
+  kind: z.enum(["state", "dispatch"]),
+  trigger: TriggerSchema,
+  from: PairStateSchema.nullable(),
+  to: PairStateSchema,
+  reason: z.string(),
+  resetRequestId: z.string().nullable(),
+  resetRunId: z.number().int().nullable(),
+});
+export type PairEvent = z.infer<typeof PairEventSchema>;
+
+/** A pair the store has never seen counts as dirty: nothing says it was reset. */
+export function newPairRecord(pairId: string, now: Date): PairRecord {
+  return {
+    pairId,
+    state: "dirty",
+    jobSinceReset: true,
+    lastJobRunId: null,
+    lastJobAt: null,
+    resetRequestId: null,
+    resetRunId: null,
+    resetDispatchedAt: null,
+    resetCompletedAt: null,
+    attempts: 0,
+    lastError: null,
+    reason: "no reset recorded yet",
+    updatedAt: now.toISOString(),
+  };
+}

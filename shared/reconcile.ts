@@ -1,0 +1,370 @@
+/**
+ * One reconcile: read the record and GitHub, decide each pair with `decide`, then act.
+ * Every trigger only says "look now"; running it twice in a row changes nothing the second time.
+ *
+ * Acting on a reset is two-phase: claim the pair with an ETag-conditional write (only one
+ * reconcile can win it), look at GitHub again, and only then dispatch.
+ */
+import { randomUUID } from "node:crypto";
+import type { LabConfig, Pair } from "./config.js";
+import { decide, type Decision, type Outcome, type PairObservation, type ResetRunFacts, type RunnerFacts } from "./decide.js";
+import { GitHubError, type Job, type LabGitHub, type Run, type Runner } from "./github.js";
+import type { Logger } from "./logger.js";
+import type { PairEvent, PairRecord, Trigger } from "./pair-record.js";
+import { StoreConflictError, type PairStore, type StoredPair } from "./store.js";
+
+export interface ReconcileDeps {
+  config: LabConfig;
+  github: LabGitHub;
+  store: PairStore;
+  clock: () => Date;
+  logger: Logger;
+  newRequestId?: () => string;
+}
+
+/** A job-completed call: this run finished; find the pairs it used. */
+export interface JobReport {
+  runId: number;
+  runAttempt?: number;
+  runnerName?: string;
+}
+
+export interface PairResult {
+  id: string;
+  state: PairRecord["state"];
+  decision: Decision;
+  jobSinceReset: boolean;
+  resetRequestId: string | null;
+  resetRunId: number | null;
+  lastError: string | null;
+  /** Set when this pair could not be handled (a Table or GitHub call failed). */
+  error?: string;
+}
+
+export interface ReconcileResult {
+  trigger: Trigger;
+  /** False when any fact or write failed: nothing unsafe was done, but the caller should retry. */
+  ok: boolean;
+  errors: string[];
+  pairs: PairResult[];
+  /** Pairs the reported run used (job-completed only). */
+  runPairs: string[];
+  dispatches: number;
+  githubRequests: number;
+  rateLimitRemaining: number | null;
+  durationMs: number;
+}
+
+/** The run named by a job-completed call does not exist on GitHub. */
+export class RunNotFoundError extends Error {
+  constructor(readonly runId: number) {
+    super(`GitHub has no run ${runId} in this repository`);
+    this.name = "RunNotFoundError";
+  }
+}
+
+const MAX_CONFLICT_RETRIES = 5;
+const lower = (s: string) => s.toLowerCase();
+
+interface LabView {
+  runners: Runner[];
+  activeJobs: Job[];
+}
+
+async function lookAtLab(github: LabGitHub): Promise<LabView | { error: string }> {
+  try {
+    const runners = await github.listRunners();
+    const activeJobs = await github.listActiveJobs();
+    return { runners, activeJobs };
+  } catch (error) {
+    return { error: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+/** The pair as GitHub shows it: runners by label, busy by flag or by an unfinished job (the flag lags). */
+export function observePair(pair: Pair, view: LabView | { error: string }): PairObservation {
+  if ("error" in view) return { ok: false, error: `not reset: could not read GitHub (${view.error})` };
+  const jobByRunner = new Map(view.activeJobs.map((job) => [lower(job.runner_name ?? ""), job]));
+  const withLabel = (label: string) => view.runners.filter((r) => r.labels.some((l) => lower(l.name) === lower(label)));
+  const facts = (r: Runner): RunnerFacts => ({ name: r.name, online: r.status === "online", busy: r.busy || jobByRunner.has(lower(r.name)) });
+  const vm = withLabel(pair.vmRunnerLabel);
+  const job = vm.map((r) => jobByRunner.get(lower(r.name))).find((j) => j !== undefined);
+  return {
+    ok: true,
+    vmRunners: vm.map(facts),
+    hostRunners: pair.hosts.map((h) => withLabel(h.runnerLabel).map(facts)),
+    jobRunId: job?.run_id ?? null,
+  };
+}
+
+/** The pairs whose VM runner ran a job of the reported run, with when their last job there ended. */
+async function pairsOfRun(deps: ReconcileDeps, report: JobReport, runners: Runner[], now: Date): Promise<Map<string, string>> {
+  const run = await deps.github.getRun(report.runId);
+  if (run === null) throw new RunNotFoundError(report.runId);
+  const jobs = await deps.github.listRunJobs(report.runId, report.runAttempt);
+  const endedAt = new Map<string, string>();
+  const note = (runnerName: string, at: string) => {
+    const previous = endedAt.get(lower(runnerName));
+    if (previous === undefined || at > previous) endedAt.set(lower(runnerName), at);
+  };
+  for (const job of jobs) if (job.runner_name) note(job.runner_name, job.completed_at ?? now.toISOString());
+  if (report.runnerName) note(report.runnerName, now.toISOString());
+
+  const used = new Map<string, string>();
+  for (const pair of deps.config.pairs) {
+    for (const runner of runners) {
+      const at = endedAt.get(lower(runner.name));
+      if (at && runner.labels.some((l) => lower(l.name) === lower(pair.vmRunnerLabel))) used.set(pair.id, at);
+    }
+  }
+  return used;
+}
+
+/** What GitHub shows of each reset in flight: by run id when known, else by request id in the run's title. */
+async function followResets(github: LabGitHub, stored: Map<string, StoredPair>): Promise<Map<string, ResetRunFacts>> {
+  const facts = new Map<string, ResetRunFacts>();
+  const resetting = [...stored.values()].map((s) => s.record).filter((r) => r.state === "resetting");
+  const unnumbered = resetting.filter((r) => r.resetRunId === null && r.resetDispatchedAt !== null);
+  let listed: Run[] | { unknown: string } = [];
+  if (unnumbered.length > 0) {
+    // A run is created after its dispatch; a margin covers clock skew between us and GitHub.
+    const since = new Date(Math.min(...unnumbered.map((r) => Date.parse(r.resetDispatchedAt!))) - 5 * 60_000);
+    try {
+      listed = await github.listResetRuns(since);
+    } catch (error) {
+      listed = { unknown: (error as Error).message };
+    }
+  }
+  for (const record of resetting) {
+    const toFacts = (run: Run | null | undefined): ResetRunFacts =>
+      run
+        ? { found: true, runId: run.id, status: run.status ?? "unknown", conclusion: run.conclusion, completedAt: run.status === "completed" ? run.updated_at : null, url: run.html_url }
+        : { found: false };
+    if (record.resetRunId !== null) {
+      try {
+        facts.set(record.pairId, toFacts(await github.getRun(record.resetRunId)));
+      } catch (error) {
+        facts.set(record.pairId, { unknown: (error as Error).message });
+      }
+    } else if (Array.isArray(listed)) {
+      const requestId = record.resetRequestId ?? "";
+      facts.set(record.pairId, toFacts(listed.find((run) => requestId !== "" && (run.display_title ?? "").includes(requestId))));
+    } else {
+      facts.set(record.pairId, listed);
+    }
+  }
+  return facts;
+}
+
+export async function reconcile(deps: ReconcileDeps, trigger: Trigger, report?: JobReport): Promise<ReconcileResult> {
+  const { config, github, store, logger } = deps;
+  const started = deps.clock();
+  const startStats = github.stats();
+  const newRequestId = deps.newRequestId ?? randomUUID;
+  const errors: string[] = [];
+  const results = new Map<string, PairResult>();
+
+  const stored = new Map((await store.listPairs()).map((s) => [s.record.pairId, s]));
+  const view = await lookAtLab(github);
+  let runPairs = new Map<string, string>();
+  if (report) {
+    // The caller must learn whether its report was recorded: an unreadable run is an error, not a no-op.
+    if ("error" in view) throw new GitHubError("read of runners and jobs", null, view.error);
+    runPairs = await pairsOfRun(deps, report, view.runners, started);
+  }
+  if ("error" in view) errors.push(view.error);
+  const resetRuns = await followResets(github, stored);
+
+  const inputFor = (pair: Pair, record: PairRecord | null, observation: PairObservation, requestId: string, resetRun?: ResetRunFacts) => {
+    const at = runPairs.get(pair.id);
+    return {
+      pair,
+      record,
+      observation,
+      resetRun,
+      jobReport: report && at ? { runId: report.runId, at } : undefined,
+      trigger,
+      now: deps.clock(),
+      requestId,
+      freshForMinutes: config.freshForMinutes,
+      resetTimeoutMinutes: config.resetTimeoutMinutes,
+    };
+  };
+
+  const save = async (pair: Pair, current: StoredPair | null, outcome: Outcome): Promise<string | null> => {
+    const etag = current === null ? await store.createPair(outcome.record) : await store.replacePair(outcome.record, current.etag);
+    await appendEvents(deps, trigger, outcome.record, outcome.events.map((e) => ({ ...e, pairId: pair.id, at: outcome.record.updatedAt, trigger })));
+    return etag;
+  };
+
+  const record = (pair: Pair, outcome: Outcome, error?: string) => {
+    const r = outcome.record;
+    results.set(pair.id, {
+      id: pair.id,
+      state: r.state,
+      decision: outcome.decision,
+      jobSinceReset: r.jobSinceReset,
+      resetRequestId: r.resetRequestId,
+      resetRunId: r.resetRunId,
+      lastError: r.lastError,
+      ...(error ? { error } : {}),
+    });
+    if (error) errors.push(`pair ${pair.id}: ${error}`);
+  };
+
+  // Phase 1: decide and write each pair; a dispatch decision written is a claim.
+  const claims: { pair: Pair; before: StoredPair | null; claimEtag: string; outcome: Outcome }[] = [];
+  for (const pair of config.pairs) {
+    let current = stored.get(pair.id) ?? null;
+    let resetRun = resetRuns.get(pair.id);
+    const observation = observePair(pair, view);
+    for (let attempt = 0; ; attempt++) {
+      const outcome = decide(inputFor(pair, current?.record ?? null, observation, newRequestId(), resetRun));
+      if (!outcome.changed) {
+        record(pair, outcome);
+        break;
+      }
+      try {
+        const etag = await save(pair, current, outcome);
+        if (outcome.dispatch) claims.push({ pair, before: current, claimEtag: etag!, outcome });
+        record(pair, outcome);
+        break;
+      } catch (error) {
+        if (!(error instanceof StoreConflictError) || attempt >= MAX_CONFLICT_RETRIES) {
+          record(pair, { ...outcome, record: current?.record ?? outcome.record, dispatch: false }, (error as Error).message);
+          break;
+        }
+        // Someone else wrote the pair: decide again from what they wrote. Their reset run, if any,
+        // is theirs to follow, so its facts are not reused.
+        try {
+          current = await store.getPair(pair.id);
+        } catch (readError) {
+          record(pair, { ...outcome, record: current?.record ?? outcome.record, dispatch: false }, (readError as Error).message);
+          break;
+        }
+        resetRun = undefined;
+      }
+    }
+  }
+
+  // Phase 2: look again now that the claims are held; a job may have started since the first look.
+  let dispatches = 0;
+  if (claims.length > 0) {
+    const recheck = await lookAtLab(github);
+    if ("error" in recheck) errors.push(recheck.error);
+    for (const claim of claims) {
+      const { pair } = claim;
+      const requestId = claim.outcome.record.resetRequestId!;
+      const again = decide(inputFor(pair, claim.before?.record ?? null, observePair(pair, recheck), requestId));
+      if (!again.dispatch) {
+        await releaseClaim(deps, trigger, claim.outcome.record, claim.claimEtag, again, record, pair);
+        continue;
+      }
+      dispatches++;
+      const result = await github.dispatchReset(pair, requestId);
+      const dispatched = result.outcome === "dispatched";
+      logger.info(`pair ${pair.id}: reset ${dispatched ? "dispatched" : `dispatch ${result.outcome}`} (trigger ${trigger}, request ${requestId}${dispatched && result.runId ? `, run ${result.runId}` : ""})`);
+      const updated = await patchClaim(deps, pair.id, requestId, claim.claimEtag, claim.outcome.record, (r) => {
+        if (result.outcome === "dispatched") return { ...r, resetRunId: result.runId };
+        if (result.outcome === "rejected") return { ...r, state: "failed", lastError: result.error, reason: `GitHub refused the dispatch: ${result.error}` };
+        return { ...r, lastError: `dispatch answer unknown, looking for the run by request id: ${result.error}` };
+      });
+      const after = updated ?? claim.outcome.record;
+      const dispatchEvent: PairEvent = {
+        pairId: pair.id,
+        at: deps.clock().toISOString(),
+        kind: "dispatch",
+        trigger,
+        from: "resetting",
+        to: after.state,
+        reason: result.outcome === "dispatched" ? "reset workflow dispatched" : `dispatch ${result.outcome}: ${result.error}`,
+        resetRequestId: requestId,
+        resetRunId: after.resetRunId,
+      };
+      await appendEvents(deps, trigger, after, [dispatchEvent]);
+      record(pair, { ...claim.outcome, record: after }, result.outcome === "dispatched" ? undefined : result.error);
+    }
+  }
+
+  const pairs = config.pairs.map((p) => results.get(p.id)!);
+  const stats = github.stats();
+  const summary: ReconcileResult = {
+    trigger,
+    ok: errors.length === 0,
+    errors,
+    pairs,
+    runPairs: [...runPairs.keys()],
+    dispatches,
+    githubRequests: stats.requests - startStats.requests,
+    rateLimitRemaining: stats.rateLimitRemaining,
+    durationMs: deps.clock().getTime() - started.getTime(),
+  };
+  const byState: Record<string, number> = {};
+  for (const p of pairs) byState[p.state] = (byState[p.state] ?? 0) + 1;
+  logger.info(
+    `reconcile ${JSON.stringify({ trigger, ok: summary.ok, pairs: byState, dispatches, githubRequests: summary.githubRequests, rateLimitRemaining: summary.rateLimitRemaining, durationMs: summary.durationMs, runId: report?.runId })}`,
+  );
+  for (const error of errors) logger.error(`reconcile (trigger ${trigger}): ${error}`);
+  return summary;
+}
+
+/** The second look says no: put the pair back as the second look decided, if the claim is still ours. */
+async function releaseClaim(
+  deps: ReconcileDeps,
+  trigger: Trigger,
+  claimed: PairRecord,
+  claimEtag: string,
+  again: Outcome,
+  record: (pair: Pair, outcome: Outcome, error?: string) => void,
+  pair: Pair,
+) {
+  const released: PairRecord = { ...again.record, reason: `claim released before dispatch: ${again.record.reason}`, updatedAt: deps.clock().toISOString() };
+  try {
+    await deps.store.replacePair(released, claimEtag);
+    await appendEvents(deps, trigger, released, [
+      { pairId: pair.id, at: released.updatedAt, kind: "state", trigger, from: "resetting", to: released.state, reason: released.reason, resetRequestId: claimed.resetRequestId, resetRunId: null },
+    ]);
+    deps.logger.warn(`pair ${pair.id}: not reset, ${released.reason}`);
+    record(pair, { ...again, record: released });
+  } catch (error) {
+    // Left as a claim without a dispatch: it times out into `failed` and is retried, never dispatched twice.
+    record(pair, { ...again, record: claimed, dispatch: false }, `could not release claim ${claimed.resetRequestId}: ${(error as Error).message}`);
+  }
+}
+
+/** Applies `change` to the pair while it still carries our request id, re-reading on conflicts. */
+async function patchClaim(
+  deps: ReconcileDeps,
+  pairId: string,
+  requestId: string,
+  etag: string,
+  claimed: PairRecord,
+  change: (r: PairRecord) => PairRecord,
+): Promise<PairRecord | null> {
+  let current: StoredPair | null = { record: claimed, etag };
+  for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES && current; attempt++) {
+    if (current.record.resetRequestId !== requestId || current.record.state !== "resetting") return current.record;
+    const next = { ...change(current.record), updatedAt: deps.clock().toISOString() };
+    try {
+      await deps.store.replacePair(next, current.etag);
+      return next;
+    } catch (error) {
+      if (!(error instanceof StoreConflictError)) {
+        deps.logger.error(`pair ${pairId}: could not record the dispatch of request ${requestId}: ${(error as Error).message}`);
+        return null;
+      }
+      current = await deps.store.getPair(pairId).catch(() => null);
+    }
+  }
+  return current?.record ?? null;
+}
+
+async function appendEvents(deps: ReconcileDeps, trigger: Trigger, record: PairRecord, events: PairEvent[]) {
+  if (events.length === 0) return;
+  try {
+    await deps.store.appendEvents(events);
+  } catch (error) {
+    // The pair record is the truth; a lost history line must not undo a decision already stored.
+    deps.logger.error(`pair ${record.pairId}: event not recorded (trigger ${trigger}): ${(error as Error).message}`);
+  }
+}

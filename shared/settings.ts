@@ -1,0 +1,116 @@
+/**
+ * App settings (environment variables), validated once at start-up. Every problem is reported
+ * together, each naming its setting.
+ */
+import { z } from "zod";
+import { ConfigurationError } from "./config.js";
+import { parseSchedule } from "./schedule.js";
+import type { GitHubAuth } from "./github.js";
+
+export const DEFAULT_RESET_SCHEDULE = "0 0 */6 * * *";
+
+const KEY_VAULT_REFERENCE = /^@Microsoft\.KeyVault\(/i;
+
+const optionalText = z
+  .string()
+  .trim()
+  .transform((v) => (v === "" ? undefined : v))
+  .optional();
+
+// Names are the app settings' own, so zod's issue paths name the setting to fix.
+export const SettingsSchema = z
+  .object({
+    GITHUB_API_URL: optionalText.pipe(z.url({ protocol: /^https?$/, message: "must be an http(s) URL such as https://api.github.com or https://HOST/api/v3" }).optional()),
+    GITHUB_TOKEN: optionalText,
+    GITHUB_APP_ID: optionalText.pipe(z.string().regex(/^\d+$/, "must be the GitHub App's numeric id").optional()),
+    GITHUB_APP_INSTALLATION_ID: optionalText.pipe(z.string().regex(/^\d+$/, "must be the numeric installation id").optional()),
+    GITHUB_APP_PRIVATE_KEY: optionalText.pipe(z.string().regex(/-----BEGIN [A-Z ]*PRIVATE KEY-----/, "must be a PEM private key (-----BEGIN … PRIVATE KEY-----)").optional()),
+    LAB_CONFIG_PATH: optionalText,
+    AzureWebJobsStorage: optionalText,
+    AzureWebJobsStorage__accountName: optionalText,
+    AzureWebJobsStorage__tableServiceUri: optionalText.pipe(z.url().optional()),
+    AzureWebJobsStorage__clientId: optionalText,
+    LAB_TABLE_PREFIX: optionalText.pipe(z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,40}$/, "must be 3-41 letters and digits, starting with a letter").optional()),
+    RESET_SCHEDULE: optionalText,
+  })
+  .superRefine((env, ctx) => {
+    for (const [name, value] of Object.entries(env)) {
+      if (typeof value === "string" && KEY_VAULT_REFERENCE.test(value)) {
+        ctx.addIssue({
+          code: "custom",
+          path: [name],
+          message: "is an unresolved Key Vault reference: give the app's identity the Key Vault Secrets User role and check the secret URI",
+        });
+      }
+    }
+    const appParts = [env.GITHUB_APP_ID, env.GITHUB_APP_INSTALLATION_ID, env.GITHUB_APP_PRIVATE_KEY];
+    if (appParts.some(Boolean) && !appParts.every(Boolean)) {
+      for (const name of ["GITHUB_APP_ID", "GITHUB_APP_INSTALLATION_ID", "GITHUB_APP_PRIVATE_KEY"] as const) {
+        if (!env[name]) ctx.addIssue({ code: "custom", path: [name], message: "is required when any GITHUB_APP_* setting is set" });
+      }
+    }
+    if (env.RESET_SCHEDULE) {
+      try {
+        parseSchedule(env.RESET_SCHEDULE);
+      } catch (error) {
+        ctx.addIssue({ code: "custom", path: ["RESET_SCHEDULE"], message: (error as Error).message });
+      }
+    }
+  });
+
+export type StorageSetting =
+  | { kind: "connectionString"; connectionString: string }
+  | { kind: "identity"; tableServiceUrl: string; clientId?: string }
+  | { kind: "none" };
+
+export interface Settings {
+  githubApiUrl: string;
+  /** null when no GitHub credentials are set (the local host then explains what to set). */
+  githubAuth: GitHubAuth | null;
+  labConfigPath: string;
+  storage: StorageSetting;
+  tablePrefix: string;
+  resetSchedule: string;
+}
+
+export const GITHUB_SETTINGS_HINT =
+  "set GITHUB_TOKEN (or GITHUB_APP_ID, GITHUB_APP_INSTALLATION_ID and GITHUB_APP_PRIVATE_KEY), and GITHUB_API_URL for GitHub Enterprise Server";
+
+export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
+  const result = SettingsSchema.safeParse(env);
+  if (!result.success) {
+    throw new ConfigurationError(
+      "App settings are invalid; fix these and restart:",
+      result.error.issues.map((i) => `${i.path.join(".") || "(settings)"} ${i.message}`),
+    );
+  }
+  const s = result.data;
+  const githubAuth: GitHubAuth | null = s.GITHUB_APP_ID
+    ? {
+        kind: "app",
+        appId: s.GITHUB_APP_ID,
+        installationId: Number(s.GITHUB_APP_INSTALLATION_ID),
+        // App settings often carry the PEM on one line with literal \n.
+        privateKey: s.GITHUB_APP_PRIVATE_KEY!.replace(/\\n/g, "\n"),
+      }
+    : s.GITHUB_TOKEN
+      ? { kind: "token", token: s.GITHUB_TOKEN }
+      : null;
+  const storage: StorageSetting = s.AzureWebJobsStorage
+    ? { kind: "connectionString", connectionString: s.AzureWebJobsStorage }
+    : s.AzureWebJobsStorage__tableServiceUri || s.AzureWebJobsStorage__accountName
+      ? {
+          kind: "identity",
+          tableServiceUrl: s.AzureWebJobsStorage__tableServiceUri ?? `https://${s.AzureWebJobsStorage__accountName}.table.core.windows.net`,
+          ...(s.AzureWebJobsStorage__clientId ? { clientId: s.AzureWebJobsStorage__clientId } : {}),
+        }
+      : { kind: "none" };
+  return {
+    githubApiUrl: (s.GITHUB_API_URL ?? "https://api.github.com").replace(/\/+$/, ""),
+    githubAuth,
+    labConfigPath: s.LAB_CONFIG_PATH ?? "lab.config.json",
+    storage,
+    tablePrefix: s.LAB_TABLE_PREFIX ?? "labreset",
+    resetSchedule: s.RESET_SCHEDULE ?? DEFAULT_RESET_SCHEDULE,
+  };
+}

@@ -1,0 +1,329 @@
+import { Octokit } from "@octokit/rest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { components } from "@octokit/openapi-types";
+import { GitHubStandin } from "./support/github-standin.js";
+import type { StandinOptions } from "./support/github-standin.js";
+
+type Runner = components["schemas"]["runner"];
+type WorkflowRun = components["schemas"]["workflow-run"];
+type Job = components["schemas"]["job"];
+
+let gh: GitHubStandin;
+
+async function start(options?: StandinOptions): Promise<void> {
+  await gh.close();
+  gh = await GitHubStandin.start(options);
+}
+
+beforeEach(async () => {
+  gh = await GitHubStandin.start();
+});
+
+afterEach(async () => {
+  await gh.close();
+});
+
+/** fetch with the stand-in's token; `path` is relative to the stand-in's base URL. */
+function api(path: string, init: RequestInit & { json?: unknown } = {}): Promise<Response> {
+  const { json, ...rest } = init;
+  const headers = new Headers(rest.headers);
+  if (!headers.has("authorization")) headers.set("authorization", `token ${gh.token}`);
+  if (json !== undefined) headers.set("content-type", "application/json");
+  return fetch(`${gh.url}${path}`, { ...rest, headers, ...(json === undefined ? {} : { body: JSON.stringify(json) }) });
+}
+
+const repoPath = () => `/repos/${gh.owner}/${gh.repo}`;
+
+/** The Link header as { rel: page }. */
+function linkPages(response: Response): Record<string, number> {
+  const links: Record<string, number> = {};
+  for (const part of (response.headers.get("link") ?? "").split(", ").filter(Boolean)) {
+    const match = /^<([^>]+)>; rel="(\w+)"$/.exec(part);
+    expect(match).not.toBeNull();
+    const url = new URL(match?.[1] ?? "");
+    expect(url.origin).toBe(gh.url);
+    links[match?.[2] ?? ""] = Number(url.searchParams.get("page"));
+  }
+  return links;
+}
+
+function addRunners(count: number): void {
+  for (let i = 1; i <= count; i++) gh.addRunner({ name: `VM-${i}`, labels: ["lab", `vm-${i}`] });
+}
+
+const hosts = JSON.stringify([
+  { runnerLabel: "parent=rr1-netperf-26\\localadminuser", vmName: "netperf-windows-2022-client" },
+  { runnerLabel: "child=rr1-netperf-25\\localadminuser", vmName: "netperf-windows-2022-server" },
+]);
+
+describe("GitHubStandin", () => {
+  it("answers 401 Bad credentials without a token or with a wrong one, and records it", async () => {
+    const missing = await fetch(`${gh.url}${repoPath()}/actions/runners`);
+    const wrong = await api(`${repoPath()}/actions/runners`, { headers: { authorization: "Bearer nope" } });
+    for (const response of [missing, wrong]) {
+      expect(response.status).toBe(401);
+      expect(await response.json()).toMatchObject({ message: "Bad credentials", status: "401" });
+    }
+    expect(gh.requests.map((r) => [r.path, r.status])).toEqual([
+      ["/repos/microsoft/netperf/actions/runners", 401],
+      ["/repos/microsoft/netperf/actions/runners", 401],
+    ]);
+    expect((await api(`${repoPath()}/actions/runners`, { headers: { authorization: `Bearer ${gh.token}` } })).status).toBe(200);
+  });
+
+  it("builds runners with read-only and custom labels", async () => {
+    const vm = gh.addRunner({ name: "VM-25-26", labels: ["lab", "os-windows-2022", "vm-25-26"] });
+    const other = gh.addRunner({ name: "VM-42-43", labels: ["lab"], status: "offline", busy: true, os: "Linux" });
+    expect(vm.labels).toEqual([
+      { id: 1, name: "self-hosted", type: "read-only" },
+      { id: 2, name: "Windows", type: "read-only" },
+      { id: 3, name: "X64", type: "read-only" },
+      { id: 4, name: "lab", type: "custom" },
+      { id: 5, name: "os-windows-2022", type: "custom" },
+      { id: 6, name: "vm-25-26", type: "custom" },
+    ]);
+    expect(other).toMatchObject({ id: vm.id + 1, status: "offline", busy: true, os: "Linux" });
+    expect(other.labels.find((l) => l.name === "lab")?.id).toBe(4);
+
+    gh.setRunner("VM-25-26", { busy: true });
+    const one = await api(`${repoPath()}/actions/runners/${vm.id}`);
+    expect(await one.json()).toMatchObject({ name: "VM-25-26", busy: true });
+    const byName = (await (await api(`${repoPath()}/actions/runners?name=VM-42-43`)).json()) as { total_count: number };
+    expect(byName.total_count).toBe(1);
+
+    gh.removeRunner("VM-42-43");
+    expect((await api(`${repoPath()}/actions/runners/${other.id}`)).status).toBe(404);
+    expect(() => gh.setRunner("VM-42-43", { busy: false })).toThrow(/unknown runner/);
+  });
+
+  it("pages 250 runners like GitHub: 3 pages of ≤100, Link next/last/prev/first, each runner once", async () => {
+    addRunners(250);
+    const names: string[] = [];
+    const links: Record<string, number>[] = [];
+    for (let page = 1; page <= 3; page++) {
+      const response = await api(`${repoPath()}/actions/runners?per_page=100&page=${page}`);
+      const body = (await response.json()) as { total_count: number; runners: Runner[] };
+      expect(body.total_count).toBe(250);
+      names.push(...body.runners.map((r) => r.name));
+      links.push(linkPages(response));
+    }
+    expect(links).toEqual([
+      { next: 2, last: 3 },
+      { prev: 1, next: 3, last: 3, first: 1 },
+      { prev: 2, first: 1 },
+    ]);
+    expect(names).toHaveLength(250);
+    expect(new Set(names).size).toBe(250);
+
+    const clamped = await api(`${repoPath()}/actions/runners?per_page=500`);
+    expect(((await clamped.json()) as { runners: Runner[] }).runners).toHaveLength(100);
+    expect(linkPages(clamped)).toEqual({ next: 2, last: 3 });
+    const byDefault = await api(`/orgs/${gh.owner}/actions/runners`);
+    expect(((await byDefault.json()) as { runners: Runner[] }).runners).toHaveLength(30);
+    expect(linkPages(byDefault)).toEqual({ next: 2, last: 9 });
+  });
+
+  it("filters runs by status or conclusion, event, branch and created, newest first", async () => {
+    const old = gh.addRun({ status: "completed", conclusion: "failure", createdAt: "2026-01-01T10:00:00Z" });
+    const running = gh.addRun({ createdAt: "2026-02-01T10:00:00Z" });
+    const queued = gh.addRun({ status: "queued", event: "schedule", branch: "release", createdAt: "2026-02-02T10:00:00Z" });
+    const alsoRunning = gh.addRun({ workflowPath: ".github/workflows/lab-reset.yml", event: "workflow_dispatch" });
+
+    const ids = async (query: string, prefix = `${repoPath()}/actions`) => {
+      const body = (await (await api(`${prefix}/runs?${query}`)).json()) as { total_count: number; workflow_runs: WorkflowRun[] };
+      expect(body.total_count).toBe(body.workflow_runs.length);
+      return body.workflow_runs.map((r) => r.id);
+    };
+    expect(await ids("status=in_progress")).toEqual([alsoRunning.id, running.id]);
+    expect(await ids("status=failure")).toEqual([old.id]);
+    expect(await ids("event=schedule")).toEqual([queued.id]);
+    expect(await ids("branch=release")).toEqual([queued.id]);
+    expect(await ids(`created=${encodeURIComponent(">=2026-02-01T00:00:00Z")}`)).toEqual([alsoRunning.id, queued.id, running.id]);
+    expect(await ids("created=2026-01")).toEqual([old.id]);
+    expect(await ids("", `${repoPath()}/actions/workflows/lab-reset.yml`)).toEqual([alsoRunning.id]);
+    expect(await ids("", `${repoPath()}/actions/workflows/${alsoRunning.workflow_id}`)).toEqual([alsoRunning.id]);
+
+    expect(await (await api(`${repoPath()}/actions/runs/${running.id}`)).json()).toMatchObject({ id: running.id, status: "in_progress" });
+    expect((await api(`${repoPath()}/actions/runs/1`)).status).toBe(404);
+  });
+
+  it("lists a run's jobs with their runners, and completes them with the run", async () => {
+    const vm = gh.addRunner({ name: "VM-25-26", labels: ["lab", "vm-25-26"] });
+    const run = gh.addRun({
+      runAttempt: 2,
+      jobs: [
+        { name: "perf", runnerName: "VM-25-26", labels: ["self-hosted", "lab", "vm-25-26"] },
+        { name: "gone", runnerName: "VM-99" },
+        { name: "waiting", status: "queued" },
+      ],
+    });
+    const jobsOf = async (path: string) => ((await (await api(path)).json()) as { total_count: number; jobs: Job[] }).jobs;
+    const jobs = await jobsOf(`${repoPath()}/actions/runs/${run.id}/jobs?filter=latest`);
+    expect(jobs.map((j) => [j.name, j.status, j.runner_id, j.runner_name, j.run_attempt])).toEqual([
+      ["perf", "in_progress", vm.id, "VM-25-26", 2],
+      ["gone", "in_progress", null, "VM-99", 2],
+      ["waiting", "queued", null, null, 2],
+    ]);
+    expect(jobs[0]?.labels).toEqual(["self-hosted", "lab", "vm-25-26"]);
+    expect(jobs[1]?.labels).toEqual(["self-hosted", "lab"]);
+    expect(await jobsOf(`${repoPath()}/actions/runs/${run.id}/attempts/2/jobs`)).toHaveLength(3);
+    expect(await jobsOf(`${repoPath()}/actions/runs/${run.id}/attempts/1/jobs`)).toHaveLength(0);
+    expect((await api(`${repoPath()}/actions/runs/999999/jobs`)).status).toBe(404);
+
+    const waitingId = Number(jobs[2]?.id);
+    gh.setJob(waitingId, { status: "in_progress", runnerName: "VM-25-26" });
+    expect(await (await api(`${repoPath()}/actions/jobs/${waitingId}`)).json()).toMatchObject({ status: "in_progress", runner_id: vm.id });
+
+    gh.setRun(Number(run.id), { status: "completed", conclusion: "cancelled" });
+    const done = await jobsOf(`${repoPath()}/actions/runs/${run.id}/jobs`);
+    expect(done.map((j) => [j.status, j.conclusion, j.completed_at !== null])).toEqual(Array(3).fill(["completed", "cancelled", true]));
+    expect(gh.getRun(Number(run.id))).toMatchObject({ status: "completed", conclusion: "cancelled" });
+    expect(() => gh.setRun(Number(run.id), { status: "in_progress", conclusion: "success" })).toThrow(/needs status "completed"/);
+  });
+
+  it("dispatches: 200 with run details, 204 without; the run carries the request id and one job per host", async () => {
+    const seen: number[] = [];
+    gh.onDispatch = (dispatch, run) => {
+      expect(dispatch.runId).toBe(run.id);
+      seen.push(Number(run.id));
+    };
+    const inputs = { pair: "vm-25-26", request_id: "req-1", hosts };
+    const detailed = await api(`${repoPath()}/actions/workflows/lab-reset.yml/dispatches`, {
+      method: "POST",
+      json: { ref: "main", inputs, return_run_details: true },
+    });
+    expect(detailed.status).toBe(200);
+    const details = (await detailed.json()) as components["schemas"]["workflow-dispatch-response"];
+    const run = gh.getRun(Number(details.workflow_run_id));
+    expect(run).toMatchObject({
+      path: ".github/workflows/lab-reset.yml",
+      event: "workflow_dispatch",
+      status: "queued",
+      head_branch: "main",
+      display_title: "Lab reset vm-25-26 req-1",
+    });
+    expect(details.run_url).toBe(run?.url);
+    const jobs = ((await (await api(`${repoPath()}/actions/runs/${run?.id}/jobs`)).json()) as { jobs: Job[] }).jobs;
+    expect(jobs.map((j) => [j.status, j.labels, j.runner_name])).toEqual([
+      ["queued", ["self-hosted", "parent=rr1-netperf-26\\localadminuser"], null],
+      ["queued", ["self-hosted", "child=rr1-netperf-25\\localadminuser"], null],
+    ]);
+
+    const plain = await api(`${repoPath()}/actions/workflows/lab-reset.yml/dispatches`, {
+      method: "POST",
+      json: { ref: "main", inputs: { ...inputs, request_id: "req-2" } },
+    });
+    expect(plain.status).toBe(204);
+    expect(await plain.text()).toBe("");
+    const found = gh.runs().find((r) => r.display_title.endsWith(" req-2"));
+    expect(gh.dispatches.map((d) => [d.workflow, d.returnRunDetails, d.runId])).toEqual([
+      ["lab-reset.yml", true, run?.id],
+      ["lab-reset.yml", false, found?.id],
+    ]);
+    expect(seen).toEqual([run?.id, found?.id]);
+  });
+
+  it("rejects invalid dispatches with 422 and creates no run", async () => {
+    const dispatch = (json: unknown) => api(`${repoPath()}/actions/workflows/lab-reset.yml/dispatches`, { method: "POST", json });
+    const tooMany = Object.fromEntries(Array.from({ length: 26 }, (_, i) => [`input${i}`, "x"]));
+    for (const body of [{ inputs: {} }, { ref: "main", inputs: tooMany }, { ref: "main", inputs: { hosts: [] } }]) {
+      const response = await dispatch(body);
+      expect(response.status).toBe(422);
+      expect(((await response.json()) as { message: string }).message).toMatch(/^Invalid request\./);
+    }
+    expect((await dispatch({ ref: "main", inputs: { count: 2, dry: true } })).status).toBe(204);
+    expect(gh.dispatches.map((d) => d.runId === null)).toEqual([true, true, true, false]);
+    expect(gh.runs()).toHaveLength(1);
+  });
+
+  it("in ghes mode answers 400 to return_run_details and creates no run", async () => {
+    await start({ ghes: true });
+    const response = await api(`${repoPath()}/actions/workflows/lab-reset.yml/dispatches`, {
+      method: "POST",
+      json: { ref: "main", inputs: { pair: "vm-25-26" }, return_run_details: true },
+    });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ message: 'Invalid request.\n\n"return_run_details" is not a permitted key.' });
+    expect(gh.runs()).toEqual([]);
+    expect(gh.dispatches).toEqual([
+      { workflow: "lab-reset.yml", ref: "main", inputs: { pair: "vm-25-26" }, returnRunDetails: true, runId: null },
+    ]);
+  });
+
+  it("serves faults from fail() the given number of times, with their headers and raw bodies", async () => {
+    const path = `${repoPath()}/actions/runners`;
+    gh.fail({ method: "GET", path }, { status: 403, body: { message: "API rate limit exceeded" }, headers: { "retry-after": "1", "x-ratelimit-remaining": "0" } }, 2);
+    gh.fail({ path: /\/actions\/runs$/ }, { status: 502, raw: "<html>Bad gateway</html>", headers: { "content-type": "text/html" } });
+    for (let i = 0; i < 2; i++) {
+      const response = await api(path);
+      expect(response.status).toBe(403);
+      expect(response.headers.get("retry-after")).toBe("1");
+      expect(response.headers.get("x-ratelimit-remaining")).toBe("0");
+      expect(await response.json()).toEqual({ message: "API rate limit exceeded" });
+    }
+    expect((await api(path)).status).toBe(200);
+    const gateway = await api(`${repoPath()}/actions/runs`);
+    expect([gateway.status, gateway.headers.get("content-type"), await gateway.text()]).toEqual([502, "text/html", "<html>Bad gateway</html>"]);
+    expect(gh.requests.map((r) => r.status)).toEqual([403, 403, 200, 502]);
+  });
+
+  it("never answers a hung request, and close() still returns", async () => {
+    gh.hang({ path: `${repoPath()}/actions/runners` });
+    await expect(api(`${repoPath()}/actions/runners`, { signal: AbortSignal.timeout(200) })).rejects.toThrow(/aborted|timeout/i);
+    expect(gh.requests.at(-1)?.status).toBe(0);
+    expect((await api(`${repoPath()}/actions/runners`)).status).toBe(200);
+    gh.hang({ path: /runners/ });
+    const pending = api(`${repoPath()}/actions/runners`).catch((error: unknown) => error);
+    await expect.poll(() => gh.requests.length).toBe(3);
+    await gh.close();
+    expect(await pending).toBeInstanceOf(Error);
+    gh = await GitHubStandin.start();
+  });
+
+  it("serves the same routes under /api/v3 and keeps the prefix in Link URLs", async () => {
+    addRunners(3);
+    const response = await api(`/api/v3${repoPath()}/actions/runners?per_page=2`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("link")).toContain(`${gh.url}/api/v3${repoPath()}/actions/runners?per_page=2&page=2`);
+    expect(gh.requests[0]).toMatchObject({ method: "GET", path: `${repoPath()}/actions/runners`, query: { per_page: "2" }, status: 200 });
+  });
+
+  it("answers 404 for other repositories and unknown routes, 400 for malformed JSON, and counts the rate limit", async () => {
+    const other = await api("/repos/someone/else/actions/runners");
+    expect(other.status).toBe(404);
+    expect(await other.json()).toMatchObject({ message: "Not Found" });
+    expect((await api(`/orgs/someone/actions/runners`)).status).toBe(404);
+    expect((await api(`${repoPath()}/pulls`)).status).toBe(404);
+    const malformed = await api(`${repoPath()}/actions/workflows/lab-reset.yml/dispatches`, { method: "POST", body: "{ref:" });
+    expect(malformed.status).toBe(400);
+    expect(await malformed.json()).toMatchObject({ message: "Problems parsing JSON" });
+    expect(malformed.headers.get("content-type")).toBe("application/json; charset=utf-8");
+    expect(malformed.headers.get("x-ratelimit-remaining")).toBe("4996");
+    expect(malformed.headers.get("x-ratelimit-used")).toBe("4");
+    expect(Number(malformed.headers.get("x-ratelimit-reset"))).toBeGreaterThan(Date.now() / 1000 + 3500);
+    expect(malformed.headers.get("x-github-request-id")).toBeTruthy();
+  });
+
+  it("works with @octokit/rest: paginate the runner list and dispatch a workflow", async () => {
+    addRunners(250);
+    for (const baseUrl of [gh.url, `${gh.url}/api/v3`]) {
+      const octokit = new Octokit({ auth: gh.token, baseUrl });
+      const runners = await octokit.paginate(octokit.rest.actions.listSelfHostedRunnersForRepo, {
+        owner: gh.owner,
+        repo: gh.repo,
+        per_page: 100,
+      });
+      expect(runners.map((r) => r.name)).toEqual(Array.from({ length: 250 }, (_, i) => `VM-${i + 1}`));
+      const response = await octokit.rest.actions.createWorkflowDispatch({
+        owner: gh.owner,
+        repo: gh.repo,
+        workflow_id: "lab-reset.yml",
+        ref: "main",
+        inputs: { pair: "vm-25-26", request_id: baseUrl, hosts },
+      });
+      expect(response.status).toBe(204);
+    }
+    expect(gh.requests.filter((r) => r.path.endsWith("/runners")).map((r) => r.query.page)).toEqual([undefined, "2", "3", undefined, "2", "3"]);
+    expect(gh.runs().map((r) => r.display_title)).toEqual([`Lab reset vm-25-26 ${gh.url}/api/v3`, `Lab reset vm-25-26 ${gh.url}`]);
+  });
+});

@@ -1,0 +1,72 @@
+/**
+ * A seed lab for integration tests: the GitHub stand-in with the four seed pairs' runners, the
+ * real Octokit client pointed at it, and a store on Azurite.
+ */
+import { loadLabConfigFile, type LabConfig } from "../../shared/config.js";
+import { silentLogger, type Logger } from "../../shared/logger.js";
+import { createRuntime, type Runtime } from "../../shared/runtime.js";
+import { readSettings } from "../../shared/settings.js";
+import { GitHubStandin } from "./github-standin.js";
+import { openTestStore } from "./store.js";
+
+export const seedConfig: LabConfig = loadLabConfigFile("lab.config.json");
+
+/** Runner names as the lab's runner page shows them. */
+export const vmRunnerName = (pairId: string) => pairId.toUpperCase();
+export const hostRunnerName = (label: string) => label.replace(/^(parent|child)=/, "").replace(/\\.*$/, "").toUpperCase();
+
+export interface TestLab {
+  github: GitHubStandin;
+  runtime: Runtime;
+  config: LabConfig;
+  /** The test's clock; move it with `advance`. */
+  now: { value: Date };
+  advance(minutes: number): void;
+  close(): Promise<void>;
+}
+
+export async function startTestLab(options: { config?: LabConfig; ghes?: boolean; logger?: Logger } = {}): Promise<TestLab> {
+  const config = options.config ?? seedConfig;
+  const github = await GitHubStandin.start({ owner: config.github.owner, repo: config.github.repo, ghes: options.ghes ?? false });
+  for (const pair of config.pairs) {
+    github.addRunner({ name: vmRunnerName(pair.id), labels: ["lab", "os-windows-2022", pair.vmRunnerLabel] });
+    for (const host of pair.hosts) github.addRunner({ name: hostRunnerName(host.runnerLabel), labels: [host.runnerLabel] });
+  }
+  // Unrelated runner in the same repository (the lab's page shows one labelled RCU).
+  github.addRunner({ name: "WIN-B9SEU47NHOT", labels: ["RCU"], busy: true });
+
+  const now = { value: new Date("2026-11-27T12:00:00.000Z") };
+  const settings = readSettings({ GITHUB_API_URL: github.url, GITHUB_TOKEN: github.token });
+  const runtime = await createRuntime(settings, config, {
+    store: await openTestStore(),
+    clock: () => now.value,
+    logger: options.logger ?? silentLogger,
+    githubClient: { retries: 2, retryBaseMs: 5, timeoutMs: 2_000, maxRateLimitWaitSeconds: 2, writeSpacingMs: 0 },
+  });
+  return {
+    github,
+    runtime,
+    config,
+    now,
+    advance: (minutes) => {
+      now.value = new Date(now.value.getTime() + minutes * 60_000);
+    },
+    close: () => github.close(),
+  };
+}
+
+/** Completes the reset run dispatched for a pair, as the lab's reset workflow would. */
+export function finishReset(lab: TestLab, runId: number, conclusion: "success" | "failure" = "success") {
+  lab.github.setRun(runId, { status: "completed", conclusion });
+}
+
+/** A perf run with one job on each named VM runner. */
+export function perfRun(lab: TestLab, runnerNames: string[], status: "in_progress" | "completed" = "in_progress"): { id: number } {
+  const run = lab.github.addRun({
+    name: "perf",
+    status,
+    ...(status === "completed" ? { conclusion: "success" } : {}),
+    jobs: runnerNames.map((runnerName) => ({ name: `perf on ${runnerName}`, runnerName, labels: ["self-hosted", "lab", "os-windows-2022"] })),
+  });
+  return { id: Number(run.id) };
+}
