@@ -6,6 +6,7 @@ import type { HttpHandler, HttpMethod, HttpResponseInit, InvocationContext, Time
 import * as core from "../shared/handlers.js";
 import type { Logger } from "../shared/logger.js";
 import type { Runtime } from "../shared/runtime.js";
+import * as webhook from "../shared/webhook.js";
 
 export type FunctionDefinition =
   | { kind: "http"; name: string; route: string; methods: HttpMethod[]; authLevel: "function" | "anonymous"; handler: HttpHandler }
@@ -39,7 +40,8 @@ export function functionDefinitions(runtime: () => Promise<Runtime>, resetSchedu
         // Refuse a huge body before buffering it.
         const length = Number(request.headers.get("content-length") ?? "0");
         if (length > core.MAX_BODY_BYTES) return toHttp({ status: 413, body: { error: `Body is larger than ${core.MAX_BODY_BYTES} bytes.` } });
-        return toHttp(await core.jobCompleted(await runtime(), await request.text(), contextLogger(context)));
+        // The function key (auth level "function") is checked by Azure; the OIDC token by jobCompleted.
+        return toHttp(await core.jobCompleted(await runtime(), await request.text(), contextLogger(context), { authorization: request.headers.get("authorization") ?? undefined }));
       },
     },
     {
@@ -49,6 +51,26 @@ export function functionDefinitions(runtime: () => Promise<Runtime>, resetSchedu
       methods: ["GET"],
       authLevel: "function",
       handler: async (_request, context) => toHttp(await core.pairs(await runtime(), contextLogger(context))),
+    },
+    {
+      kind: "http",
+      name: "githubWebhook",
+      route: "github-webhook",
+      methods: ["POST"],
+      // GitHub cannot send a function key: the X-Hub-Signature-256 HMAC over the body is the authentication.
+      authLevel: "anonymous",
+      handler: async (request, context) => {
+        const length = Number(request.headers.get("content-length") ?? "0");
+        if (length > webhook.MAX_WEBHOOK_BODY_BYTES) return toHttp({ status: 413, body: { error: `Body is larger than ${webhook.MAX_WEBHOOK_BODY_BYTES} bytes.` } });
+        const header = (name: string) => request.headers.get(name) ?? undefined;
+        return toHttp(
+          await webhook.githubWebhook(
+            await runtime(),
+            { event: header("x-github-event"), deliveryId: header("x-github-delivery"), signature: header("x-hub-signature-256"), body: await request.text() },
+            contextLogger(context),
+          ),
+        );
+      },
     },
   ];
 }

@@ -31,6 +31,10 @@ export const LabConfigSchema = z
     }),
     freshForMinutes: z.number().int().min(0).default(60),
     resetTimeoutMinutes: z.number().int().min(1).default(30),
+    /** Failed resets in a row before the pair is left `failed` for an admin to look at. */
+    maxResetAttempts: z.number().int().min(1).default(5),
+    /** Wait after the first failed reset; doubled after each further failure, at most a day. */
+    retryBackoffMinutes: z.number().int().min(0).default(15),
     pairs: z.array(PairSchema).min(1, "list at least one pair"),
   })
   .superRefine((config, ctx) => {

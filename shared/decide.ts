@@ -12,8 +12,12 @@ export type Decision =
   | "skipped-offline"
   | "skipped-fresh"
   | "not-needed"
-  /** The reset run in flight failed or timed out; the next trigger retries. */
+  /** The reset run in flight failed or timed out; a later trigger retries after the backoff. */
   | "reset-failed"
+  /** A failed pair waits for its backoff to pass. */
+  | "retry-later"
+  /** maxResetAttempts resets failed in a row: left `failed` until an admin clears it. */
+  | "gave-up"
   /** A GitHub fact the decision needs could not be read: fail closed. */
   | "deferred-unknown";
 
@@ -58,6 +62,8 @@ export interface DecideInput {
   requestId: string;
   freshForMinutes: number;
   resetTimeoutMinutes: number;
+  maxResetAttempts: number;
+  retryBackoffMinutes: number;
 }
 
 export type EventDraft = Omit<PairEvent, "pairId" | "at" | "trigger">;
@@ -86,6 +92,12 @@ export function decide(input: DecideInput): Outcome {
     r.state = state;
     r.reason = reason;
   };
+  const fail = (error: string): Outcome => {
+    const failed = failedRecord(r, error, now, input);
+    setState("failed", failed.reason);
+    Object.assign(r, failed);
+    return finish("reset-failed");
+  };
   const finish = (decision: Decision, dispatch = false): Outcome => {
     const changed = input.record === null || JSON.stringify({ ...r, updatedAt: "" }) !== JSON.stringify({ ...before, updatedAt: "" });
     if (changed) r.updatedAt = now.toISOString();
@@ -93,6 +105,8 @@ export function decide(input: DecideInput): Outcome {
   };
 
   if (input.jobReport) {
+    // The job's end is reported: a webhook's hold on the pair is over.
+    r.busyUntil = null;
     r.jobSinceReset = true;
     r.lastJobRunId = input.jobReport.runId;
     if (r.lastJobAt === null || input.jobReport.at > r.lastJobAt) r.lastJobAt = input.jobReport.at;
@@ -113,23 +127,22 @@ export function decide(input: DecideInput): Outcome {
       if (run.conclusion === "success") {
         r.resetCompletedAt = run.completedAt ?? now.toISOString();
         r.attempts = 0;
+        r.retryAfter = null;
         r.lastError = null;
         // A job that ended after the dispatch ran on a VM that the reset may already have restored.
         r.jobSinceReset = r.lastJobAt !== null && r.resetDispatchedAt !== null && r.lastJobAt > r.resetDispatchedAt;
         setState(r.jobSinceReset ? "dirty" : "clean", `reset run ${run.runId} succeeded`);
       } else {
-        r.lastError = `reset run ${run.runId} ended with conclusion "${run.conclusion ?? "none"}" (attempt ${r.attempts}); see ${run.url}`;
-        setState("failed", r.lastError);
-        return finish("reset-failed");
+        return fail(`reset run ${run.runId} ended with conclusion "${run.conclusion ?? "none"}" (attempt ${r.attempts}); see ${run.url}`);
       }
     } else if (run && !("unknown" in run) && r.resetDispatchedAt !== null) {
       const waited = minutes(now.getTime() - Date.parse(r.resetDispatchedAt));
       if (waited > input.resetTimeoutMinutes) {
-        r.lastError = run.found
-          ? `reset run ${run.runId} did not complete within ${input.resetTimeoutMinutes} minutes (status "${run.status}"); see ${run.url}`
-          : `no reset run for request ${r.resetRequestId} appeared within ${input.resetTimeoutMinutes} minutes; the dispatch was lost or the workflow's run-name does not contain request_id`;
-        setState("failed", r.lastError);
-        return finish("reset-failed");
+        return fail(
+          run.found
+            ? `reset run ${run.runId} did not complete within ${input.resetTimeoutMinutes} minutes (status "${run.status}"); see ${run.url}`
+            : `no reset run for request ${r.resetRequestId} appeared within ${input.resetTimeoutMinutes} minutes; the dispatch was lost or the workflow's run-name does not contain request_id`,
+        );
       }
       return finish("already-resetting");
     } else {
@@ -143,10 +156,16 @@ export function decide(input: DecideInput): Outcome {
     return finish("deferred-unknown");
   }
 
-  const vmBusy = observation.jobRunId !== null || observation.vmRunners.some((v) => v.busy);
+  const held = r.busyUntil !== null && now.getTime() < Date.parse(r.busyUntil);
+  const vmBusy = observation.jobRunId !== null || observation.vmRunners.some((v) => v.busy) || held;
   if (vmBusy) {
     r.jobSinceReset = true;
-    setState("busy", observation.jobRunId !== null ? `run ${observation.jobRunId} has a job on the VM` : "the VM runner reports busy");
+    setState(
+      "busy",
+      observation.jobRunId !== null ? `run ${observation.jobRunId} has a job on the VM`
+      : observation.vmRunners.some((v) => v.busy) ? "the VM runner reports busy"
+      : `a job start was reported by webhook; held busy until ${r.busyUntil} unless its end is reported`,
+    );
     return finish("deferred-busy");
   }
 
@@ -164,6 +183,13 @@ export function decide(input: DecideInput): Outcome {
     const sinceReset = r.resetCompletedAt === null ? Infinity : minutes(now.getTime() - Date.parse(r.resetCompletedAt));
     if (sinceReset < input.freshForMinutes) return finish("skipped-fresh");
   }
+
+  // I5: failed resets are retried with backoff, and not at all after maxResetAttempts in a row.
+  if (r.attempts >= input.maxResetAttempts && r.state !== "clean") {
+    setState("failed", `gave up after ${r.attempts} failed resets (last error: ${r.lastError ?? "unknown"}); fix the cause, then delete the pair's record to retry`);
+    return finish("gave-up");
+  }
+  if (r.state === "failed" && r.retryAfter !== null && now.getTime() < Date.parse(r.retryAfter)) return finish("retry-later");
 
   r.resetRequestId = input.requestId;
   r.resetRunId = null;
@@ -186,4 +212,12 @@ export function resetBlockers(pair: Pair, vmRunners: RunnerFacts[], hostRunners:
     else if (!runners.some((h) => h.online)) blockers.push(`host runner ${runners.map((h) => h.name).join(", ")} is offline`);
   });
   return blockers;
+}
+
+/** A pair whose reset failed: the error, and when it may be retried (doubling backoff, at most a day). */
+export function failedRecord(r: PairRecord, error: string, now: Date, limits: { maxResetAttempts: number; retryBackoffMinutes: number }): PairRecord {
+  const backoffMinutes = Math.min(limits.retryBackoffMinutes * 2 ** Math.max(0, r.attempts - 1), 24 * 60);
+  const retryAfter = new Date(now.getTime() + backoffMinutes * 60_000).toISOString();
+  const next = r.attempts >= limits.maxResetAttempts ? `gave up after ${r.attempts} failed resets` : `retrying after ${retryAfter}`;
+  return { ...r, state: "failed", lastError: error, retryAfter, reason: `${error}; ${next}` };
 }

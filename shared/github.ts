@@ -34,6 +34,8 @@ export interface GitHubClientOptions {
   maxRateLimitWaitSeconds?: number;
   /** Least time between two writes (dispatches); GitHub asks for ≥ 1 s. Tests make it small. */
   writeSpacingMs?: number;
+  /** Milliseconds per second of a rate limit's retry-after; the simulator makes it small. */
+  rateLimitBaseMs?: number;
 }
 
 export function createOctokit(options: GitHubClientOptions): LabOctokitInstance {
@@ -64,6 +66,7 @@ export function createOctokit(options: GitHubClientOptions): LabOctokitInstance 
     throttle: {
       onRateLimit: onLimit("primary"),
       onSecondaryRateLimit: onLimit("secondary"),
+      ...(options.rateLimitBaseMs !== undefined ? { retryAfterBaseValue: options.rateLimitBaseMs } : {}),
       // The plugin spaces writes ≥ 1 s apart by default, as GitHub asks of content-creating requests.
       ...(options.writeSpacingMs !== undefined
         ? { write: new Bottleneck.Group({ id: "lab-reset-write", maxConcurrent: 1, minTime: options.writeSpacingMs }) }

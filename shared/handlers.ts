@@ -6,10 +6,13 @@ import { z } from "zod";
 import { zodProblems } from "./config.js";
 import { GitHubError } from "./github.js";
 import type { Logger } from "./logger.js";
+import { CallerRejectedError, type ActionsCaller } from "./oidc.js";
 import { newPairRecord } from "./pair-record.js";
-import { reconcile, RunNotFoundError, type PairResult, type ReconcileResult } from "./reconcile.js";
+import { reconcile, RunNotFoundError, type JobReport, type PairResult, type ReconcileResult } from "./reconcile.js";
 import type { Runtime } from "./runtime.js";
+import { OIDC_DISABLED_WARNING, REPOSITORY_PATTERN } from "./settings.js";
 import { StoreError } from "./store.js";
+import { noteJob, pairOfRunner, RunnerNameSchema } from "./webhook.js";
 
 export interface JsonResponse {
   status: number;
@@ -23,11 +26,10 @@ const positiveInt = z.union([z.number().int().positive(), z.string().regex(/^\d+
 
 /** Body of POST /api/job-completed. Numbers may come quoted, as `${{ github.run_id }}` often does. */
 export const JobCompletedBodySchema = z.strictObject({
-  repository: z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'must be "owner/repo"'),
+  repository: z.string().regex(REPOSITORY_PATTERN, 'must be "owner/repo"'),
   runId: positiveInt,
   runAttempt: positiveInt.optional(),
-  // eslint-disable-next-line no-control-regex -- a runner name never holds control characters
-  runnerName: z.string().min(1).max(255).regex(/^[^\u0000-\u001f\u007f]+$/, "must not contain control characters").optional(),
+  runnerName: RunnerNameSchema.optional(),
 });
 export type JobCompletedBody = z.infer<typeof JobCompletedBodySchema>;
 
@@ -61,8 +63,42 @@ function reconcileResponse(result: ReconcileResult, runId: number): JsonResponse
   return result.ok ? { status: 202, body } : { status: 503, body: { error: "Some facts could not be read or recorded; the affected pairs were not reset. Retry later.", ...body }, headers: { "retry-after": "60" } };
 }
 
-export async function jobCompleted(runtime: Runtime, bodyText: string, logger: Logger): Promise<JsonResponse> {
+/** The caller's credentials, as the HTTP request carried them. */
+export interface CallerCredentials {
+  /** The Authorization header: `Bearer <GitHub Actions OIDC token>`. */
+  authorization?: string;
+}
+
+/** The verified caller (null when OIDC is switched off), or the refusal to answer with. */
+async function authenticate(runtime: Runtime, credentials: CallerCredentials, logger: Logger): Promise<{ caller: ActionsCaller | null } | { refused: JsonResponse }> {
+  if (runtime.oidc === null) {
+    logger.warn(OIDC_DISABLED_WARNING);
+    return { caller: null };
+  }
+  try {
+    return { caller: await runtime.oidc.verify(credentials.authorization) };
+  } catch (cause) {
+    if (!(cause instanceof CallerRejectedError)) throw cause;
+    if (cause.status === 503) logger.error(cause.message);
+    const headers: Record<string, string> = cause.status === 401 ? { "www-authenticate": 'Bearer error="invalid_token"' } : cause.status === 503 ? { "retry-after": "60" } : {};
+    return { refused: { ...error(cause.status, cause.message), headers } };
+  }
+}
+
+/** What the body claims beyond its token, if anything: a token is good for its own run only. */
+function beyondToken(caller: ActionsCaller, body: JobCompletedBody): string | null {
+  if (body.repository.toLowerCase() !== caller.repository.toLowerCase()) return `repository ${body.repository}`;
+  if (body.runId !== caller.runId) return `run ${body.runId}`;
+  if (body.runAttempt !== undefined && body.runAttempt !== caller.runAttempt) return `attempt ${body.runAttempt}`;
+  return null;
+}
+
+export async function jobCompleted(runtime: Runtime, bodyText: string, logger: Logger, credentials: CallerCredentials = {}): Promise<JsonResponse> {
   if (Buffer.byteLength(bodyText, "utf8") > MAX_BODY_BYTES) return error(413, `Body is larger than ${MAX_BODY_BYTES} bytes.`);
+  // Who calls is settled before the body is read, so an unknown caller learns nothing from it.
+  const authenticated = await authenticate(runtime, credentials, logger);
+  if ("refused" in authenticated) return authenticated.refused;
+  const { caller } = authenticated;
   let json: unknown;
   try {
     json = JSON.parse(bodyText);
@@ -72,17 +108,33 @@ export async function jobCompleted(runtime: Runtime, bodyText: string, logger: L
   const parsed = JobCompletedBodySchema.safeParse(json);
   if (!parsed.success) return error(400, "Body does not match the job-completed schema.", { problems: zodProblems(parsed.error) });
   const body = parsed.data;
-  const { owner, repo } = runtime.config.github;
-  if (body.repository.toLowerCase() !== `${owner}/${repo}`.toLowerCase()) {
-    return error(403, `This lab-reset serves ${owner}/${repo}, not ${body.repository}.`);
+  const claimed = caller === null ? null : beyondToken(caller, body);
+  if (caller !== null && claimed !== null) {
+    return error(403, `The token was issued to run ${caller.runId} (attempt ${caller.runAttempt}) of ${caller.repository}; it cannot report ${claimed}.`);
   }
+  if (caller === null && !runtime.allowedRepositories.some((r) => r.toLowerCase() === body.repository.toLowerCase())) {
+    return error(403, `This lab-reset serves ${runtime.allowedRepositories.join(", ")}, not ${body.repository}.`);
+  }
+  const { owner, repo } = runtime.config.github;
+  const ownRepository = body.repository.toLowerCase() === `${owner}/${repo}`.toLowerCase();
+  if (!ownRepository && !body.runnerName) {
+    return error(400, `lab-reset reads the jobs of ${owner}/${repo} only: for a run of ${body.repository}, name the VM runner in runnerName.`);
+  }
+  const runAttempt = caller?.runAttempt ?? body.runAttempt;
+  const report: JobReport = { runId: body.runId, ...(runAttempt ? { runAttempt } : {}), ...(body.runnerName ? { runnerName: body.runnerName } : {}) };
   try {
-    const result = await reconcile({ ...runtime, logger }, "job-completed", {
-      runId: body.runId,
-      ...(body.runAttempt ? { runAttempt: body.runAttempt } : {}),
-      ...(body.runnerName ? { runnerName: body.runnerName } : {}),
-    });
-    return reconcileResponse(result, body.runId);
+    const deps = { ...runtime, logger };
+    if (body.runnerName) {
+      // A runner outside the lab would be ignored silently; say so instead, before anything is written.
+      const pair = pairOfRunner(runtime.config, await runtime.github.listRunners(), body.runnerName);
+      if (pair === undefined) return error(400, `runnerName ${JSON.stringify(body.runnerName)} is not the VM runner of a configured pair; leave it out or name a lab VM runner (e.g. VM-42-43).`);
+      if (!ownRepository) {
+        // Another repository's run cannot be read here: record the job from the call, then look.
+        await noteJob(deps, pair, { runId: body.runId, at: runtime.clock().toISOString(), runnerName: body.runnerName, phase: "finished" }, "job-completed");
+        return reconcileResponse({ ...(await reconcile(deps, "job-completed")), runPairs: [pair.id] }, body.runId);
+      }
+    }
+    return reconcileResponse(await reconcile(deps, "job-completed", report), body.runId);
   } catch (cause) {
     if (cause instanceof RunNotFoundError) return error(404, `${cause.message}; check runId.`);
     if (cause instanceof GitHubError || cause instanceof StoreError) return unavailable(cause, logger);

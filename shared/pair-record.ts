@@ -14,6 +14,11 @@ export const PairRecordSchema = z.object({
   lastJobRunId: z.number().int().nullable(),
   /** When the last job on the VM was seen running or reported finished. */
   lastJobAt: isoTime.nullable(),
+  /**
+   * A job start reported by webhook holds the pair busy until then, unless the job's end is
+   * reported first: GitHub's busy flag and job list can lag the start.
+   */
+  busyUntil: isoTime.nullable(),
   /** Unique id of the latest reset request, passed to the reset workflow as `request_id`. */
   resetRequestId: z.string().nullable(),
   resetRunId: z.number().int().nullable(),
@@ -21,6 +26,8 @@ export const PairRecordSchema = z.object({
   resetCompletedAt: isoTime.nullable(),
   /** Reset attempts since the last successful reset. */
   attempts: z.number().int().min(0),
+  /** A failed pair is not retried before this time (backoff). */
+  retryAfter: isoTime.nullable(),
   lastError: z.string().nullable(),
   /** Why the pair is in its state, in words. */
   reason: z.string(),
@@ -28,7 +35,8 @@ export const PairRecordSchema = z.object({
 });
 export type PairRecord = z.infer<typeof PairRecordSchema>;
 
-export const TriggerSchema = z.enum(["timer", "job-completed"]);
+/** What started a reconcile or a change. A webhook delivery decides as job-completed does (any non-timer trigger is not periodic). */
+export const TriggerSchema = z.enum(["timer", "job-completed", "webhook"]);
 export type Trigger = z.infer<typeof TriggerSchema>;
 
 /** An append-only entry: a state change or a dispatch, with what caused it. */
@@ -53,11 +61,13 @@ export function newPairRecord(pairId: string, now: Date): PairRecord {
     jobSinceReset: true,
     lastJobRunId: null,
     lastJobAt: null,
+    busyUntil: null,
     resetRequestId: null,
     resetRunId: null,
     resetDispatchedAt: null,
     resetCompletedAt: null,
     attempts: 0,
+    retryAfter: null,
     lastError: null,
     reason: "no reset recorded yet",
     updatedAt: now.toISOString(),

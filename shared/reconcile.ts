@@ -7,7 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { LabConfig, Pair } from "./config.js";
-import { decide, type Decision, type Outcome, type PairObservation, type ResetRunFacts, type RunnerFacts } from "./decide.js";
+import { decide, failedRecord, type Decision, type Outcome, type PairObservation, type ResetRunFacts, type RunnerFacts } from "./decide.js";
 import { GitHubError, type Job, type LabGitHub, type Run, type Runner } from "./github.js";
 import type { Logger } from "./logger.js";
 import type { PairEvent, PairRecord, Trigger } from "./pair-record.js";
@@ -66,16 +66,23 @@ export class RunNotFoundError extends Error {
 const MAX_CONFLICT_RETRIES = 5;
 const lower = (s: string) => s.toLowerCase();
 
+/** One look at GitHub: every runner and every unfinished job, indexed for the pairs. */
 interface LabView {
-  runners: Runner[];
-  activeJobs: Job[];
+  /** Runners by label (lower case): GitHub's labels are case-insensitive. */
+  byLabel: Map<string, Runner[]>;
+  /** Unfinished jobs by runner name (lower case). */
+  jobByRunner: Map<string, Job>;
 }
 
 async function lookAtLab(github: LabGitHub): Promise<LabView | { error: string }> {
   try {
     const runners = await github.listRunners();
     const activeJobs = await github.listActiveJobs();
-    return { runners, activeJobs };
+    const byLabel = new Map<string, Runner[]>();
+    for (const runner of runners) {
+      for (const label of new Set(runner.labels.map((l) => lower(l.name)))) byLabel.set(label, [...(byLabel.get(label) ?? []), runner]);
+    }
+    return { byLabel, jobByRunner: new Map(activeJobs.map((job) => [lower(job.runner_name ?? ""), job])) };
   } catch (error) {
     return { error: error instanceof Error ? error.message : String(error) };
   }
@@ -84,8 +91,8 @@ async function lookAtLab(github: LabGitHub): Promise<LabView | { error: string }
 /** The pair as GitHub shows it: runners by label, busy by flag or by an unfinished job (the flag lags). */
 export function observePair(pair: Pair, view: LabView | { error: string }): PairObservation {
   if ("error" in view) return { ok: false, error: `not reset: could not read GitHub (${view.error})` };
-  const jobByRunner = new Map(view.activeJobs.map((job) => [lower(job.runner_name ?? ""), job]));
-  const withLabel = (label: string) => view.runners.filter((r) => r.labels.some((l) => lower(l.name) === lower(label)));
+  const { jobByRunner } = view;
+  const withLabel = (label: string) => view.byLabel.get(lower(label)) ?? [];
   const facts = (r: Runner): RunnerFacts => ({ name: r.name, online: r.status === "online", busy: r.busy || jobByRunner.has(lower(r.name)) });
   const vm = withLabel(pair.vmRunnerLabel);
   const job = vm.map((r) => jobByRunner.get(lower(r.name))).find((j) => j !== undefined);
@@ -98,7 +105,7 @@ export function observePair(pair: Pair, view: LabView | { error: string }): Pair
 }
 
 /** The pairs whose VM runner ran a job of the reported run, with when their last job there ended. */
-async function pairsOfRun(deps: ReconcileDeps, report: JobReport, runners: Runner[], now: Date): Promise<Map<string, string>> {
+async function pairsOfRun(deps: ReconcileDeps, report: JobReport, view: LabView, now: Date): Promise<Map<string, string>> {
   const run = await deps.github.getRun(report.runId);
   if (run === null) throw new RunNotFoundError(report.runId);
   const jobs = await deps.github.listRunJobs(report.runId, report.runAttempt);
@@ -112,9 +119,9 @@ async function pairsOfRun(deps: ReconcileDeps, report: JobReport, runners: Runne
 
   const used = new Map<string, string>();
   for (const pair of deps.config.pairs) {
-    for (const runner of runners) {
+    for (const runner of view.byLabel.get(lower(pair.vmRunnerLabel)) ?? []) {
       const at = endedAt.get(lower(runner.name));
-      if (at && runner.labels.some((l) => lower(l.name) === lower(pair.vmRunnerLabel))) used.set(pair.id, at);
+      if (at && (used.get(pair.id) ?? "") < at) used.set(pair.id, at);
     }
   }
   return used;
@@ -170,7 +177,7 @@ export async function reconcile(deps: ReconcileDeps, trigger: Trigger, report?: 
   if (report) {
     // The caller must learn whether its report was recorded: an unreadable run is an error, not a no-op.
     if ("error" in view) throw new GitHubError("read of runners and jobs", null, view.error);
-    runPairs = await pairsOfRun(deps, report, view.runners, started);
+    runPairs = await pairsOfRun(deps, report, view, started);
   }
   if ("error" in view) errors.push(view.error);
   const resetRuns = await followResets(github, stored);
@@ -188,6 +195,8 @@ export async function reconcile(deps: ReconcileDeps, trigger: Trigger, report?: 
       requestId,
       freshForMinutes: config.freshForMinutes,
       resetTimeoutMinutes: config.resetTimeoutMinutes,
+      maxResetAttempts: config.maxResetAttempts,
+      retryBackoffMinutes: config.retryBackoffMinutes,
     };
   };
 
@@ -213,7 +222,7 @@ export async function reconcile(deps: ReconcileDeps, trigger: Trigger, report?: 
   };
 
   // Phase 1: decide and write each pair; a dispatch decision written is a claim.
-  const claims: { pair: Pair; before: StoredPair | null; claimEtag: string; outcome: Outcome }[] = [];
+  const claims: { pair: Pair; before: StoredPair | null; resetRun: ResetRunFacts | undefined; claimEtag: string; outcome: Outcome }[] = [];
   for (const pair of config.pairs) {
     let current = stored.get(pair.id) ?? null;
     let resetRun = resetRuns.get(pair.id);
@@ -226,7 +235,7 @@ export async function reconcile(deps: ReconcileDeps, trigger: Trigger, report?: 
       }
       try {
         const etag = await save(pair, current, outcome);
-        if (outcome.dispatch) claims.push({ pair, before: current, claimEtag: etag!, outcome });
+        if (outcome.dispatch) claims.push({ pair, before: current, resetRun, claimEtag: etag!, outcome });
         record(pair, outcome);
         break;
       } catch (error) {
@@ -255,7 +264,8 @@ export async function reconcile(deps: ReconcileDeps, trigger: Trigger, report?: 
     for (const claim of claims) {
       const { pair } = claim;
       const requestId = claim.outcome.record.resetRequestId!;
-      const again = decide(inputFor(pair, claim.before?.record ?? null, observePair(pair, recheck), requestId));
+      // Same record and reset-run facts as the first decision; only GitHub's runners and jobs are new.
+      const again = decide(inputFor(pair, claim.before?.record ?? null, observePair(pair, recheck), requestId, claim.resetRun));
       if (!again.dispatch) {
         await releaseClaim(deps, trigger, claim.outcome.record, claim.claimEtag, again, record, pair);
         continue;
@@ -266,7 +276,7 @@ export async function reconcile(deps: ReconcileDeps, trigger: Trigger, report?: 
       logger.info(`pair ${pair.id}: reset ${dispatched ? "dispatched" : `dispatch ${result.outcome}`} (trigger ${trigger}, request ${requestId}${dispatched && result.runId ? `, run ${result.runId}` : ""})`);
       const updated = await patchClaim(deps, pair.id, requestId, claim.claimEtag, claim.outcome.record, (r) => {
         if (result.outcome === "dispatched") return { ...r, resetRunId: result.runId };
-        if (result.outcome === "rejected") return { ...r, state: "failed", lastError: result.error, reason: `GitHub refused the dispatch: ${result.error}` };
+        if (result.outcome === "rejected") return failedRecord(r, `GitHub refused the dispatch: ${result.error}`, deps.clock(), config);
         return { ...r, lastError: `dispatch answer unknown, looking for the run by request id: ${result.error}` };
       });
       const after = updated ?? claim.outcome.record;
@@ -318,7 +328,7 @@ async function releaseClaim(
   record: (pair: Pair, outcome: Outcome, error?: string) => void,
   pair: Pair,
 ) {
-  const released: PairRecord = { ...again.record, reason: `claim released before dispatch: ${again.record.reason}`, updatedAt: deps.clock().toISOString() };
+  const released: PairRecord = { ...again.record, reason: `claim released before dispatch: ${again.record.reason.replace(/^claim released before dispatch: /, "")}`, updatedAt: deps.clock().toISOString() };
   try {
     await deps.store.replacePair(released, claimEtag);
     await appendEvents(deps, trigger, released, [

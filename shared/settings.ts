@@ -8,6 +8,10 @@ import { parseSchedule } from "./schedule.js";
 import type { GitHubAuth } from "./github.js";
 
 export const DEFAULT_RESET_SCHEDULE = "0 0 */6 * * *";
+export const DEFAULT_OIDC_ISSUER = "https://token.actions.githubusercontent.com";
+
+/** `owner/repo`, as GitHub spells a repository's full name. */
+export const REPOSITORY_PATTERN = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/;
 
 const KEY_VAULT_REFERENCE = /^@Microsoft\.KeyVault\(/i;
 
@@ -16,6 +20,18 @@ const optionalText = z
   .trim()
   .transform((v) => (v === "" ? undefined : v))
   .optional();
+
+const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
+// Token keys fetched over plain HTTP could be swapped on the way; http is for a loopback test issuer only.
+const issuerUrl = z.url({ protocol: /^https?$/, message: "must be the token issuer's URL, e.g. https://token.actions.githubusercontent.com" }).refine((value) => {
+  const url = new URL(value);
+  return url.protocol === "https:" || LOOPBACK_HOSTS.has(url.hostname);
+}, "must use https (http only for a loopback test issuer)");
+
+const repositoryList = z
+  .string()
+  .transform((value) => value.split(",").map((r) => r.trim()).filter((r) => r !== ""))
+  .pipe(z.array(z.string().regex(REPOSITORY_PATTERN, 'must list repositories as "owner/repo", separated by commas')).min(1, 'must list at least one "owner/repo"'));
 
 // Names are the app settings' own, so zod's issue paths name the setting to fix.
 export const SettingsSchema = z
@@ -32,6 +48,11 @@ export const SettingsSchema = z
     AzureWebJobsStorage__clientId: optionalText,
     LAB_TABLE_PREFIX: optionalText.pipe(z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,40}$/, "must be 3-41 letters and digits, starting with a letter").optional()),
     RESET_SCHEDULE: optionalText,
+    OIDC_DISABLED: optionalText.pipe(z.enum(["true", "false"], { message: 'must be "true" (local work and tests only: job-completed then trusts any caller) or "false"' }).optional()),
+    OIDC_ISSUER: optionalText.pipe(issuerUrl.optional()),
+    OIDC_AUDIENCE: optionalText,
+    ALLOWED_REPOSITORIES: optionalText.pipe(repositoryList.optional()),
+    GITHUB_WEBHOOK_SECRET: optionalText.pipe(z.string().min(16, "must be at least 16 characters; generate one with: openssl rand -hex 32").optional()),
   })
   .superRefine((env, ctx) => {
     for (const [name, value] of Object.entries(env)) {
@@ -71,7 +92,22 @@ export interface Settings {
   storage: StorageSetting;
   tablePrefix: string;
   resetSchedule: string;
+  /** How job-completed callers prove who they are: a GitHub Actions OIDC token, unless switched off. */
+  oidc: OidcSettings;
+  /** Repositories whose runs may report (`owner/repo`); null means the lab config's repository. */
+  allowedRepositories: string[] | null;
+  /** Shared secret of the workflow_job webhook; null refuses every delivery. */
+  webhookSecret: string | null;
 }
+
+export type OidcSettings =
+  /** `audience` null: not configured, which stops start-up (see callerSettingsProblems). */
+  | { disabled: false; issuer: string; audience: string | null }
+  /** OIDC_DISABLED=true: local work and tests only. */
+  | { disabled: true };
+
+export const OIDC_DISABLED_WARNING =
+  "OIDC IS OFF (OIDC_DISABLED=true): job-completed trusts any caller that reaches it. Use this only for local work and tests; in Azure set OIDC_AUDIENCE and remove OIDC_DISABLED.";
 
 export const GITHUB_SETTINGS_HINT =
   "set GITHUB_TOKEN (or GITHUB_APP_ID, GITHUB_APP_INSTALLATION_ID and GITHUB_APP_PRIVATE_KEY), and GITHUB_API_URL for GitHub Enterprise Server";
@@ -112,5 +148,21 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     storage,
     tablePrefix: s.LAB_TABLE_PREFIX ?? "labreset",
     resetSchedule: s.RESET_SCHEDULE ?? DEFAULT_RESET_SCHEDULE,
+    oidc: s.OIDC_DISABLED === "true" ? { disabled: true } : { disabled: false, issuer: (s.OIDC_ISSUER ?? DEFAULT_OIDC_ISSUER).replace(/\/+$/, ""), audience: s.OIDC_AUDIENCE ?? null },
+    allowedRepositories: s.ALLOWED_REPOSITORIES ?? null,
+    webhookSecret: s.GITHUB_WEBHOOK_SECRET ?? null,
   };
+}
+
+/**
+ * Settings the app cannot serve callers without, beyond their format. Checked when the app
+ * starts (loadStartup) and when a runtime is built, so a missing audience never means "trust anyone".
+ */
+export function callerSettingsProblems(settings: Settings): string[] {
+  if (!settings.oidc.disabled && settings.oidc.audience === null) {
+    return [
+      "OIDC_AUDIENCE is not set: set it to the audience your perf workflows request their GitHub Actions OIDC token for (e.g. api://<function app name>), or set OIDC_DISABLED=true for local work and tests only.",
+    ];
+  }
+  return [];
 }

@@ -31,6 +31,8 @@ function run(over: Partial<DecideInput>) {
     requestId: "req-new",
     freshForMinutes: 60,
     resetTimeoutMinutes: 30,
+    maxResetAttempts: 3,
+    retryBackoffMinutes: 15,
     ...over,
   });
 }
@@ -49,6 +51,14 @@ describe("decide", () => {
   it("does not reset a pair whose VM has an unfinished job while the busy flag still says idle", () => {
     const out = run({ record: clean(600), observation: idle({ jobRunId: 77 }) });
     expect(out).toMatchObject({ decision: "deferred-busy", dispatch: false, record: { state: "busy", lastJobRunId: 77, lastJobAt: now.toISOString() } });
+  });
+
+  it("keeps a pair busy that a webhook reported starting a job, while GitHub still shows the VM idle", () => {
+    const marked = record({ state: "busy", jobSinceReset: true, busyUntil: ago(-10) });
+    expect(run({ record: marked, trigger: "timer" })).toMatchObject({ decision: "deferred-busy", dispatch: false });
+    // The job's end releases the hold; so does the hold running out.
+    expect(run({ record: marked, trigger: "webhook", jobReport: { runId: 5, at: ago(0) } }).decision).toBe("reset-dispatched");
+    expect(run({ record: { ...marked, busyUntil: ago(1) }, trigger: "timer" }).decision).toBe("reset-dispatched");
   });
 
   it.each([
@@ -113,9 +123,29 @@ describe("decide", () => {
     expect(run({ record: resetting(10), resetRun: { found: false } }).decision).toBe("already-resetting");
   });
 
-  it("retries a failed pair at the next trigger", () => {
-    const out = run({ record: record({ state: "failed", attempts: 1, lastError: "boom" }), trigger: "job-completed" });
+  it("retries a failed pair at the first trigger after its backoff", () => {
+    const failed = record({ state: "failed", attempts: 1, lastError: "boom", retryAfter: ago(-5) });
+    expect(run({ record: failed, trigger: "job-completed" })).toMatchObject({ decision: "retry-later", dispatch: false });
+    const out = run({ record: { ...failed, retryAfter: ago(1) }, trigger: "job-completed" });
     expect(out).toMatchObject({ decision: "reset-dispatched", record: { state: "resetting", attempts: 2 } });
+  });
+
+  it("doubles the backoff after each failed reset, up to a day", () => {
+    const failedAfter = (attempts: number) =>
+      run({ record: resetting(10, { resetRunId: 9, attempts }), resetRun: { found: true, runId: 9, status: "completed", conclusion: "failure", completedAt: ago(1), url: "u" } }).record.retryAfter;
+    const minutesAhead = (iso: string | null) => (Date.parse(iso!) - now.getTime()) / 60_000;
+    expect([1, 2, 3, 12].map((a) => minutesAhead(failedAfter(a)))).toEqual([15, 30, 60, 1440]);
+  });
+
+  it("gives up after maxResetAttempts failed resets in a row and says so, whatever triggers it", () => {
+    const exhausted = record({ state: "failed", attempts: 3, lastError: "reset run 9 ended with conclusion \"failure\"", retryAfter: ago(60) });
+    for (const trigger of ["timer", "job-completed"] as const) {
+      const out = run({ record: exhausted, trigger });
+      expect(out).toMatchObject({ decision: "gave-up", dispatch: false, record: { state: "failed" } });
+      expect(out.record.reason).toMatch(/gave up after 3 failed resets .*delete the pair's record/);
+    }
+    // A job on it meanwhile does not restart the attempts either.
+    expect(run({ record: { ...exhausted, state: "dirty" }, trigger: "job-completed" }).decision).toBe("gave-up");
   });
 
   it("the timer skips a clean pair reset less than freshForMinutes ago", () => {

@@ -62,12 +62,13 @@ describe("local host", () => {
 });
 
 describe("function registration", () => {
-  it("lists the timer with RESET_SCHEDULE and both HTTP functions at auth level function", () => {
+  it("lists the timer with RESET_SCHEDULE, the HTTP functions at auth level function and the signed webhook as anonymous", () => {
     const definitions = functionDefinitions(() => Promise.reject(new Error("unused")), "0 30 */2 * * *");
     expect(definitions.map((d) => (d.kind === "http" ? [d.name, d.route, d.methods, d.authLevel] : [d.name, d.schedule]))).toEqual([
       ["scheduledReset", "0 30 */2 * * *"],
       ["jobCompleted", "job-completed", ["POST"], "function"],
       ["pairs", "pairs", ["GET"], "function"],
+      ["githubWebhook", "github-webhook", ["POST"], "anonymous"],
     ]);
   });
 
@@ -99,13 +100,24 @@ function startApp(env: Record<string, string>) {
 }
 
 describe("npm start", () => {
-  it("without GitHub settings says in one line which settings it needs", async () => {
-    const app = startApp({});
-    expect(await app.exited).toBe(2);
-    const lines = app.output().trim().split("\n");
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/GITHUB_TOKEN.*GITHUB_APP_ID.*GITHUB_API_URL/);
-  });
+  it("without GitHub settings runs the simulated lab, says so first, and a pair goes busy → dirty → resetting → clean", async () => {
+    const port = await freePort();
+    // 600 simulated minutes per minute: the first perf run (12 min) and its reset pass in seconds.
+    const app = startApp({ PORT: String(port), SIM_SPEED: "600" });
+    try {
+      await app.waitFor(/^lab-reset: SIMULATED LAB/);
+      expect(app.output().split("\n")[0]).toMatch(/SIMULATED LAB.*GITHUB_TOKEN.*GITHUB_APP_ID.*GITHUB_API_URL/);
+      await app.waitFor(/vm-05-10: dirty → busy/, 30_000);
+      await app.waitFor(/vm-05-10: busy → dirty/, 30_000);
+      await app.waitFor(/vm-05-10: dirty → resetting/, 30_000);
+      await app.waitFor(/vm-05-10: resetting → clean/, 30_000);
+      const body = await json(fetch(`http://127.0.0.1:${port}/api/pairs`));
+      expect(body.pairs.map((p: { id: string }) => p.id)).toEqual(["vm-25-26", "vm-05-10", "vm-42-43", "vm-11-12"]);
+    } finally {
+      app.child.kill("SIGINT");
+      expect(await app.exited).toBe(0);
+    }
+  }, 60_000);
 
   it("with GITHUB_API_URL and GITHUB_TOKEN starts Azurite itself and serves the functions", async () => {
     const github = await GitHubStandin.start();

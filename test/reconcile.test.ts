@@ -88,6 +88,20 @@ describe("reconcile against the GitHub stand-in and Azurite", () => {
     expect((await stored(lab, "vm-11-12"))?.reason).toMatch(/host runner RR1-NETPERF-11 is offline/);
   });
 
+  it("a pair whose reset finished before a job ran on it is reset again in the same pass (follow, then dispatch)", async () => {
+    lab = await startTestLab();
+    await handlers.scheduledReset(lab.runtime, silentLogger);
+    const first = lab.github.dispatches.find((d) => d.inputs.pair === "vm-42-43")!;
+    lab.advance(8);
+    finishReset(lab, first.runId!);
+    lab.advance(5);
+    const perf = perfRun(lab, [vmRunnerName("vm-42-43")], "completed");
+    const response = await handlers.jobCompleted(lab.runtime, report(perf.id), silentLogger);
+    expect(response.body).toMatchObject({ pairs: [{ id: "vm-42-43", state: "resetting", decision: "reset-dispatched" }] });
+    expect(dispatchedPairs(lab).filter((p) => p === "vm-42-43")).toHaveLength(2);
+    expect((await stored(lab, "vm-42-43"))?.resetRunId).not.toBe(first.runId);
+  });
+
   it("a busy pair is reset by the first later trigger that finds it idle", async () => {
     lab = await startTestLab();
     const perf = perfRun(lab, [vmRunnerName("vm-42-43")]);
@@ -164,7 +178,7 @@ describe("reconcile against the GitHub stand-in and Azurite", () => {
     expect((await stored(lab, "vm-42-43"))?.reason).toMatch(/claim released before dispatch/);
   });
 
-  it("marks a pair failed when its reset run fails, and retries it at the next trigger", async () => {
+  it("marks a pair failed when its reset run fails, and retries it at the first trigger after the backoff", async () => {
     lab = await startTestLab();
     await handlers.scheduledReset(lab.runtime, silentLogger);
     const first = lab.github.dispatches.find((d) => d.inputs.pair === "vm-05-10")!;
@@ -174,6 +188,9 @@ describe("reconcile against the GitHub stand-in and Azurite", () => {
     expect(result.pairs.find((p) => p.id === "vm-05-10")).toMatchObject({ state: "failed", decision: "reset-failed" });
     expect((await stored(lab, "vm-05-10"))?.lastError).toMatch(/ended with conclusion "failure"/);
     lab.advance(10);
+    const early = await handlers.scheduledReset(lab.runtime, silentLogger);
+    expect(early.pairs.find((p) => p.id === "vm-05-10")).toMatchObject({ state: "failed", decision: "retry-later" });
+    lab.advance(6);
     const retry = await handlers.scheduledReset(lab.runtime, silentLogger);
     expect(retry.pairs.find((p) => p.id === "vm-05-10")).toMatchObject({ state: "resetting", decision: "reset-dispatched" });
     expect(await stored(lab, "vm-05-10")).toMatchObject({ attempts: 2 });

@@ -4,6 +4,7 @@
  * addRun, setJob…) and script failures (fail, hang); every answer is typed with
  * @octokit/openapi-types so a shape that drifts from GitHub's fails to compile.
  */
+import { createPublicKey, randomBytes, verify as verifySignature, type KeyObject } from "node:crypto";
 import { createServer, STATUS_CODES } from "node:http";
 import type { IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from "node:http";
 import type { components, operations } from "@octokit/openapi-types";
@@ -31,6 +32,8 @@ export interface StandinOptions {
   repo?: string;
   /** Behave like GitHub Enterprise Server ≤ 3.20: reject `return_run_details` on dispatches. */
   ghes?: boolean;
+  /** Source of timestamps; the lab simulator passes its simulated clock. */
+  clock?: () => Date;
 }
 
 export interface RecordedRequest {
@@ -120,6 +123,7 @@ interface StoredRun {
 }
 
 const API_PREFIX = "/api/v3";
+const ACCESS_TOKENS_PATH = /^\/app\/installations\/(\d+)\/access_tokens$/;
 const DOCS = "https://docs.github.com/rest";
 const DISPATCH_DOCS = "https://docs.github.com/rest/actions/workflows#create-a-workflow-dispatch-event";
 const RATE_LIMIT = 5000;
@@ -151,8 +155,11 @@ export class GitHubStandin {
   readonly dispatches: DispatchRecord[] = [];
   /** Called on each accepted dispatch, after the run was created and the answer sent. */
   onDispatch?: (dispatch: DispatchRecord, run: WorkflowRun) => void;
+  /** Asked for every authorized request: a fault to answer instead (the simulator's random faults). */
+  injectFault?: (method: string, path: string) => FaultSpec | undefined;
 
   private readonly ghes: boolean;
+  private readonly clock: () => Date;
   private readonly runners = new Map<string, Runner>();
   private readonly labelIds = new Map<string, number>();
   private readonly runStore = new Map<number, StoredRun>();
@@ -176,6 +183,7 @@ export class GitHubStandin {
     this.owner = options.owner ?? "microsoft";
     this.repo = options.repo ?? "netperf";
     this.ghes = options.ghes ?? false;
+    this.clock = options.clock ?? (() => new Date());
     this.actor = simpleUser(url, "lab-reset[bot]", 41898282, "Bot");
     this.repository = minimalRepository(url, simpleUser(url, this.owner, 6154722, "Organization"), this.repo);
     server.on("request", (req: IncomingMessage, res: ServerResponse) => {
@@ -197,6 +205,10 @@ export class GitHubStandin {
     const address = server.address();
     if (address === null || typeof address === "string") throw new Error("stand-in did not get a TCP port");
     return new GitHubStandin(server, `http://127.0.0.1:${address.port}`, options);
+  }
+
+  private timestamp(): string {
+    return timestamp(this.clock());
   }
 
   clearRequests(): void {
@@ -233,6 +245,12 @@ export class GitHubStandin {
     if (patch.busy !== undefined) runner.busy = patch.busy;
   }
 
+  /** A snapshot of one runner, as GitHub would list it. */
+  getRunner(name: string): Runner | undefined {
+    const runner = this.runners.get(name);
+    return runner === undefined ? undefined : structuredClone(runner);
+  }
+
   removeRunner(name: string): void {
     if (!this.runners.delete(name)) throw new Error(`unknown runner ${name}`);
   }
@@ -241,7 +259,7 @@ export class GitHubStandin {
     const status = spec.status ?? "in_progress";
     const conclusion = settle(status, spec.conclusion);
     const id = this.nextRunId++;
-    const now = timestamp();
+    const now = this.timestamp();
     const createdAt = spec.createdAt ?? now;
     const path = spec.workflowPath ?? DEFAULT_WORKFLOW_PATH;
     const workflowId = this.workflowId(path);
@@ -306,7 +324,7 @@ export class GitHubStandin {
   setRun(id: number, patch: { status?: RunStatus; conclusion?: string | null }): void {
     const stored = this.runStore.get(id);
     if (stored === undefined) throw new Error(`unknown run ${id}`);
-    const now = timestamp();
+    const now = this.timestamp();
     const status = patch.status ?? stored.status;
     const conclusion = settle(
       status,
@@ -331,7 +349,7 @@ export class GitHubStandin {
     const entry = this.jobIndex.get(id);
     if (entry === undefined) throw new Error(`unknown job ${id}`);
     const { job, stored } = entry;
-    const now = timestamp();
+    const now = this.timestamp();
     const status = patch.status ?? job.status;
     const conclusion = toJobConclusion(
       settle(status, patch.conclusion !== undefined ? patch.conclusion : status === "completed" ? job.conclusion : null),
@@ -343,6 +361,11 @@ export class GitHubStandin {
     job.conclusion = conclusion;
     if (patch.runnerName !== undefined) Object.assign(job, this.runnerFields(patch.runnerName));
     stored.run.updated_at = now;
+  }
+
+  /** Snapshots of a run's jobs. */
+  jobsOf(runId: number): Job[] {
+    return structuredClone(this.runStore.get(runId)?.jobs ?? []);
   }
 
   getRun(id: number): WorkflowRun | undefined {
@@ -369,6 +392,60 @@ export class GitHubStandin {
     // Also ends hung and keep-alive connections, which server.close() alone would wait for.
     this.server.closeAllConnections();
     await new Promise<void>((resolve, reject) => this.server.close((error) => (error ? reject(error) : resolve())));
+  }
+
+  // ---- GitHub App authentication: installation tokens minted for an RS256 JWT signed with the App's key ----
+
+  private appAuth?: { appId: string; installationId: number; publicKey: KeyObject; tokens: Set<string>; minted: number };
+
+  /** Accept a GitHub App: POST /app/installations/{id}/access_tokens checks the App JWT and mints a token the other routes accept. */
+  enableAppAuth(options: { appId: string; installationId: number; publicKeyPem: string }): void {
+    this.appAuth = { appId: options.appId, installationId: options.installationId, publicKey: createPublicKey(options.publicKeyPem), tokens: new Set(), minted: 0 };
+  }
+
+  /** Installation tokens minted so far. */
+  get appTokensMinted(): number {
+    return this.appAuth?.minted ?? 0;
+  }
+
+  private answerAccessTokens(ex: Exchange, method: string, path: string): void {
+    const app = this.appAuth!;
+    const problem = method !== "POST" ? "Not Found" : this.appJwtProblem(ex.req.headers.authorization, app);
+    if (problem !== undefined) {
+      return this.send(ex, problem === "Not Found" ? 404 : 401, { message: problem, documentation_url: DOCS, status: problem === "Not Found" ? "404" : "401" } satisfies BasicError);
+    }
+    if (Number(ACCESS_TOKENS_PATH.exec(path)?.[1]) !== app.installationId) return this.notFound(ex);
+    const token = `ghs_${randomBytes(18).toString("base64url")}`;
+    app.tokens.add(token);
+    app.minted++;
+    this.send(ex, 201, {
+      token,
+      expires_at: new Date(this.clock().getTime() + 3600_000).toISOString().replace(/\.\d{3}Z$/, "Z"),
+      permissions: { actions: "write", administration: "read" },
+      repository_selection: "selected",
+    } satisfies Schemas["installation-token"]);
+  }
+
+  /** GitHub's checks of an App JWT: RS256, signed by the App's key, issued by the App, at most 10 minutes long. */
+  private appJwtProblem(header: string | undefined, app: NonNullable<GitHubStandin["appAuth"]>): string | undefined {
+    const jwt = /^bearer\s+([\w-]+)\.([\w-]+)\.([\w-]+)$/i.exec(header ?? "");
+    if (jwt === null) return "A JSON web token could not be decoded";
+    const [, head, body, signature] = jwt as unknown as [string, string, string, string];
+    let claims: { alg?: unknown; iss?: unknown; iat?: unknown; exp?: unknown };
+    try {
+      claims = { ...JSON.parse(Buffer.from(head, "base64url").toString()), ...JSON.parse(Buffer.from(body, "base64url").toString()) };
+    } catch {
+      return "A JSON web token could not be decoded";
+    }
+    if (claims.alg !== "RS256" || !verifySignature("RSA-SHA256", Buffer.from(`${head}.${body}`), app.publicKey, Buffer.from(signature, "base64url"))) {
+      return "A JSON web token could not be decoded";
+    }
+    const now = Math.floor(this.clock().getTime() / 1000);
+    if (String(claims.iss) !== app.appId) return "'Issuer' claim ('iss') must be an Integer";
+    if (typeof claims.iat !== "number" || typeof claims.exp !== "number" || claims.iat > now + 60 || claims.exp <= now || claims.exp - claims.iat > 660) {
+      return "'Expiration time' claim ('exp') is too far in the future";
+    }
+    return undefined;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -404,10 +481,11 @@ export class GitHubStandin {
       },
     };
 
+    if (this.appAuth !== undefined && ACCESS_TOKENS_PATH.test(path)) return this.answerAccessTokens(ex, method, path);
     if (!this.authorized(req.headers.authorization)) {
       return this.send(ex, 401, { message: "Bad credentials", documentation_url: DOCS, status: "401" } satisfies BasicError);
     }
-    const intercepted = this.intercept(method, path);
+    const intercepted = this.intercept(method, path) ?? this.injectFault?.(method, path);
     if (intercepted === "hang") return;
     if (intercepted !== undefined) return this.sendFault(ex, intercepted);
     if (malformed) {
@@ -418,7 +496,7 @@ export class GitHubStandin {
 
   private authorized(header: string | undefined): boolean {
     const match = /^(?:token|bearer)\s+(\S+)$/i.exec(header ?? "");
-    return match?.[1] === this.token;
+    return match?.[1] === this.token || (match?.[1] !== undefined && this.appAuth?.tokens.has(match[1]) === true);
   }
 
   private intercept(method: string, path: string): FaultSpec | "hang" | undefined {
@@ -585,7 +663,7 @@ export class GitHubStandin {
       created_at: run.created_at,
       // GitHub fills started_at even for queued jobs (with the creation time).
       started_at: run.created_at,
-      completed_at: status === "completed" ? timestamp() : null,
+      completed_at: status === "completed" ? this.timestamp() : null,
       name: spec.name ?? defaultName,
       steps: [],
       check_run_url: `${api}/check-runs/${id}`,
@@ -842,8 +920,8 @@ function fileName(path: string): string {
 }
 
 /** GitHub's timestamps have whole seconds. */
-function timestamp(): string {
-  return new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
+function timestamp(at: Date): string {
+  return at.toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {

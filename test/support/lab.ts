@@ -2,12 +2,14 @@
  * A seed lab for integration tests: the GitHub stand-in with the four seed pairs' runners, the
  * real Octokit client pointed at it, and a store on Azurite.
  */
-import { loadLabConfigFile, type LabConfig } from "../../shared/config.js";
+import { inject } from "vitest";
+import { labKey, loadLabConfigFile, type LabConfig } from "../../shared/config.js";
 import { silentLogger, type Logger } from "../../shared/logger.js";
 import { createRuntime, type Runtime } from "../../shared/runtime.js";
 import { readSettings } from "../../shared/settings.js";
+import { TableDeliveryLog } from "../../shared/webhook.js";
 import { GitHubStandin } from "./github-standin.js";
-import { openTestStore } from "./store.js";
+import { openTestStore, uniqueTablePrefix } from "./store.js";
 
 export const seedConfig: LabConfig = loadLabConfigFile("lab.config.json");
 
@@ -25,9 +27,19 @@ export interface TestLab {
   close(): Promise<void>;
 }
 
-export async function startTestLab(options: { config?: LabConfig; ghes?: boolean; logger?: Logger } = {}): Promise<TestLab> {
+export interface TestLabOptions {
+  config?: LabConfig;
+  ghes?: boolean;
+  logger?: Logger;
+  /** App settings beyond the stand-in's URL and token. Without OIDC_AUDIENCE, OIDC is off (OIDC_DISABLED=true). */
+  settings?: Record<string, string>;
+}
+
+export async function startTestLab(options: TestLabOptions = {}): Promise<TestLab> {
   const config = options.config ?? seedConfig;
-  const github = await GitHubStandin.start({ owner: config.github.owner, repo: config.github.repo, ghes: options.ghes ?? false });
+  const now = { value: new Date("2026-11-27T12:00:00.000Z") };
+  // GitHub's timestamps follow the test's clock, as they follow the real one in production.
+  const github = await GitHubStandin.start({ owner: config.github.owner, repo: config.github.repo, ghes: options.ghes ?? false, clock: () => now.value });
   for (const pair of config.pairs) {
     github.addRunner({ name: vmRunnerName(pair.id), labels: ["lab", "os-windows-2022", pair.vmRunnerLabel] });
     for (const host of pair.hosts) github.addRunner({ name: hostRunnerName(host.runnerLabel), labels: [host.runnerLabel] });
@@ -35,10 +47,12 @@ export async function startTestLab(options: { config?: LabConfig; ghes?: boolean
   // Unrelated runner in the same repository (the lab's page shows one labelled RCU).
   github.addRunner({ name: "WIN-B9SEU47NHOT", labels: ["RCU"], busy: true });
 
-  const now = { value: new Date("2026-11-27T12:00:00.000Z") };
-  const settings = readSettings({ GITHUB_API_URL: github.url, GITHUB_TOKEN: github.token });
+  const extra = options.settings ?? {};
+  const settings = readSettings({ GITHUB_API_URL: github.url, GITHUB_TOKEN: github.token, ...(extra.OIDC_AUDIENCE ? {} : { OIDC_DISABLED: "true" }), ...extra });
+  const tablePrefix = uniqueTablePrefix();
   const runtime = await createRuntime(settings, config, {
-    store: await openTestStore(),
+    store: await openTestStore(tablePrefix),
+    deliveries: await TableDeliveryLog.open({ connection: { kind: "connectionString", connectionString: inject("azuriteConnectionString") }, tablePrefix, lab: labKey(config) }),
     clock: () => now.value,
     logger: options.logger ?? silentLogger,
     githubClient: { retries: 2, retryBaseMs: 5, timeoutMs: 2_000, maxRateLimitWaitSeconds: 2, writeSpacingMs: 0 },

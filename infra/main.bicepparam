@@ -1,0 +1,22 @@
+using 'main.bicep'
+
+// Deployed with the command in docs/deploy.md; the region is that command's --location.
+
+// The repository comes from the lab config that ships in the package, so the two cannot disagree.
+var labConfig = loadJsonContent('../lab.config.json')
+param githubOwner = labConfig.github.owner
+param githubRepo = labConfig.github.repo
+
+// Per installation, so they come from the deploy command's environment.
+param namePrefix = readEnvironmentVariable('LAB_RESET_NAME_PREFIX', 'labreset')
+param githubAppId = readEnvironmentVariable('LAB_RESET_GITHUB_APP_ID')
+param githubAppInstallationId = readEnvironmentVariable('LAB_RESET_GITHUB_APP_INSTALLATION_ID')
+param adminPrincipalId = readEnvironmentVariable('LAB_RESET_ADMIN_PRINCIPAL_ID', '')
+
+// Edit here and run the deploy command again to change them.
+param resetSchedule = '0 0 */6 * * *'
+param githubApiUrl = 'https://api.github.com'
+param oidcAudience = ''
+param oidcIssuer = ''
+param labConfigPath = 'lab.config.json'
+param tablePrefix = 'labreset'

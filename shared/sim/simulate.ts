@@ -1,0 +1,222 @@
+/**
+ * One simulated lab week under one reset policy:
+ * - `lab-reset`: this app, unchanged (Octokit client → GitHub stand-in, reconcile, store), driven
+ *   by the timer at its schedule and a job-completed call when each perf run ends;
+ * - `today`: the lab's current workflows (../shared/brief/seed-policy.md), modelled here;
+ * - `none`: no resets at all.
+ */
+import type { LabConfig } from "../config.js";
+import * as handlers from "../handlers.js";
+import { silentLogger, type Logger } from "../logger.js";
+import { MemoryStore } from "../memory-store.js";
+import { createRuntime, type Runtime } from "../runtime.js";
+import { parseSchedule } from "../schedule.js";
+import { readSettings } from "../settings.js";
+import type { PairStore } from "../store.js";
+import { GitHubStandin } from "../../test/support/github-standin.js";
+import { hostRunnerNameOf, SimLab, type PairTimeline, type SimMetrics, type SimRun } from "./lab.js";
+import { Random } from "./random.js";
+import type { Profile } from "./workload.js";
+
+export type PolicyName = "lab-reset" | "today" | "none";
+
+export interface Faults {
+  /** Share of GitHub requests answered 502 (the app's client retries them). */
+  serverErrorRate: number;
+  /** Share of GitHub requests answered 429 with retry-after. */
+  rateLimitRate: number;
+  /** Share of job-completed calls that never arrive (the timer is the backstop). */
+  lostCallRate: number;
+}
+
+export interface SimulationOptions {
+  profile: Profile;
+  policy: PolicyName;
+  seed: number;
+  days: number;
+  start?: Date;
+  faults?: Faults;
+  busyLagSeconds?: number;
+  resetMinutesPerHost?: number;
+  resetSchedule?: string;
+  logger?: Logger;
+  store?: PairStore;
+}
+
+export interface SimulationResult {
+  profile: string;
+  policy: PolicyName;
+  days: number;
+  metrics: SimMetrics;
+  githubRequests: number;
+  /** Secondary rate-limit points: GET 1, write 5. */
+  rateLimitPoints: number;
+  timelines: PairTimeline[];
+  start: number;
+  end: number;
+}
+
+export const DEFAULT_START = new Date("2026-11-23T00:00:00.000Z");
+export const DEFAULT_FAULTS: Faults = { serverErrorRate: 0.01, rateLimitRate: 0.002, lostCallRate: 0.05 };
+
+interface Driver {
+  onPerfRunComplete(run: SimRun): void | Promise<void>;
+  counts(): { requests: number; points: number };
+  close(): Promise<void>;
+}
+
+export async function simulate(options: SimulationOptions): Promise<SimulationResult> {
+  const start = options.start ?? DEFAULT_START;
+  const end = new Date(start.getTime() + options.days * 86_400_000);
+  const { config } = options.profile;
+  let clock = () => start;
+  const standin = await GitHubStandin.start({ owner: config.github.owner, repo: config.github.repo, clock: () => clock() });
+  const lab = new SimLab(standin, {
+    config,
+    osLabel: options.profile.osLabel,
+    start,
+    seed: options.seed,
+    ...(options.busyLagSeconds !== undefined ? { busyLagSeconds: options.busyLagSeconds } : {}),
+    ...(options.resetMinutesPerHost !== undefined ? { resetMinutesPerHost: options.resetMinutesPerHost } : {}),
+    resetRefusesBusyVm: options.policy === "lab-reset",
+  });
+  clock = lab.now;
+
+  const driver =
+    options.policy === "lab-reset"
+      ? await appDriver(lab, standin, config, options)
+      : options.policy === "today"
+        ? todayDriver(lab, standin, config, options.resetSchedule)
+        : { onPerfRunComplete: () => {}, counts: () => ({ requests: 0, points: 0 }), close: () => Promise.resolve() };
+
+  for (const arrival of options.profile.workload(options.seed, options.days)) {
+    lab.at(start.getTime() + arrival.atMinutes * 60_000, () => {
+      lab.addPerfRun(arrival.jobs, (run) => driver.onPerfRunComplete(run));
+    });
+  }
+  try {
+    await lab.runUntil(end);
+  } finally {
+    await driver.close();
+  }
+  const counts = driver.counts();
+  return {
+    profile: options.profile.name,
+    policy: options.policy,
+    days: options.days,
+    metrics: lab.metrics,
+    githubRequests: counts.requests,
+    rateLimitPoints: counts.points,
+    timelines: lab.finish(),
+    start: start.getTime(),
+    end: end.getTime(),
+  };
+}
+
+/** Runs the timer at its schedule in simulated time. */
+function everySchedule(lab: SimLab, expression: string, tick: () => Promise<void> | void) {
+  const schedule = parseSchedule(expression);
+  const arm = () =>
+    lab.at(schedule.next(lab.now()).getTime(), async () => {
+      await tick();
+      arm();
+    });
+  arm();
+}
+
+/** This app, as deployed: the same runtime, handlers and GitHub client, on simulated time. */
+export async function appDriver(lab: SimLab, standin: GitHubStandin, config: LabConfig, options: Pick<SimulationOptions, "faults" | "resetSchedule" | "logger" | "store" | "seed">): Promise<Driver & { runtime: Runtime; report: (runId: number) => Promise<void> }> {
+  const logger = options.logger ?? silentLogger;
+  const faults = options.faults ?? DEFAULT_FAULTS;
+  const settings = readSettings({ GITHUB_API_URL: standin.url, GITHUB_TOKEN: standin.token, OIDC_DISABLED: "true", ...(options.resetSchedule ? { RESET_SCHEDULE: options.resetSchedule } : {}) });
+  const runtime = await createRuntime(settings, config, {
+    store: options.store ?? new MemoryStore(),
+    clock: lab.now,
+    logger,
+    // Waits are real milliseconds standing for simulated seconds, so a week runs in seconds.
+    githubClient: { retries: 3, retryBaseMs: 1, rateLimitBaseMs: 1, writeSpacingMs: 0, timeoutMs: 10_000, maxRateLimitWaitSeconds: 120 },
+  });
+  const faultRandom = new Random(options.seed ^ 0x5eed);
+  standin.injectFault = () =>
+    faultRandom.chance(faults.serverErrorRate) ? { status: 502 } : faultRandom.chance(faults.rateLimitRate) ? { status: 429, headers: { "retry-after": "1" } } : undefined;
+
+  /** The perf workflow's last job: call job-completed, retrying a 503 a few times a minute apart. */
+  const report = async (runId: number, attempt = 1): Promise<void> => {
+    const response = await handlers.jobCompleted(runtime, JSON.stringify({ repository: `${config.github.owner}/${config.github.repo}`, runId }), logger);
+    if (response.status === 503 && attempt < 4) lab.after(60_000, () => report(runId, attempt + 1));
+  };
+  const callRandom = new Random(options.seed ^ 0xca11);
+  // Reset runs report too, so a finished reset is seen without waiting for the timer.
+  standin.onDispatch = (_dispatch, run) => {
+    lab.adoptResetRun(Number(run.id), (r) => report(r.id));
+  };
+  everySchedule(lab, settings.resetSchedule, async () => {
+    try {
+      await handlers.scheduledReset(runtime, logger);
+    } catch (error) {
+      logger.warn(`scheduledReset: ${(error as Error).message}`);
+    }
+  });
+  return {
+    runtime,
+    report,
+    onPerfRunComplete: (run) => (callRandom.chance(faults.lostCallRate) ? undefined : report(run.id)),
+    counts: () => ({ requests: standin.requests.length, points: standin.requests.reduce((sum, r) => sum + (r.method === "GET" ? 1 : 5), 0) }),
+    close: () => standin.close(),
+  };
+}
+
+/**
+ * Today's workflows: a reset of every host every 6 h and after each perf run; one at a time;
+ * gated on no perf run in progress (polled each minute for 45 min; a single look for the cron).
+ */
+function todayDriver(lab: SimLab, standin: GitHubStandin, config: LabConfig, resetSchedule = "0 0 */6 * * *"): Driver {
+  let active = false;
+  let requests = 0;
+  let points = 0;
+  const get = () => {
+    requests++;
+    points += 1;
+  };
+  const post = () => {
+    requests++;
+    points += 5;
+  };
+  const hosts = config.pairs.flatMap((p) => p.hosts.map((h) => h.runnerLabel));
+  const resetEverything = () => {
+    const run = standin.addRun({
+      name: "auto-reset-parent-or-child-lab-machine",
+      workflowPath: ".github/workflows/auto-reset-parent-or-child-lab-machine.yml",
+      event: "workflow_dispatch",
+      status: "queued",
+      createdAt: lab.now().toISOString(),
+      jobs: hosts.map((label) => ({ name: `reset ${hostRunnerNameOf(label)}`, status: "queued", labels: ["self-hosted", label], runnerName: null })),
+    });
+    lab.adoptResetRun(Number(run.id), () => {
+      active = false;
+    });
+  };
+  const request = (singleLook: boolean) => {
+    get(); // is a reset run already in progress?
+    if (active) return;
+    post(); // dispatch the reset workflow
+    active = true;
+    const deadline = lab.now().getTime() + 45 * 60_000;
+    const gate = () => {
+      get(); // list in-progress runs
+      if (lab.perfRunsInProgress() === 0) return resetEverything();
+      if (singleLook || lab.now().getTime() >= deadline) {
+        active = false;
+        return;
+      }
+      lab.after(60_000, gate);
+    };
+    lab.after(20_000, gate);
+  };
+  everySchedule(lab, resetSchedule, () => request(true));
+  return {
+    onPerfRunComplete: () => request(false),
+    counts: () => ({ requests, points }),
+    close: () => standin.close(),
+  };
+}
