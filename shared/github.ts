@@ -77,6 +77,12 @@ export function createOctokit(options: GitHubClientOptions): LabOctokitInstance 
 }
 
 // The fields we read, checked at run time; the stand-in types the full shapes with @octokit/openapi-types.
+/**
+ * GitHub's timestamps (`2026-11-27T12:00:00Z`) in the one form the app stores and compares as
+ * strings (`Date#toISOString`: milliseconds, UTC), so that earlier always sorts first.
+ */
+export const GitHubTime = z.iso.datetime({ offset: true }).transform((s) => new Date(s).toISOString());
+
 export const RunnerSchema = z.object({
   id: z.number().int(),
   name: z.string(),
@@ -92,7 +98,7 @@ export const JobSchema = z.object({
   status: z.string(),
   conclusion: z.string().nullable(),
   runner_name: z.string().nullable(),
-  completed_at: z.string().nullable().optional(),
+  completed_at: GitHubTime.nullable().optional(),
 });
 export type Job = z.infer<typeof JobSchema>;
 
@@ -101,8 +107,9 @@ export const RunSchema = z.object({
   status: z.string().nullable(),
   conclusion: z.string().nullable(),
   display_title: z.string().optional(),
+  path: z.string().optional(),
   html_url: z.string(),
-  updated_at: z.string(),
+  updated_at: GitHubTime,
   run_attempt: z.number().int().optional(),
 });
 export type Run = z.infer<typeof RunSchema>;
@@ -158,14 +165,46 @@ export interface LabGitHub {
   listRunJobs(runId: number, attempt?: number): Promise<Job[]>;
   /** Reset runs created since `since`, to find runs by the request id in their title. */
   listResetRuns(since: Date): Promise<Run[]>;
+  /** The repository's runs completed and created since `since` (the timer's look for lost job-completed calls). */
+  listCompletedRuns(since: Date): Promise<Run[]>;
+  /** Jobs of a completed run; they no longer change, so each run is read once per process. */
+  listFinishedRunJobs(runId: number): Promise<Job[]>;
   dispatchReset(pair: Pair, requestId: string): Promise<DispatchResult>;
   /** Requests sent so far, and the last rate-limit headroom seen. */
-  stats(): { requests: number; rateLimitRemaining: number | null };
+  stats(): { requests: number; notModified: number; rateLimitRemaining: number | null };
+}
+
+/** A small least-recently-used map: caches stay bounded however long the process lives. */
+class Lru<K, V> {
+  private readonly map = new Map<K, V>();
+  constructor(private readonly limit: number) {}
+  get(key: K): V | undefined {
+    const value = this.map.get(key);
+    if (value !== undefined) {
+      this.map.delete(key);
+      this.map.set(key, value);
+    }
+    return value;
+  }
+  set(key: K, value: V): void {
+    this.map.delete(key);
+    this.map.set(key, value);
+    if (this.map.size > this.limit) this.map.delete(this.map.keys().next().value as K);
+  }
+}
+
+interface CachedAnswer {
+  etag: string;
+  response: { status: number; url: string; headers: Record<string, string | number | undefined>; data: unknown };
 }
 
 export class OctokitLabGitHub implements LabGitHub {
   private requests = 0;
+  private notModified = 0;
   private rateLimitRemaining: number | null = null;
+  /** Last answer of each GET, replayed when GitHub says 304 (a 304 costs no rate limit). */
+  private readonly answers = new Lru<string, CachedAnswer>(2_000);
+  private readonly finishedJobs = new Lru<number, Job[]>(5_000);
   /** Servers that refused `return_run_details` (GHES ≤ 3.20): don't ask them again. */
   private runDetailsUnsupported = false;
 
@@ -180,10 +219,30 @@ export class OctokitLabGitHub implements LabGitHub {
       const remaining = Number(response.headers["x-ratelimit-remaining"]);
       if (Number.isFinite(remaining)) this.rateLimitRemaining = remaining;
     });
+    // Conditional requests: send the last ETag of each list; on 304 reuse the answer it names.
+    octokit.hook.wrap("request", async (request, options) => {
+      if (options.method !== "GET") return request(options);
+      const key = octokit.request.endpoint(options).url;
+      const cached = this.answers.get(key);
+      if (cached) options.headers = { ...options.headers, "if-none-match": cached.etag };
+      try {
+        const response = await request(options);
+        const etag = response.headers.etag;
+        // Copies: paginate rewrites the answer it is given (it unwraps `{ total_count, runners }`).
+        if (typeof etag === "string") this.answers.set(key, { etag, response: structuredClone({ status: response.status, url: response.url, headers: response.headers, data: response.data as unknown }) });
+        return response;
+      } catch (error) {
+        if (cached && error instanceof RequestError && error.status === 304) {
+          this.notModified++;
+          return structuredClone(cached.response) as Awaited<ReturnType<typeof request>>;
+        }
+        throw error;
+      }
+    });
   }
 
   stats() {
-    return { requests: this.requests, rateLimitRemaining: this.rateLimitRemaining };
+    return { requests: this.requests, notModified: this.notModified, rateLimitRemaining: this.rateLimitRemaining };
   }
 
   private get repo() {
@@ -260,6 +319,29 @@ export class OctokitLabGitHub implements LabGitHub {
     } catch (error) {
       throw describe(call, error);
     }
+  }
+
+  async listCompletedRuns(since: Date): Promise<Run[]> {
+    const call = `GET /repos/${this.repo.owner}/${this.repo.repo}/actions/runs?status=completed`;
+    try {
+      const runs = await this.octokit.paginate(this.octokit.rest.actions.listWorkflowRunsForRepo, {
+        ...this.repo,
+        status: "completed",
+        created: `>=${since.toISOString().slice(0, 19)}Z`,
+        per_page: 100,
+      });
+      return parse(call, z.array(RunSchema), runs);
+    } catch (error) {
+      throw describe(call, error);
+    }
+  }
+
+  async listFinishedRunJobs(runId: number): Promise<Job[]> {
+    const cached = this.finishedJobs.get(runId);
+    if (cached) return cached;
+    const jobs = await this.listRunJobs(runId);
+    this.finishedJobs.set(runId, jobs);
+    return jobs;
   }
 
   async dispatchReset(pair: Pair, requestId: string): Promise<DispatchResult> {

@@ -51,6 +51,8 @@ export interface ReconcileResult {
   runPairs: string[];
   dispatches: number;
   githubRequests: number;
+  /** Of those, answered 304 Not Modified (free of rate limit). */
+  notModified: number;
   rateLimitRemaining: number | null;
   durationMs: number;
 }
@@ -127,6 +129,38 @@ async function pairsOfRun(deps: ReconcileDeps, report: JobReport, view: LabView,
   return used;
 }
 
+/** How far back the timer looks for finished runs: a day, and the longest perf run before that. */
+const BACKSTOP_HORIZON_MS = 24 * 3_600_000;
+const LONGEST_RUN_MS = 6 * 3_600_000;
+
+/**
+ * I3's backstop: jobs on a pair's VM runner that finished after the pair's last reset request and
+ * that the record does not know of — their run's job-completed call never came. One listing of
+ * runs completed since the oldest such request (at most a day back), and the jobs of each run not
+ * read before by this process.
+ */
+async function unreportedJobs(deps: ReconcileDeps, stored: Map<string, StoredPair>, view: LabView, now: Date): Promise<Map<string, { runId: number; at: string }>> {
+  const pairOfRunner = new Map<string, Pair>();
+  for (const pair of deps.config.pairs) for (const runner of view.byLabel.get(lower(pair.vmRunnerLabel)) ?? []) pairOfRunner.set(lower(runner.name), pair);
+  const horizon = now.getTime() - BACKSTOP_HORIZON_MS;
+  const oldest = Math.min(...deps.config.pairs.map((p) => Date.parse(stored.get(p.id)?.record.resetDispatchedAt ?? "") || horizon));
+  const runs = await deps.github.listCompletedRuns(new Date(Math.max(oldest, horizon) - LONGEST_RUN_MS));
+  const found = new Map<string, { runId: number; at: string }>();
+  const resetWorkflow = deps.config.resetWorkflow.workflow;
+  for (const run of runs) {
+    if (run.path?.endsWith(`/${resetWorkflow}`)) continue; // reset runs use host runners only
+    for (const job of await deps.github.listFinishedRunJobs(run.id)) {
+      const pair = pairOfRunner.get(lower(job.runner_name ?? ""));
+      if (!pair || !job.completed_at) continue;
+      const record = stored.get(pair.id)?.record;
+      const afterReset = !record?.resetDispatchedAt || job.completed_at > record.resetDispatchedAt;
+      const unknown = !record?.lastJobAt || job.completed_at > record.lastJobAt;
+      if (afterReset && unknown && job.completed_at > (found.get(pair.id)?.at ?? "")) found.set(pair.id, { runId: run.id, at: job.completed_at });
+    }
+  }
+  return found;
+}
+
 /** What GitHub shows of each reset in flight: by run id when known, else by request id in the run's title. */
 async function followResets(github: LabGitHub, stored: Map<string, StoredPair>): Promise<Map<string, ResetRunFacts>> {
   const facts = new Map<string, ResetRunFacts>();
@@ -180,16 +214,26 @@ export async function reconcile(deps: ReconcileDeps, trigger: Trigger, report?: 
     runPairs = await pairsOfRun(deps, report, view, started);
   }
   if ("error" in view) errors.push(view.error);
+  // What each pair is told about finished jobs: the reported run's, and (timer) any found unreported.
+  const jobReports = new Map<string, { runId: number; at: string }>();
+  if (trigger === "timer" && !("error" in view)) {
+    try {
+      for (const [pairId, found] of await unreportedJobs(deps, stored, view, started)) jobReports.set(pairId, found);
+    } catch (error) {
+      // Not knowing of a lost report makes no reset unsafe: note it and go on.
+      errors.push(`looking for unreported jobs: ${(error as Error).message}`);
+    }
+  }
+  if (report) for (const [pairId, at] of runPairs) jobReports.set(pairId, { runId: report.runId, at });
   const resetRuns = await followResets(github, stored);
 
   const inputFor = (pair: Pair, record: PairRecord | null, observation: PairObservation, requestId: string, resetRun?: ResetRunFacts) => {
-    const at = runPairs.get(pair.id);
     return {
       pair,
       record,
       observation,
       resetRun,
-      jobReport: report && at ? { runId: report.runId, at } : undefined,
+      jobReport: jobReports.get(pair.id),
       trigger,
       now: deps.clock(),
       requestId,
@@ -306,13 +350,14 @@ export async function reconcile(deps: ReconcileDeps, trigger: Trigger, report?: 
     runPairs: [...runPairs.keys()],
     dispatches,
     githubRequests: stats.requests - startStats.requests,
+    notModified: stats.notModified - startStats.notModified,
     rateLimitRemaining: stats.rateLimitRemaining,
     durationMs: deps.clock().getTime() - started.getTime(),
   };
   const byState: Record<string, number> = {};
   for (const p of pairs) byState[p.state] = (byState[p.state] ?? 0) + 1;
   logger.info(
-    `reconcile ${JSON.stringify({ trigger, ok: summary.ok, pairs: byState, dispatches, githubRequests: summary.githubRequests, rateLimitRemaining: summary.rateLimitRemaining, durationMs: summary.durationMs, runId: report?.runId })}`,
+    `reconcile ${JSON.stringify({ trigger, ok: summary.ok, pairs: byState, dispatches, githubRequests: summary.githubRequests, notModified: summary.notModified, rateLimitRemaining: summary.rateLimitRemaining, durationMs: summary.durationMs, runId: report?.runId })}`,
   );
   for (const error of errors) logger.error(`reconcile (trigger ${trigger}): ${error}`);
   return summary;

@@ -13,7 +13,7 @@ import { verify } from "@octokit/webhooks-methods";
 import { RestError, TableClient } from "@azure/data-tables";
 import { z } from "zod";
 import { zodProblems, type LabConfig, type Pair } from "./config.js";
-import { GitHubError, type Runner } from "./github.js";
+import { GitHubError, type Runner, GitHubTime } from "./github.js";
 import type { JsonResponse } from "./handlers.js";
 import type { Logger } from "./logger.js";
 import { newPairRecord, type PairEvent, type PairRecord, type Trigger } from "./pair-record.js";
@@ -36,7 +36,6 @@ export interface WebhookDelivery {
   body: string;
 }
 
-const isoTime = z.iso.datetime({ offset: true });
 // eslint-disable-next-line no-control-regex -- a runner name never holds control characters
 export const RunnerNameSchema = z.string().min(1).max(255).regex(/^[^\u0000-\u001f\u007f]+$/, "must not contain control characters");
 
@@ -49,8 +48,8 @@ export const WorkflowJobEventSchema = z.object({
     // Missing from older GitHub Enterprise Server payloads.
     run_attempt: z.number().int().positive().optional(),
     runner_name: RunnerNameSchema.nullable(),
-    started_at: isoTime,
-    completed_at: isoTime.nullable(),
+    started_at: GitHubTime,
+    completed_at: GitHubTime.nullable(),
   }),
   repository: z.object({ full_name: z.string().regex(REPOSITORY_PATTERN, 'must be "owner/repo"') }),
 });

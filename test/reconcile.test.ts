@@ -278,3 +278,70 @@ describe("job-completed input", () => {
     expect(await stored(lab, "vm-11-12")).toMatchObject({ lastJobRunId: perf.id });
   });
 });
+
+/** A lab whose four pairs were all reset a while ago and are clean. */
+async function cleanLab(l: TestLab) {
+  await handlers.scheduledReset(l.runtime, silentLogger);
+  for (const d of l.github.dispatches) if (d.runId !== null) finishReset(l, d.runId);
+  l.advance(10);
+  await handlers.scheduledReset(l.runtime, silentLogger);
+}
+
+describe("the timer as backstop for lost job-completed calls (I3)", () => {
+  it("resets a pair whose perf run finished without calling job-completed", async () => {
+    lab = await startTestLab();
+    await cleanLab(lab);
+    lab.advance(5);
+    const perf = perfRun(lab, [vmRunnerName("vm-42-43")], "completed"); // its job-completed call is lost
+    lab.advance(5);
+    const result = await handlers.scheduledReset(lab.runtime, silentLogger);
+    expect(result.pairs.map((p) => [p.id, p.decision])).toEqual([
+      ["vm-25-26", "skipped-fresh"],
+      ["vm-05-10", "skipped-fresh"],
+      ["vm-42-43", "reset-dispatched"],
+      ["vm-11-12", "skipped-fresh"],
+    ]);
+    expect(await stored(lab, "vm-42-43")).toMatchObject({ lastJobRunId: perf.id, jobSinceReset: true });
+  });
+
+  it("does not reset again for jobs that ended before the pair's last reset", async () => {
+    lab = await startTestLab();
+    perfRun(lab, [vmRunnerName("vm-42-43")], "completed");
+    lab.advance(1);
+    await cleanLab(lab);
+    lab.advance(5);
+    const result = await handlers.scheduledReset(lab.runtime, silentLogger);
+    expect(result.pairs.map((p) => p.decision)).toEqual(Array(4).fill("skipped-fresh"));
+  });
+});
+
+describe("GitHub request budget", () => {
+  it("one reconcile of the seed lab stays within its budget, and unchanged lists are answered 304", async () => {
+    lab = await startTestLab();
+    await cleanLab(lab);
+    lab.advance(61); // no longer fresh: every idle pair gets its periodic reset
+    perfRun(lab, [vmRunnerName("vm-25-26")]); // one in-progress run, its VM busy
+    perfRun(lab, [vmRunnerName("vm-11-12")], "completed"); // one finished run not seen before
+    lab.github.clearRequests();
+    const result = await handlers.scheduledReset(lab.runtime, silentLogger);
+    const runnerPages = Math.ceil(10 / 100);
+    const inProgressRuns = 1;
+    const budget =
+      runnerPages + 1 + inProgressRuns + // first look: runners, in-progress runs, their jobs
+      1 + 1 + // completed runs since the oldest reset, and the jobs of the one not seen before
+      0 + // reset runs followed: none in flight
+      result.dispatches + // one dispatch per reset
+      (result.dispatches > 0 ? runnerPages + 1 + inProgressRuns : 0); // the second look after claiming
+    expect(result.dispatches).toBe(3);
+    expect(lab.github.requests.length).toBeLessThanOrEqual(budget);
+
+    // Nothing changed on GitHub: the same lists are asked for again with their ETags.
+    lab.github.clearRequests();
+    await handlers.scheduledReset(lab.runtime, silentLogger);
+    const gets = lab.github.requests.filter((r) => r.method === "GET" && !/\/actions\/runs\/\d+$/.test(r.path));
+    expect(gets.length).toBeGreaterThan(0);
+    expect(gets.every((r) => r.status === 304)).toBe(true);
+    expect(lab.runtime.github.stats().notModified).toBeGreaterThanOrEqual(gets.length);
+  });
+});
+

@@ -31,7 +31,7 @@ describe("workflow_job in_progress", () => {
     const startedAt = "2026-11-27T12:00:05Z";
     const response = await deliver(lab, await signedDelivery(workflowJobPayload("in_progress", { runnerName: "vm-25-26", runId: 777, startedAt })));
     expect(response).toMatchObject({ status: 202, body: { pair: "vm-25-26", applied: true, state: "busy" } });
-    expect(await stored(lab, "vm-25-26")).toMatchObject({ state: "busy", jobSinceReset: true, lastJobRunId: 777, lastJobAt: startedAt });
+    expect(await stored(lab, "vm-25-26")).toMatchObject({ state: "busy", jobSinceReset: true, lastJobRunId: 777, lastJobAt: "2026-11-27T12:00:05.000Z" });
     const events = await lab.runtime.store.listEvents("vm-25-26");
     expect(events.map((e) => [e.trigger, e.to])).toEqual([["webhook", "busy"]]);
     expect(lab.github.dispatches).toHaveLength(0);
@@ -52,7 +52,7 @@ describe("workflow_job in_progress", () => {
     await deliver(lab, await signedDelivery(workflowJobPayload("in_progress", { runnerName: "VM-42-43", runId: 52, jobId: 9002, startedAt: "2026-11-27T12:10:00Z" })));
     const older = await deliver(lab, await signedDelivery(workflowJobPayload("in_progress", { runnerName: "VM-42-43", runId: 51, jobId: 9001, startedAt: "2026-11-27T12:05:00Z" })));
     expect(older).toMatchObject({ status: 202, body: { applied: false } });
-    expect(await stored(lab, "vm-42-43")).toMatchObject({ lastJobRunId: 52, lastJobAt: "2026-11-27T12:10:00Z" });
+    expect(await stored(lab, "vm-42-43")).toMatchObject({ lastJobRunId: 52, lastJobAt: "2026-11-27T12:10:00.000Z" });
   });
 
   it("keeps a reset in flight followed, and makes the pair dirty again when the reset ends", async () => {

@@ -4,7 +4,7 @@
  * addRun, setJob…) and script failures (fail, hang); every answer is typed with
  * @octokit/openapi-types so a shape that drifts from GitHub's fails to compile.
  */
-import { createPublicKey, randomBytes, verify as verifySignature, type KeyObject } from "node:crypto";
+import { createHash, createPublicKey, randomBytes, verify as verifySignature, type KeyObject } from "node:crypto";
 import { createServer, STATUS_CODES } from "node:http";
 import type { IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from "node:http";
 import type { components, operations } from "@octokit/openapi-types";
@@ -737,7 +737,14 @@ export class GitHubStandin {
   }
 
   private send(ex: Exchange, status: number, body?: unknown, headers: OutgoingHttpHeaders = {}): void {
-    this.write(ex, status, body === undefined ? undefined : JSON.stringify(body), headers);
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    if (status === 200 && ex.record.method === "GET" && payload !== undefined) {
+      // Like GitHub: every GET answer carries an ETag, and a matching If-None-Match gets 304 with no body.
+      const etag = `W/"${createHash("sha1").update(payload).digest("hex")}"`;
+      if (ex.req.headers["if-none-match"] === etag) return this.write(ex, 304, undefined, { ...headers, etag });
+      return this.write(ex, status, payload, { ...headers, etag });
+    }
+    this.write(ex, status, payload, headers);
   }
 
   private write(ex: Exchange, status: number, payload: string | undefined, headers: OutgoingHttpHeaders): void {
