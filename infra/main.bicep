@@ -45,7 +45,7 @@ param oidcAudience string = ''
 @description('Issuer of those tokens (OIDC_ISSUER); empty means GitHub.com\'s. For GitHub Enterprise Server https://HOST/_services/token.')
 param oidcIssuer string = ''
 
-@description('Object id of the admin who puts the secrets into Key Vault (Key Vault Secrets Officer); empty grants no one.')
+@description('Object id of the lab admin: Key Vault Secrets Officer (to put the secrets in) and Storage Table Data Contributor (to clear a pair that gave up); empty grants no one.')
 param adminPrincipalId string = ''
 
 @description('Tags on every resource.')
@@ -88,6 +88,7 @@ module storage 'modules/storage.bicep' = {
     location: location
     storageAccountName: names.storage
     deploymentContainerName: names.deploymentContainer
+    adminPrincipalId: adminPrincipalId
     tags: allTags
   }
 }

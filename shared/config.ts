@@ -6,7 +6,8 @@ export const HostSchema = z.strictObject({
   runnerLabel: z
     .string()
     .regex(/^(parent|child)=\S+$/, 'must look like "parent=<host>\\\\localadminuser" or "child=<host>\\\\localadminuser"'),
-  vmName: z.string().min(1, "must name the Hyper-V VM on this host"),
+  // Get-VM -Name takes wildcards: a name with * ? [ ] could reach (and restore) other VMs.
+  vmName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._()-]{0,99}$/, "must name one Hyper-V VM on this host: letters, digits, space, '.', '_', '-', '(', ')'; no wildcards"),
 });
 export type Host = z.infer<typeof HostSchema>;
 

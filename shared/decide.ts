@@ -75,6 +75,8 @@ export interface Outcome {
   changed: boolean;
   /** Claim the pair and dispatch a reset with `record.resetRequestId`. */
   dispatch: boolean;
+  /** A reset run given up on (timed out): cancel it once this outcome is stored. */
+  cancelRunId?: number;
   events: EventDraft[];
 }
 
@@ -98,15 +100,19 @@ export function decide(input: DecideInput): Outcome {
     Object.assign(r, failed);
     return finish("reset-failed");
   };
+  let cancelRunId: number | undefined;
   const finish = (decision: Decision, dispatch = false): Outcome => {
     const changed = input.record === null || JSON.stringify({ ...r, updatedAt: "" }) !== JSON.stringify({ ...before, updatedAt: "" });
     if (changed) r.updatedAt = now.toISOString();
-    return { decision, record: changed ? r : before, changed, dispatch, events };
+    return { decision, record: changed ? r : before, changed, dispatch, events, ...(cancelRunId !== undefined ? { cancelRunId } : {}) };
   };
 
   if (input.jobReport) {
-    // The job's end is reported: a webhook's hold on the pair is over.
-    r.busyUntil = null;
+    // The end of the run whose start a webhook reported releases its hold; another run's does not.
+    if (r.busyRunId === input.jobReport.runId) {
+      r.busyUntil = null;
+      r.busyRunId = null;
+    }
     r.jobSinceReset = true;
     r.lastJobRunId = input.jobReport.runId;
     if (r.lastJobAt === null || input.jobReport.at > r.lastJobAt) r.lastJobAt = input.jobReport.at;
@@ -138,6 +144,8 @@ export function decide(input: DecideInput): Outcome {
     } else if (run && !("unknown" in run) && r.resetDispatchedAt !== null) {
       const waited = minutes(now.getTime() - Date.parse(r.resetDispatchedAt));
       if (waited > input.resetTimeoutMinutes) {
+        // A run still queued could restore the VM hours later, unchecked: cancel it.
+        if (run.found) cancelRunId = run.runId;
         return fail(
           run.found
             ? `reset run ${run.runId} did not complete within ${input.resetTimeoutMinutes} minutes (status "${run.status}"); see ${run.url}`
@@ -177,7 +185,10 @@ export function decide(input: DecideInput): Outcome {
 
   // 3. Idle and reachable.
   if (r.state === "busy") setState("dirty", "the VM's job finished");
-  const dirty = r.jobSinceReset || r.state !== "clean";
+  // Cleanliness comes from what ran, not from a blip offline: a pair back online with no job since
+  // a completed reset is clean again.
+  const dirty = r.jobSinceReset || r.state === "dirty" || r.state === "failed" || r.resetCompletedAt === null;
+  if (!dirty && r.state !== "clean") setState("clean", "runners online again; no job since the last reset");
   if (!dirty) {
     if (input.trigger !== "timer") return finish("not-needed");
     const sinceReset = r.resetCompletedAt === null ? Infinity : minutes(now.getTime() - Date.parse(r.resetCompletedAt));

@@ -98,6 +98,8 @@ export const JobSchema = z.object({
   status: z.string(),
   conclusion: z.string().nullable(),
   runner_name: z.string().nullable(),
+  /** The job's runs-on labels. */
+  labels: z.array(z.string()).default([]),
   completed_at: GitHubTime.nullable().optional(),
 });
 export type Job = z.infer<typeof JobSchema>;
@@ -170,6 +172,8 @@ export interface LabGitHub {
   /** Jobs of a completed run; they no longer change, so each run is read once per process. */
   listFinishedRunJobs(runId: number): Promise<Job[]>;
   dispatchReset(pair: Pair, requestId: string): Promise<DispatchResult>;
+  /** Cancels a run (a reset given up on), so it cannot restore a VM later. */
+  cancelRun(runId: number): Promise<void>;
   /** Requests sent so far, and the last rate-limit headroom seen. */
   stats(): { requests: number; notModified: number; rateLimitRemaining: number | null };
 }
@@ -342,6 +346,17 @@ export class OctokitLabGitHub implements LabGitHub {
     const jobs = await this.listRunJobs(runId);
     this.finishedJobs.set(runId, jobs);
     return jobs;
+  }
+
+  async cancelRun(runId: number): Promise<void> {
+    const call = `POST /repos/${this.repo.owner}/${this.repo.repo}/actions/runs/${runId}/cancel`;
+    try {
+      await this.octokit.rest.actions.cancelWorkflowRun({ ...this.repo, run_id: runId });
+    } catch (error) {
+      // 409: the run already finished; nothing left to cancel.
+      if (error instanceof RequestError && error.status === 409) return;
+      throw describe(call, error);
+    }
   }
 
   async dispatchReset(pair: Pair, requestId: string): Promise<DispatchResult> {

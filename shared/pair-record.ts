@@ -19,6 +19,8 @@ export const PairRecordSchema = z.object({
    * reported first: GitHub's busy flag and job list can lag the start.
    */
   busyUntil: isoTime.nullable(),
+  /** The run whose job start set `busyUntil`: only that run's end releases the hold early. */
+  busyRunId: z.number().int().nullable(),
   /** Unique id of the latest reset request, passed to the reset workflow as `request_id`. */
   resetRequestId: z.string().nullable(),
   resetRunId: z.number().int().nullable(),
@@ -62,6 +64,7 @@ export function newPairRecord(pairId: string, now: Date): PairRecord {
     lastJobRunId: null,
     lastJobAt: null,
     busyUntil: null,
+    busyRunId: null,
     resetRequestId: null,
     resetRunId: null,
     resetDispatchedAt: null,

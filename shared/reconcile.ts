@@ -10,7 +10,7 @@ import type { LabConfig, Pair } from "./config.js";
 import { decide, failedRecord, type Decision, type Outcome, type PairObservation, type ResetRunFacts, type RunnerFacts } from "./decide.js";
 import { GitHubError, type Job, type LabGitHub, type Run, type Runner } from "./github.js";
 import type { Logger } from "./logger.js";
-import type { PairEvent, PairRecord, Trigger } from "./pair-record.js";
+import { newPairRecord, type PairEvent, type PairRecord, type Trigger } from "./pair-record.js";
 import { StoreConflictError, type PairStore, type StoredPair } from "./store.js";
 
 export interface ReconcileDeps {
@@ -66,6 +66,8 @@ export class RunNotFoundError extends Error {
 }
 
 const MAX_CONFLICT_RETRIES = 5;
+/** Older than this, the second look is taken again before the next dispatch. */
+const STALE_LOOK_MS = 10_000;
 const lower = (s: string) => s.toLowerCase();
 
 /** One look at GitHub: every runner and every unfinished job, indexed for the pairs. */
@@ -161,8 +163,29 @@ async function unreportedJobs(deps: ReconcileDeps, stored: Map<string, StoredPai
   return found;
 }
 
+/**
+ * A reset run still in progress may be done with its hosts: its last job (telling lab-reset the
+ * reset ended) runs inside the same run. The reset is over when every job on the pair's host
+ * runners is: success if all succeeded.
+ */
+async function judgeByResetJobs(github: LabGitHub, run: Run, pair: Pair): Promise<ResetRunFacts> {
+  const hostLabels = new Set(pair.hosts.map((h) => lower(h.runnerLabel)));
+  const hostJobs = (await github.listRunJobs(run.id)).filter((job) => job.labels.some((l) => hostLabels.has(lower(l))));
+  const done = hostJobs.length > 0 && hostJobs.every((job) => job.status === "completed");
+  if (!done) return { found: true, runId: run.id, status: run.status ?? "unknown", conclusion: run.conclusion, completedAt: null, url: run.html_url };
+  const failed = hostJobs.find((job) => job.conclusion !== "success");
+  return {
+    found: true,
+    runId: run.id,
+    status: "completed",
+    conclusion: failed ? failed.conclusion : "success",
+    completedAt: hostJobs.map((job) => job.completed_at ?? "").reduce((a, b) => (a > b ? a : b)),
+    url: run.html_url,
+  };
+}
+
 /** What GitHub shows of each reset in flight: by run id when known, else by request id in the run's title. */
-async function followResets(github: LabGitHub, stored: Map<string, StoredPair>): Promise<Map<string, ResetRunFacts>> {
+async function followResets(github: LabGitHub, stored: Map<string, StoredPair>, pairs: Pair[]): Promise<Map<string, ResetRunFacts>> {
   const facts = new Map<string, ResetRunFacts>();
   const resetting = [...stored.values()].map((s) => s.record).filter((r) => r.state === "resetting");
   const unnumbered = resetting.filter((r) => r.resetRunId === null && r.resetDispatchedAt !== null);
@@ -183,7 +206,9 @@ async function followResets(github: LabGitHub, stored: Map<string, StoredPair>):
         : { found: false };
     if (record.resetRunId !== null) {
       try {
-        facts.set(record.pairId, toFacts(await github.getRun(record.resetRunId)));
+        const run = await github.getRun(record.resetRunId);
+        const pair = pairs.find((p) => p.id === record.pairId);
+        facts.set(record.pairId, run && run.status !== "completed" && pair ? await judgeByResetJobs(github, run, pair) : toFacts(run));
       } catch (error) {
         facts.set(record.pairId, { unknown: (error as Error).message });
       }
@@ -225,7 +250,7 @@ export async function reconcile(deps: ReconcileDeps, trigger: Trigger, report?: 
     }
   }
   if (report) for (const [pairId, at] of runPairs) jobReports.set(pairId, { runId: report.runId, at });
-  const resetRuns = await followResets(github, stored);
+  const resetRuns = await followResets(github, stored, config.pairs);
 
   const inputFor = (pair: Pair, record: PairRecord | null, observation: PairObservation, requestId: string, resetRun?: ResetRunFacts) => {
     return {
@@ -247,6 +272,14 @@ export async function reconcile(deps: ReconcileDeps, trigger: Trigger, report?: 
   const save = async (pair: Pair, current: StoredPair | null, outcome: Outcome): Promise<string | null> => {
     const etag = current === null ? await store.createPair(outcome.record) : await store.replacePair(outcome.record, current.etag);
     await appendEvents(deps, trigger, outcome.record, outcome.events.map((e) => ({ ...e, pairId: pair.id, at: outcome.record.updatedAt, trigger })));
+    if (outcome.cancelRunId !== undefined) {
+      try {
+        await github.cancelRun(outcome.cancelRunId);
+        logger.warn(`pair ${pair.id}: cancelled reset run ${outcome.cancelRunId}, which did not complete in time`);
+      } catch (error) {
+        errors.push(`pair ${pair.id}: ${(error as Error).message}; cancel run ${outcome.cancelRunId} by hand so it cannot restore the VM later`);
+      }
+    }
     return etag;
   };
 
@@ -303,15 +336,34 @@ export async function reconcile(deps: ReconcileDeps, trigger: Trigger, report?: 
   // Phase 2: look again now that the claims are held; a job may have started since the first look.
   let dispatches = 0;
   if (claims.length > 0) {
-    const recheck = await lookAtLab(github);
+    let recheck = await lookAtLab(github);
+    let lookedAt = performance.now();
     if ("error" in recheck) errors.push(recheck.error);
     for (const claim of claims) {
       const { pair } = claim;
       const requestId = claim.outcome.record.resetRequestId!;
+      // Dispatches are spaced (GitHub asks ≥ 1 s between writes): a look grows stale on a long list.
+      if (performance.now() - lookedAt > STALE_LOOK_MS) {
+        recheck = await lookAtLab(github);
+        lookedAt = performance.now();
+        if ("error" in recheck) errors.push(recheck.error);
+      }
+      // A write to the claimed record since (a webhook's job start, a job report) means news: the
+      // next trigger decides with it; this one does not dispatch on an older picture.
+      let written: StoredPair | null | "unreadable";
+      try {
+        written = await store.getPair(pair.id);
+      } catch {
+        written = "unreadable";
+      }
+      const unchanged = written !== "unreadable" && written?.etag === claim.claimEtag;
       // Same record and reset-run facts as the first decision; only GitHub's runners and jobs are new.
       const again = decide(inputFor(pair, claim.before?.record ?? null, observePair(pair, recheck), requestId, claim.resetRun));
-      if (!again.dispatch) {
-        await releaseClaim(deps, trigger, claim.outcome.record, claim.claimEtag, again, record, pair);
+      if (!again.dispatch || !unchanged) {
+        // Released for news in the record: back to the state before the claim, the news merged in.
+        const back: Outcome = again.dispatch ? { ...again, decision: "deferred-busy", dispatch: false, record: claim.before?.record ?? newPairRecord(pair.id, deps.clock()) } : again;
+        const why = again.dispatch ? "the pair's record changed while it was claimed" : again.record.reason;
+        await releaseClaim(deps, trigger, pair, requestId, claim.claimEtag, claim.outcome.record, back, why, record);
         continue;
       }
       dispatches++;
@@ -323,7 +375,7 @@ export async function reconcile(deps: ReconcileDeps, trigger: Trigger, report?: 
         if (result.outcome === "rejected") return failedRecord(r, `GitHub refused the dispatch: ${result.error}`, deps.clock(), config);
         return { ...r, lastError: `dispatch answer unknown, looking for the run by request id: ${result.error}` };
       });
-      const after = updated ?? claim.outcome.record;
+      const after = updated?.record ?? claim.outcome.record;
       const dispatchEvent: PairEvent = {
         pairId: pair.id,
         at: deps.clock().toISOString(),
@@ -363,28 +415,50 @@ export async function reconcile(deps: ReconcileDeps, trigger: Trigger, report?: 
   return summary;
 }
 
-/** The second look says no: put the pair back as the second look decided, if the claim is still ours. */
+/**
+ * The second look says no: put the pair back as the second look decided, keeping what others
+ * wrote about its jobs meanwhile, as long as the claim is still ours (re-read on conflicts).
+ */
 async function releaseClaim(
   deps: ReconcileDeps,
   trigger: Trigger,
-  claimed: PairRecord,
-  claimEtag: string,
-  again: Outcome,
-  record: (pair: Pair, outcome: Outcome, error?: string) => void,
   pair: Pair,
+  requestId: string,
+  claimEtag: string,
+  claimed: PairRecord,
+  again: Outcome,
+  why: string,
+  record: (pair: Pair, outcome: Outcome, error?: string) => void,
 ) {
-  const released: PairRecord = { ...again.record, reason: `claim released before dispatch: ${again.record.reason.replace(/^claim released before dispatch: /, "")}`, updatedAt: deps.clock().toISOString() };
-  try {
-    await deps.store.replacePair(released, claimEtag);
-    await appendEvents(deps, trigger, released, [
-      { pairId: pair.id, at: released.updatedAt, kind: "state", trigger, from: "resetting", to: released.state, reason: released.reason, resetRequestId: claimed.resetRequestId, resetRunId: null },
-    ]);
-    deps.logger.warn(`pair ${pair.id}: not reset, ${released.reason}`);
-    record(pair, { ...again, record: released });
-  } catch (error) {
+  const reason = `claim released before dispatch: ${why.replace(/^claim released before dispatch: /, "")}`;
+  const released = await patchClaim(deps, pair.id, requestId, claimEtag, claimed, (current) => {
+    const theirs = current.lastJobAt !== null && (again.record.lastJobAt ?? "") < current.lastJobAt;
+    return {
+      ...again.record,
+      jobSinceReset: again.record.jobSinceReset || current.jobSinceReset,
+      lastJobRunId: theirs ? current.lastJobRunId : again.record.lastJobRunId,
+      lastJobAt: theirs ? current.lastJobAt : again.record.lastJobAt,
+      busyUntil: current.busyUntil,
+      busyRunId: current.busyRunId,
+      // The claim counted an attempt that never happened.
+      attempts: Math.max(0, current.attempts - 1),
+      reason,
+    };
+  });
+  if (released === null) {
     // Left as a claim without a dispatch: it times out into `failed` and is retried, never dispatched twice.
-    record(pair, { ...again, record: claimed, dispatch: false }, `could not release claim ${claimed.resetRequestId}: ${(error as Error).message}`);
+    record(pair, { ...again, record: claimed, dispatch: false }, `could not release claim ${requestId}`);
+    return;
   }
+  if (!released.applied) {
+    record(pair, { ...again, record: released.record, dispatch: false });
+    return;
+  }
+  await appendEvents(deps, trigger, released.record, [
+    { pairId: pair.id, at: released.record.updatedAt, kind: "state", trigger, from: "resetting", to: released.record.state, reason, resetRequestId: requestId, resetRunId: null },
+  ]);
+  deps.logger.warn(`pair ${pair.id}: not reset, ${reason}`);
+  record(pair, { ...again, record: released.record });
 }
 
 /** Applies `change` to the pair while it still carries our request id, re-reading on conflicts. */
@@ -395,23 +469,23 @@ async function patchClaim(
   etag: string,
   claimed: PairRecord,
   change: (r: PairRecord) => PairRecord,
-): Promise<PairRecord | null> {
+): Promise<{ record: PairRecord; applied: boolean } | null> {
   let current: StoredPair | null = { record: claimed, etag };
   for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES && current; attempt++) {
-    if (current.record.resetRequestId !== requestId || current.record.state !== "resetting") return current.record;
+    if (current.record.resetRequestId !== requestId || current.record.state !== "resetting") return { record: current.record, applied: false };
     const next = { ...change(current.record), updatedAt: deps.clock().toISOString() };
     try {
       await deps.store.replacePair(next, current.etag);
-      return next;
+      return { record: next, applied: true };
     } catch (error) {
       if (!(error instanceof StoreConflictError)) {
-        deps.logger.error(`pair ${pairId}: could not record the dispatch of request ${requestId}: ${(error as Error).message}`);
+        deps.logger.error(`pair ${pairId}: Table Storage update of claim ${requestId} failed: ${(error as Error).message}`);
         return null;
       }
       current = await deps.store.getPair(pairId).catch(() => null);
     }
   }
-  return current?.record ?? null;
+  return null;
 }
 
 async function appendEvents(deps: ReconcileDeps, trigger: Trigger, record: PairRecord, events: PairEvent[]) {

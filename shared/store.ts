@@ -67,6 +67,12 @@ function fromEntity<T>(schema: { parse(value: unknown): T }, keys: string[], ent
 
 const recordKeys = Object.keys(PairRecordSchema.shape);
 const eventKeys = Object.keys(PairEventSchema.shape);
+/** Without an ETag the next write could not be conditional; Table Storage always sends one. */
+function requireEtag(etag: string | undefined, pairId: string): string {
+  if (!etag) throw new StoreError(`write pair ${pairId}`, new Error("Table Storage answered without an ETag"));
+  return etag;
+}
+
 const MAX_SEQUENCE = 999_999_999;
 let eventSequence = 0;
 const isStatus = (error: unknown, ...codes: number[]) => error instanceof RestError && codes.includes(error.statusCode ?? 0);
@@ -119,7 +125,7 @@ export class TableStore implements PairStore {
   async createPair(record: PairRecord): Promise<string> {
     try {
       const response = await this.pairs.createEntity(toEntity(this.lab, record.pairId, record));
-      return response.etag ?? "";
+      return requireEtag(response.etag, record.pairId);
     } catch (error) {
       if (isStatus(error, 409)) throw new StoreConflictError(record.pairId);
       throw new StoreError(`create pair ${record.pairId}`, error);
@@ -130,7 +136,7 @@ export class TableStore implements PairStore {
     try {
       // "Replace" drops properties that became null; the etag makes it conditional (If-Match).
       const response = await this.pairs.updateEntity(toEntity(this.lab, record.pairId, record), "Replace", { etag });
-      return response.etag ?? "";
+      return requireEtag(response.etag, record.pairId);
     } catch (error) {
       if (isStatus(error, 412, 404)) throw new StoreConflictError(record.pairId);
       throw new StoreError(`update pair ${record.pairId}`, error);

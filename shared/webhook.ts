@@ -182,25 +182,30 @@ export interface NoteResult {
   why?: string;
 }
 
-/**
- * Records on the pair that a job started or finished on its VM, unless the record already
- * reflects something newer: a job event at or before `lastJobAt`, or before the last reset was
- * requested, changes nothing. A reset in flight keeps its state (it is followed by reconcile);
- * only the job is noted, so a job after the dispatch makes the pair dirty again once the reset ends.
- */
 /** How long a webhook's job start keeps a pair busy without GitHub confirming it. */
 export const BUSY_HOLD_MINUTES = 15;
 
+/**
+ * Records on the pair that a job started or finished on its VM, unless the record already
+ * reflects something newer: a start of a run whose later event is recorded, or an end before the
+ * last reset was requested, changes nothing. A start holds the pair busy (GitHub's own view lags)
+ * until that run's end is reported or the hold runs out. A reset in flight keeps its state (it is
+ * followed by reconcile); the job is noted, so the pair is dirty again once the reset ends.
+ */
 export async function noteJob(deps: ReconcileDeps, pair: Pair, job: JobNote, trigger: Trigger): Promise<NoteResult> {
   for (let attempt = 0; ; attempt++) {
     const current = await deps.store.getPair(pair.id);
     const now = deps.clock().toISOString();
     const before = current?.record ?? newPairRecord(pair.id, deps.clock());
-    if (job.phase === "started" && before.lastJobAt !== null && job.at <= before.lastJobAt) {
-      return { applied: false, state: before.state, why: "the pair already records a job at or after this one" };
+    // One VM runs one job at a time: a start before the last job the pair records is stale.
+    // (GitHub's timestamps have whole seconds, so another run may start in the second one ended.)
+    const stale = before.lastJobAt !== null && (before.lastJobRunId === job.runId ? job.at <= before.lastJobAt : job.at < before.lastJobAt);
+    if (job.phase === "started" && stale) {
+      return { applied: false, state: before.state, why: "the pair already records a later job" };
     }
-    if (before.resetDispatchedAt !== null && job.at < before.resetDispatchedAt) {
-      return { applied: false, state: before.state, why: `the job ${job.phase === "started" ? "started" : "ended"} before the pair's last reset was requested` };
+    // A start is never dropped for being early: it may be the very job a lagging busy flag hid.
+    if (job.phase === "finished" && before.resetDispatchedAt !== null && job.at < before.resetDispatchedAt) {
+      return { applied: false, state: before.state, why: "the job ended before the pair's last reset was requested" };
     }
     const next: PairRecord = {
       ...before,
@@ -210,7 +215,13 @@ export async function noteJob(deps: ReconcileDeps, pair: Pair, job: JobNote, tri
       updatedAt: now,
     };
     // Hold the pair busy past GitHub's lag; the job's end (or the hold running out) releases it.
-    next.busyUntil = job.phase === "started" ? new Date(deps.clock().getTime() + BUSY_HOLD_MINUTES * 60_000).toISOString() : null;
+    if (job.phase === "started") {
+      next.busyUntil = new Date(deps.clock().getTime() + BUSY_HOLD_MINUTES * 60_000).toISOString();
+      next.busyRunId = job.runId;
+    } else if (before.busyRunId === job.runId) {
+      next.busyUntil = null;
+      next.busyRunId = null;
+    }
     if (job.phase === "started" && before.state !== "resetting") {
       next.state = "busy";
       next.reason = `run ${job.runId} started a job on ${job.runnerName} (webhook)`;

@@ -54,9 +54,11 @@ describe("decide", () => {
   });
 
   it("keeps a pair busy that a webhook reported starting a job, while GitHub still shows the VM idle", () => {
-    const marked = record({ state: "busy", jobSinceReset: true, busyUntil: ago(-10) });
+    const marked = record({ state: "busy", jobSinceReset: true, busyUntil: ago(-10), busyRunId: 5 });
     expect(run({ record: marked, trigger: "timer" })).toMatchObject({ decision: "deferred-busy", dispatch: false });
-    // The job's end releases the hold; so does the hold running out.
+    // Another run's end does not release it (the VM may have moved on to run 5's job)...
+    expect(run({ record: marked, trigger: "webhook", jobReport: { runId: 4, at: ago(0) } }).decision).toBe("deferred-busy");
+    // ...that job's own end does; so does the hold running out.
     expect(run({ record: marked, trigger: "webhook", jobReport: { runId: 5, at: ago(0) } }).decision).toBe("reset-dispatched");
     expect(run({ record: { ...marked, busyUntil: ago(1) }, trigger: "timer" }).decision).toBe("reset-dispatched");
   });
@@ -112,7 +114,7 @@ describe("decide", () => {
     const inFlight = { found: true as const, runId: 9, status: "queued", conclusion: null, completedAt: null, url: "u" };
     expect(run({ record: resetting(29, { resetRunId: 9 }), resetRun: inFlight }).decision).toBe("already-resetting");
     const out = run({ record: resetting(31, { resetRunId: 9 }), resetRun: inFlight });
-    expect(out).toMatchObject({ decision: "reset-failed", record: { state: "failed" } });
+    expect(out).toMatchObject({ decision: "reset-failed", record: { state: "failed" }, cancelRunId: 9 });
     expect(out.record.lastError).toMatch(/did not complete within 30 minutes/);
   });
 
@@ -146,6 +148,14 @@ describe("decide", () => {
     }
     // A job on it meanwhile does not restart the attempts either.
     expect(run({ record: { ...exhausted, state: "dirty" }, trigger: "job-completed" }).decision).toBe("gave-up");
+  });
+
+  it("a clean pair that was offline for a while is clean again, not reset for it", () => {
+    const offline = record({ state: "offline", jobSinceReset: false, resetCompletedAt: ago(20), resetDispatchedAt: ago(26), resetRequestId: "r" });
+    expect(run({ record: offline, trigger: "job-completed" })).toMatchObject({ decision: "not-needed", dispatch: false, record: { state: "clean" } });
+    expect(run({ record: offline, trigger: "timer" })).toMatchObject({ decision: "skipped-fresh", record: { state: "clean" } });
+    // One that ran a job before going offline is still dirty.
+    expect(run({ record: { ...offline, jobSinceReset: true }, trigger: "job-completed" }).decision).toBe("reset-dispatched");
   });
 
   it("the timer skips a clean pair reset less than freshForMinutes ago", () => {

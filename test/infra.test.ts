@@ -176,6 +176,14 @@ describe("infra/main.bicep compiled to ARM", () => {
     expect(adminRoles[0]!.condition).toBe("[not(empty(parameters('adminPrincipalId')))]");
   });
 
+  it("lets that admin, and no one else, clear a pair's record (Table data role on the storage account)", () => {
+    const adminRoles = ofType("Microsoft.Authorization/roleAssignments").filter((r) => r.module === "storage");
+    expect(adminRoles).toHaveLength(1);
+    expect(roleOf(adminRoles[0]!)).toBe("storageTableDataContributor");
+    expect(adminRoles[0]!.scope).toMatch(/^\[resourceId\('Microsoft\.Storage\/storageAccounts'/);
+    expect(adminRoles[0]!.condition).toBe("[not(empty(parameters('adminPrincipalId')))]");
+  });
+
   it("sends telemetry with Entra auth only", () => {
     expect(one("Microsoft.Insights/components").properties.DisableLocalAuth).toBe(true);
     expect(one("Microsoft.OperationalInsights/workspaces").properties.features.disableLocalAuth).toBe(true);
@@ -219,17 +227,25 @@ describe("infra/github/lab-reset.yml, the reset workflow the app dispatches", ()
     expect(job["timeout-minutes"]).toBeGreaterThan(0);
   });
 
-  it("looks for a running job inside the VM before restoring LATEST, then waits for an IP address with a timeout", () => {
+  it("looks for a running job inside both VMs before restoring either, then waits for an IP address with a timeout", () => {
+    // The pair's one VM runner lives in one of its two VMs: both are checked, and no restore starts
+    // until both checks passed.
+    const check = workflow.jobs.check;
+    const checkSteps: { run: string }[] = check.steps;
+    expect(check.strategy.matrix.host).toBe("${{ fromJSON(inputs.hosts) }}");
+    expect(check["runs-on"]).toEqual(["self-hosted", "${{ matrix.host.runnerLabel }}"]);
+    expect(job.needs).toBe("check");
+    const guard = checkSteps.find((s) => /Invoke-Command -VMName \$env:VM_NAME[\s\S]*Runner\.Worker/.test(s.run));
+    expect(guard?.run).toMatch(/if \(\$workers -gt 0\) \{\s*Write-Output "::error::A job is running in VM/);
     const index = (pattern: RegExp) => steps.findIndex((s) => pattern.test(s.run));
-    const guard = index(/Invoke-Command -VMName \$env:VM_NAME[\s\S]*Runner\.Worker/);
     const restore = index(/Get-VMCheckpoint -VMName \$env:VM_NAME -Name LATEST[\s\S]*Restore-VMCheckpoint/);
     const start = index(/Start-VM[\s\S]*IPAddresses/);
-    expect(guard).toBeGreaterThanOrEqual(0);
-    expect(restore).toBeGreaterThan(guard);
+    expect(restore).toBeGreaterThanOrEqual(0);
     expect(start).toBeGreaterThan(restore);
-    expect(steps[guard]!.run).toMatch(/if \(\$workers -gt 0\) \{\s*Write-Output "::error::A job is running in VM/);
     expect(steps[start]!["timeout-minutes"]).toBeGreaterThan(0);
+    // One reset of a pair at a time.
+    expect(workflow.concurrency).toEqual({ group: "lab-reset-${{ inputs.pair }}", "cancel-in-progress": false });
     // Inputs reach the scripts through env only, so a crafted VM name cannot inject PowerShell.
-    for (const step of steps) expect(step.run).not.toContain("${{");
+    for (const step of [...steps, ...checkSteps]) expect(step.run).not.toContain("${{");
   });
 });

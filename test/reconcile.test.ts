@@ -196,13 +196,56 @@ describe("reconcile against the GitHub stand-in and Azurite", () => {
     expect(await stored(lab, "vm-05-10")).toMatchObject({ attempts: 2 });
   });
 
-  it("marks a reset that never completes failed after resetTimeoutMinutes", async () => {
+  it("marks a reset that never completes failed after resetTimeoutMinutes, and cancels its run", async () => {
     lab = await startTestLab();
     await handlers.scheduledReset(lab.runtime, silentLogger);
     lab.advance(31);
     const result = await handlers.scheduledReset(lab.runtime, silentLogger);
     expect(result.pairs.map((p) => p.decision)).toEqual(Array(4).fill("reset-failed"));
     expect((await stored(lab, "vm-25-26"))?.lastError).toMatch(/did not complete within 30 minutes/);
+    // A run left queued could restore the VM hours later without any check.
+    const cancels = lab.github.requests.filter((r) => r.method === "POST" && r.path.endsWith("/cancel"));
+    expect(cancels).toHaveLength(4);
+    for (const d of lab.github.dispatches) expect(lab.github.getRun(d.runId!)).toMatchObject({ status: "completed", conclusion: "cancelled" });
+  });
+
+  it("sees a reset done when its host jobs are, while the run's own report job still runs", async () => {
+    lab = await startTestLab();
+    await handlers.scheduledReset(lab.runtime, silentLogger);
+    const reset = lab.github.dispatches.find((d) => d.inputs.pair === "vm-42-43")!;
+    lab.github.setRun(reset.runId!, { status: "in_progress" });
+    lab.advance(7);
+    for (const job of lab.github.jobsOf(reset.runId!)) lab.github.setJob(Number(job.id), { status: "completed", conclusion: "success" });
+    // The reset workflow's last job calls job-completed for its own run, which is still in progress.
+    const response = await handlers.jobCompleted(lab.runtime, report(reset.runId!), silentLogger);
+    expect(response.status).toBe(202);
+    expect(await stored(lab, "vm-42-43")).toMatchObject({ state: "clean", resetRunId: reset.runId });
+  });
+
+  it("does not dispatch when the claimed record was written meanwhile (a webhook's job start)", async () => {
+    lab = await startTestLab();
+    await cleanLab(lab);
+    lab.advance(61);
+    let looks = 0;
+    const originalFetch = globalThis.fetch;
+    globalThis.fetch = async (input, init) => {
+      const url = input instanceof Request ? input.url : input.toString();
+      // The second look happens after the claims: a webhook delivery lands on vm-25-26 just then.
+      if (url.includes("/actions/runners") && ++looks === 2) {
+        const claimed = (await lab.runtime.store.getPair("vm-25-26"))!;
+        await lab.runtime.store.replacePair({ ...claimed.record, busyUntil: new Date(lab.now.value.getTime() + 15 * 60_000).toISOString(), busyRunId: 99 }, claimed.etag);
+      }
+      return originalFetch(input, init);
+    };
+    try {
+      await handlers.scheduledReset(lab.runtime, silentLogger);
+    } finally {
+      globalThis.fetch = originalFetch;
+    }
+    const periodic = lab.github.dispatches.slice(4).map((d) => d.inputs.pair);
+    expect(periodic).not.toContain("vm-25-26");
+    expect(periodic).toHaveLength(3);
+    expect(await stored(lab, "vm-25-26")).toMatchObject({ state: "clean", busyRunId: 99, attempts: 0, reason: expect.stringMatching(/changed while it was claimed/) });
   });
 
   it("on GitHub Enterprise Server (no return_run_details) dispatches plainly and finds the run by request id", async () => {
@@ -338,7 +381,9 @@ describe("GitHub request budget", () => {
     // Nothing changed on GitHub: the same lists are asked for again with their ETags.
     lab.github.clearRequests();
     await handlers.scheduledReset(lab.runtime, silentLogger);
-    const gets = lab.github.requests.filter((r) => r.method === "GET" && !/\/actions\/runs\/\d+$/.test(r.path));
+    // Only the three new reset runs (and their jobs) are read for the first time.
+    const resetRuns = new Set(lab.github.dispatches.slice(-3).map((d) => d.runId));
+    const gets = lab.github.requests.filter((r) => r.method === "GET" && !resetRuns.has(Number(/\/actions\/runs\/(\d+)/.exec(r.path)?.[1])));
     expect(gets.length).toBeGreaterThan(0);
     expect(gets.every((r) => r.status === 304)).toBe(true);
     expect(lab.runtime.github.stats().notModified).toBeGreaterThanOrEqual(gets.length);

@@ -72,11 +72,21 @@ describe("workflow_job in_progress", () => {
     expect(next.pairs.find((p) => p.id === "vm-25-26")).toMatchObject({ decision: "reset-dispatched" });
   });
 
-  it("ignores a job that started before the pair's last reset was requested", async () => {
+  it("holds a pair busy for a job that started just before its reset was requested (the job a lagging busy flag hid)", async () => {
+    lab = await start();
+    await handlers.scheduledReset(lab.runtime, silentLogger); // resets requested at 12:00
+    const response = await deliver(lab, await signedDelivery(workflowJobPayload("in_progress", { runnerName: "VM-11-12", runId: 5, startedAt: "2026-11-27T11:59:58Z" })));
+    expect(response).toMatchObject({ status: 202, body: { applied: true, state: "resetting" } });
+    expect(await stored(lab, "vm-11-12")).toMatchObject({ state: "resetting", busyRunId: 5, jobSinceReset: true });
+  });
+
+  it("ignores a job end from before the pair's last reset was requested", async () => {
     lab = await start();
     await handlers.scheduledReset(lab.runtime, silentLogger); // resets requested at 12:00
     const before = await lab.runtime.store.getPair("vm-11-12");
-    const response = await deliver(lab, await signedDelivery(workflowJobPayload("in_progress", { runnerName: "VM-11-12", runId: 5, startedAt: "2026-11-27T11:58:00Z" })));
+    const perf = perfRun(lab, [vmRunnerName("vm-11-12")], "completed");
+    const payload = workflowJobPayload("completed", { runnerName: "VM-11-12", runId: perf.id, completedAt: "2026-11-27T11:58:00Z" });
+    const response = await deliver(lab, await signedDelivery(payload));
     expect(response).toMatchObject({ status: 202, body: { applied: false } });
     expect((await lab.runtime.store.getPair("vm-11-12"))?.etag).toBe(before?.etag);
   });

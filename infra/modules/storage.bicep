@@ -6,6 +6,10 @@ param location string
 param storageAccountName string
 param deploymentContainerName string
 param tags object
+@description('Object id of the admin who may clear a pair record (Storage Table Data Contributor); empty grants no one.')
+param adminPrincipalId string = ''
+
+var storageTableDataContributor = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3')
 
 resource storage 'Microsoft.Storage/storageAccounts@2025-01-01' = {
   name: storageAccountName
@@ -31,6 +35,16 @@ resource storage 'Microsoft.Storage/storageAccounts@2025-01-01' = {
       name: deploymentContainerName
       properties: { publicAccess: 'None' }
     }
+  }
+}
+
+// Shared keys are off, so the admin needs a data role to clear a pair that gave up (README, "What it decides").
+resource adminTableData 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(adminPrincipalId)) {
+  name: guid(storage.id, adminPrincipalId, storageTableDataContributor)
+  scope: storage
+  properties: {
+    roleDefinitionId: storageTableDataContributor
+    principalId: adminPrincipalId
   }
 }
 

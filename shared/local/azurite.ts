@@ -1,6 +1,7 @@
 /**
- * Starts Azurite's table service on loopback for tests and the local host: in memory, and with
- * telemetry off (by default Azurite would send telemetry over the network).
+ * Starts Azurite's table service on loopback for tests and the local host: in memory (or in a
+ * folder, to outlive a restart), and with telemetry off (by default Azurite would send telemetry
+ * over the network).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createRequire } from "node:module";
@@ -42,14 +43,23 @@ async function waitForPort(port: number, child: ChildProcess, timeoutMs: number)
   throw new Error(`Azurite did not listen on 127.0.0.1:${port} within ${timeoutMs / 1000}s`);
 }
 
-export async function startAzurite(options: { timeoutMs?: number } = {}): Promise<RunningAzurite> {
+export interface AzuriteOptions {
+  timeoutMs?: number;
+  /** A fixed port, e.g. to start Azurite again where a client already points (default: a free one). */
+  port?: number;
+  /** Keep the tables in this folder instead of in memory, so they outlive a stop and start. */
+  location?: string;
+}
+
+export async function startAzurite(options: AzuriteOptions = {}): Promise<RunningAzurite> {
   const main = createRequire(import.meta.url).resolve("azurite/dist/src/table/main.js");
+  const persistence = options.location ? ["--location", options.location] : ["--inMemoryPersistence"];
   // A port taken between probing and binding makes Azurite exit; try a few.
   for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+    const port = options.port ?? (await freePort());
     const child = spawn(
       process.execPath,
-      [main, "--tableHost", "127.0.0.1", "--tablePort", String(port), "--inMemoryPersistence", "--disableTelemetry", "--silent", "--skipApiVersionCheck"],
+      [main, "--tableHost", "127.0.0.1", "--tablePort", String(port), ...persistence, "--disableTelemetry", "--silent", "--skipApiVersionCheck"],
       { stdio: ["ignore", "ignore", "pipe"] },
     );
     let stderr = "";
@@ -68,7 +78,8 @@ export async function startAzurite(options: { timeoutMs?: number } = {}): Promis
         new Promise<void>((resolve) => {
           if (child.exitCode !== null) return resolve();
           child.once("exit", () => resolve());
-          child.kill();
+          // SIGINT lets Azurite write its tables to the folder first; SIGTERM would lose the last seconds.
+          child.kill(options.location ? "SIGINT" : "SIGTERM");
         }),
     };
   }

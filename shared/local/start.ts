@@ -35,6 +35,11 @@ async function main(): Promise<number> {
     settings.storage = { kind: "connectionString", connectionString: azurite.connectionString };
     console.log(`Table Storage: Azurite (in memory) on 127.0.0.1:${azurite.port}; set AzureWebJobsStorage to use another store.`);
   }
+  if (!sim && azurite) {
+    console.warn(
+      `WARNING: this local run acts on the real lab at ${settings.githubApiUrl}: it dispatches real resets, and its Table Storage (in-memory Azurite) is not the deployed app's, so the two do not coordinate their claims. Set AzureWebJobsStorage to the deployed storage account to share them.`,
+    );
+  }
   const runtime = await createRuntime(settings, config, sim ? { clock: sim.now, logger: quiet(consoleLogger) } : {});
   if (sim) runtime.store = printingStateChanges(runtime.store, sim.now);
   if (oidcOffByDefault) console.warn("OIDC is off because this is the local host; to check tokens as Azure does, set OIDC_AUDIENCE=<audience> (and OIDC_ISSUER for GHES).");

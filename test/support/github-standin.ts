@@ -529,6 +529,7 @@ export class GitHubStandin {
       ["GET", /^\/actions\/runs\/(\d+)\/attempts\/(\d+)\/jobs$/, ([id, n]) => this.listJobs(ex, Number(id), Number(n))],
       ["GET", /^\/actions\/jobs\/(\d+)$/, ([id]) => this.answerJob(ex, Number(id))],
       ["POST", /^\/actions\/workflows\/([^/]+)\/dispatches$/, ([workflow]) => this.dispatch(ex, decode(workflow))],
+      ["POST", /^\/actions\/runs\/(\d+)\/cancel$/, ([id]) => this.cancel(ex, Number(id))],
     ];
     const rest = scoped[3] ?? "";
     for (const [routeMethod, pattern, handler] of routes) {
@@ -586,6 +587,17 @@ export class GitHubStandin {
     const jobs = stored.jobs.filter((job) => attempt === undefined || job.run_attempt === attempt);
     const { items, link } = this.paginate(ex, jobs);
     this.send(ex, 200, { total_count: jobs.length, jobs: items } satisfies JobList, link);
+  }
+
+  /** GitHub answers 202 and cancels the run's unfinished jobs; a finished run cannot be cancelled (409). */
+  private cancel(ex: Exchange, id: number): void {
+    const stored = this.runStore.get(id);
+    if (stored === undefined) return this.notFound(ex);
+    if (stored.status === "completed") {
+      return this.send(ex, 409, { message: "Cannot cancel a workflow run that is completed.", documentation_url: DOCS, status: "409" } satisfies BasicError);
+    }
+    this.setRun(id, { status: "completed", conclusion: "cancelled" });
+    this.send(ex, 202, {});
   }
 
   private answerJob(ex: Exchange, id: number): void {
