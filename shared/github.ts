@@ -62,7 +62,8 @@ export function createOctokit(options: GitHubClientOptions): LabOctokitInstance 
       fetch: (url: string | URL, init: RequestInit = {}) =>
         fetch(url, { ...init, signal: init.signal ? AbortSignal.any([init.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs) }),
     },
-    retry: { retries: options.retries ?? 3, retryAfterBaseValue: options.retryBaseMs ?? 1000 },
+    // 429 is the throttling plugin's alone: it honours retry-after, or gives the read up.
+    retry: { retries: options.retries ?? 3, retryAfterBaseValue: options.retryBaseMs ?? 1000, doNotRetry: [400, 401, 403, 404, 410, 422, 429, 451] },
     throttle: {
       onRateLimit: onLimit("primary"),
       onSecondaryRateLimit: onLimit("secondary"),
@@ -72,7 +73,8 @@ export function createOctokit(options: GitHubClientOptions): LabOctokitInstance 
         ? { write: new Bottleneck.Group({ id: "lab-reset-write", maxConcurrent: 1, minTime: options.writeSpacingMs }) }
         : {}),
     },
-    log: { debug: () => {}, info: () => {}, warn: (m: string) => logger.warn(m), error: (m: string) => logger.error(m) },
+    // Octokit logs every 304 (a conditional request's hit) as a failed request: not an error here.
+    log: { debug: () => {}, info: () => {}, warn: (m: string) => logger.warn(m), error: (m: string) => (/ - 304 with id /.test(m) ? undefined : logger.error(m)) },
   });
 }
 

@@ -223,6 +223,18 @@ async function followResets(github: LabGitHub, stored: Map<string, StoredPair>, 
 }
 
 export async function reconcile(deps: ReconcileDeps, trigger: Trigger, report?: JobReport): Promise<ReconcileResult> {
+  const started = deps.clock();
+  const startStats = deps.github.stats();
+  try {
+    return await reconcileOnce(deps, trigger, report);
+  } catch (error) {
+    const stats = deps.github.stats();
+    deps.logger.info(`reconcile ${JSON.stringify({ trigger, ok: false, pairs: {}, dispatches: 0, githubRequests: stats.requests - startStats.requests, notModified: stats.notModified - startStats.notModified, rateLimitRemaining: stats.rateLimitRemaining, durationMs: deps.clock().getTime() - started.getTime(), runId: report?.runId, error: (error as Error).message })}`);
+    throw error;
+  }
+}
+
+async function reconcileOnce(deps: ReconcileDeps, trigger: Trigger, report?: JobReport): Promise<ReconcileResult> {
   const { config, github, store, logger } = deps;
   const started = deps.clock();
   const startStats = github.stats();
@@ -238,7 +250,7 @@ export async function reconcile(deps: ReconcileDeps, trigger: Trigger, report?: 
     if ("error" in view) throw new GitHubError("read of runners and jobs", null, view.error);
     runPairs = await pairsOfRun(deps, report, view, started);
   }
-  if ("error" in view) errors.push(view.error);
+  if ("error" in view) errors.push(`pairs ${config.pairs.map((p) => p.id).join(", ")} left alone: ${view.error}`);
   // What each pair is told about finished jobs: the reported run's, and (timer) any found unreported.
   const jobReports = new Map<string, { runId: number; at: string }>();
   if (trigger === "timer" && !("error" in view)) {
@@ -251,6 +263,7 @@ export async function reconcile(deps: ReconcileDeps, trigger: Trigger, report?: 
   }
   if (report) for (const [pairId, at] of runPairs) jobReports.set(pairId, { runId: report.runId, at });
   const resetRuns = await followResets(github, stored, config.pairs);
+  for (const [pairId, facts] of resetRuns) if ("unknown" in facts) errors.push(`pair ${pairId}: reset run not followed: ${facts.unknown}`);
 
   const inputFor = (pair: Pair, record: PairRecord | null, observation: PairObservation, requestId: string, resetRun?: ResetRunFacts) => {
     return {
@@ -296,6 +309,7 @@ export async function reconcile(deps: ReconcileDeps, trigger: Trigger, report?: 
       ...(error ? { error } : {}),
     });
     if (error) errors.push(`pair ${pair.id}: ${error}`);
+    if (outcome.decision === "reset-failed" || outcome.decision === "gave-up") logger.error(`pair ${pair.id}: ${outcome.record.reason}`);
   };
 
   // Phase 1: decide and write each pair; a dispatch decision written is a claim.
@@ -433,9 +447,12 @@ async function releaseClaim(
   const reason = `claim released before dispatch: ${why.replace(/^claim released before dispatch: /, "")}`;
   const released = await patchClaim(deps, pair.id, requestId, claimEtag, claimed, (current) => {
     const theirs = current.lastJobAt !== null && (again.record.lastJobAt ?? "") < current.lastJobAt;
+    const jobSinceReset = again.record.jobSinceReset || current.jobSinceReset;
     return {
       ...again.record,
-      jobSinceReset: again.record.jobSinceReset || current.jobSinceReset,
+      // A job reported meanwhile makes a clean pair dirty, as decide would.
+      state: jobSinceReset && again.record.state === "clean" ? "dirty" : again.record.state,
+      jobSinceReset,
       lastJobRunId: theirs ? current.lastJobRunId : again.record.lastJobRunId,
       lastJobAt: theirs ? current.lastJobAt : again.record.lastJobAt,
       busyUntil: current.busyUntil,

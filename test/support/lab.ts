@@ -5,8 +5,9 @@
 import { inject } from "vitest";
 import { labKey, loadLabConfigFile, type LabConfig } from "../../shared/config.js";
 import { silentLogger, type Logger } from "../../shared/logger.js";
-import { createRuntime, type Runtime } from "../../shared/runtime.js";
+import { createRuntime, type Runtime, type RuntimeOverrides } from "../../shared/runtime.js";
 import { readSettings } from "../../shared/settings.js";
+import type { PairStore } from "../../shared/store.js";
 import { TableDeliveryLog } from "../../shared/webhook.js";
 import { GitHubStandin } from "./github-standin.js";
 import { openTestStore, uniqueTablePrefix } from "./store.js";
@@ -33,6 +34,10 @@ export interface TestLabOptions {
   logger?: Logger;
   /** App settings beyond the stand-in's URL and token. Without OIDC_AUDIENCE, OIDC is off (OIDC_DISABLED=true). */
   settings?: Record<string, string>;
+  /** Another store than tables of their own on the shared Azurite (e.g. on an Azurite the test stops). */
+  store?: PairStore;
+  /** Octokit tuning beyond the tests' defaults, e.g. a shorter time limit. */
+  githubClient?: RuntimeOverrides["githubClient"];
 }
 
 export async function startTestLab(options: TestLabOptions = {}): Promise<TestLab> {
@@ -51,11 +56,11 @@ export async function startTestLab(options: TestLabOptions = {}): Promise<TestLa
   const settings = readSettings({ GITHUB_API_URL: github.url, GITHUB_TOKEN: github.token, ...(extra.OIDC_AUDIENCE ? {} : { OIDC_DISABLED: "true" }), ...extra });
   const tablePrefix = uniqueTablePrefix();
   const runtime = await createRuntime(settings, config, {
-    store: await openTestStore(tablePrefix),
+    store: options.store ?? (await openTestStore(tablePrefix)),
     deliveries: await TableDeliveryLog.open({ connection: { kind: "connectionString", connectionString: inject("azuriteConnectionString") }, tablePrefix, lab: labKey(config) }),
     clock: () => now.value,
     logger: options.logger ?? silentLogger,
-    githubClient: { retries: 2, retryBaseMs: 5, timeoutMs: 2_000, maxRateLimitWaitSeconds: 2, writeSpacingMs: 0 },
+    githubClient: { retries: 2, retryBaseMs: 5, timeoutMs: 2_000, maxRateLimitWaitSeconds: 2, writeSpacingMs: 0, ...options.githubClient },
   });
   return {
     github,

@@ -1,0 +1,117 @@
+/**
+ * What an operator reads when something fails (issue 4, item 6): one structured summary line per
+ * reconcile, and every error naming the pair and the GitHub or Table Storage call that failed.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import * as handlers from "../shared/handlers.js";
+import type { Logger } from "../shared/logger.js";
+import type { PairStore } from "../shared/store.js";
+import { finishReset, perfRun, seedConfig, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
+
+let lab: TestLab | undefined;
+afterEach(async () => {
+  await lab?.close();
+  lab = undefined;
+});
+
+function capturingLogger() {
+  const lines: string[] = [];
+  const errors: string[] = [];
+  const logger: Logger = {
+    info: (m: string) => lines.push(m),
+    warn: (m: string) => errors.push(m),
+    error: (m: string) => errors.push(m),
+  };
+  const summaries = () => lines.filter((l) => l.startsWith("reconcile {")).map((l) => JSON.parse(l.slice("reconcile ".length)));
+  return { logger, errors, summaries };
+}
+
+const seedPairs = seedConfig.pairs.map((p) => p.id);
+
+describe("the reconcile summary line", () => {
+  it("is logged once per reconcile with the trigger, pairs per state, dispatches, GitHub requests, rate-limit remaining and duration", async () => {
+    const log = capturingLogger();
+    lab = await startTestLab({ logger: log.logger });
+    lab.github.clearRequests();
+    await handlers.scheduledReset(lab.runtime, log.logger);
+    const [timer] = log.summaries();
+    expect(log.summaries()).toHaveLength(1);
+    expect(timer).toEqual({
+      trigger: "timer",
+      ok: true,
+      pairs: { resetting: 4 },
+      dispatches: 4,
+      githubRequests: lab.github.requests.length,
+      notModified: expect.any(Number),
+      rateLimitRemaining: expect.any(Number),
+      durationMs: expect.any(Number),
+    });
+    expect(timer.rateLimitRemaining).toBeLessThan(5000);
+
+    const perf = perfRun(lab, [vmRunnerName("vm-42-43")], "completed");
+    await handlers.jobCompleted(lab.runtime, JSON.stringify({ repository: "microsoft/netperf", runId: perf.id }), log.logger);
+    expect(log.summaries()).toHaveLength(2);
+    expect(log.summaries()[1]).toMatchObject({ trigger: "job-completed", ok: true, pairs: { resetting: 4 }, dispatches: 0, runId: perf.id });
+  });
+
+  it("is logged, not ok, when the pairs' records cannot be listed", async () => {
+    const log = capturingLogger();
+    lab = await startTestLab({ logger: log.logger });
+    const store: PairStore = { ...lab.runtime.store, listPairs: () => Promise.reject(new Error("Table Storage list labresetPairs failed: 503 Service Unavailable")) };
+    await expect(handlers.scheduledReset({ ...lab.runtime, store }, log.logger)).rejects.toThrow(/list labresetPairs failed/);
+    expect(log.summaries()).toEqual([expect.objectContaining({ trigger: "timer", ok: false, dispatches: 0 })]);
+  });
+});
+
+describe("error lines", () => {
+  it("are none when nothing failed, 304 answers to conditional requests included", async () => {
+    const log = capturingLogger();
+    lab = await startTestLab({ logger: log.logger });
+    log.errors.length = 0; // start-up's warning that OIDC is off in tests
+    await handlers.scheduledReset(lab.runtime, log.logger);
+    lab.advance(5);
+    await handlers.scheduledReset(lab.runtime, log.logger);
+    expect(lab.github.requests.some((r) => r.status === 304)).toBe(true);
+    expect(log.errors).toEqual([]);
+  });
+
+  it("name the pair and the GitHub call when a dispatch fails", async () => {
+    const log = capturingLogger();
+    lab = await startTestLab({ logger: log.logger });
+    lab.github.fail({ method: "POST", path: /\/dispatches$/ }, { status: 500 }, 1);
+    await handlers.scheduledReset(lab.runtime, log.logger).catch(() => undefined);
+    expect(log.errors.join("\n")).toMatch(/pair vm-25-26: GitHub POST \/repos\/microsoft\/netperf\/actions\/workflows\/lab-reset\.yml\/dispatches failed with 500/);
+  });
+
+  it("name the pairs left alone and the GitHub call when the lab's runners cannot be read", async () => {
+    const log = capturingLogger();
+    lab = await startTestLab({ logger: log.logger });
+    lab.github.fail({ path: "/repos/microsoft/netperf/actions/runners" }, { status: 502 }, 10);
+    await handlers.scheduledReset(lab.runtime, log.logger).catch(() => undefined);
+    const failing = log.errors.filter((l) => /GET \/repos\/microsoft\/netperf\/actions\/runners failed with 502/.test(l));
+    expect(failing.length).toBeGreaterThan(0);
+    for (const pair of seedPairs) expect(failing.join("\n")).toContain(pair);
+  });
+
+  it("name the pair and the GitHub call when its reset run cannot be read", async () => {
+    const log = capturingLogger();
+    lab = await startTestLab({ logger: log.logger });
+    await handlers.scheduledReset(lab.runtime, log.logger);
+    const run = lab.github.dispatches.find((d) => d.inputs.pair === "vm-11-12")!.runId!;
+    lab.github.fail({ path: `/repos/microsoft/netperf/actions/runs/${run}` }, { status: 502 }, 10);
+    await handlers.scheduledReset(lab.runtime, log.logger).catch(() => undefined);
+    expect(log.errors.join("\n")).toMatch(new RegExp(`pair vm-11-12: .*GitHub GET /repos/microsoft/netperf/actions/runs/${run} failed with 502`));
+  });
+
+  it("name the pair, its error and the next try when a reset fails, and say so when the pair is given up", async () => {
+    const log = capturingLogger();
+    lab = await startTestLab({ config: { ...seedConfig, maxResetAttempts: 1 }, logger: log.logger });
+    await handlers.scheduledReset(lab.runtime, log.logger);
+    const run = lab.github.dispatches.find((d) => d.inputs.pair === "vm-05-10")!.runId!;
+    finishReset(lab, run, "failure");
+    for (const d of lab.github.dispatches) if (d.runId !== run) finishReset(lab, d.runId!);
+    lab.advance(10);
+    await handlers.scheduledReset(lab.runtime, log.logger);
+    expect(log.errors.join("\n")).toMatch(new RegExp(`pair vm-05-10: .*reset run ${run} ended with conclusion "failure".*gave up after 1 failed resets`));
+  });
+});
