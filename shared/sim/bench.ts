@@ -117,7 +117,11 @@ async function main() {
   console.log(`Done in ${elapsed()}.`);
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exit(1);
-});
+// Octokit's throttling plugin keeps process-wide Bottleneck timers alive: exit when done.
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
