@@ -2,7 +2,7 @@
  * The app's functions, listed once: functions/index.ts registers them with Azure, and the local
  * host (shared/local) serves the same list. Handlers only adapt HTTP and timer inputs to the core.
  */
-import type { HttpHandler, HttpMethod, HttpResponseInit, InvocationContext, TimerHandler } from "@azure/functions";
+import type { HttpHandler, HttpMethod, HttpRequest, HttpResponseInit, InvocationContext, TimerHandler } from "@azure/functions";
 import * as core from "../shared/handlers.js";
 import type { Logger } from "../shared/logger.js";
 import type { Runtime } from "../shared/runtime.js";
@@ -19,6 +19,12 @@ export const contextLogger = (context: InvocationContext): Logger => ({
 });
 
 const toHttp = (response: core.JsonResponse): HttpResponseInit => ({ status: response.status, jsonBody: response.body, ...(response.headers ? { headers: response.headers } : {}) });
+
+/** Refuses a body larger than `limit` from its content-length, before buffering it. */
+function tooLarge(request: HttpRequest, limit: number): HttpResponseInit | null {
+  const length = Number(request.headers.get("content-length") ?? "0");
+  return length > limit ? toHttp({ status: 413, body: { error: `Body is larger than ${limit} bytes.` } }) : null;
+}
 
 export function functionDefinitions(runtime: () => Promise<Runtime>, resetSchedule: string): FunctionDefinition[] {
   return [
@@ -37,9 +43,8 @@ export function functionDefinitions(runtime: () => Promise<Runtime>, resetSchedu
       methods: ["POST"],
       authLevel: "function",
       handler: async (request, context) => {
-        // Refuse a huge body before buffering it.
-        const length = Number(request.headers.get("content-length") ?? "0");
-        if (length > core.MAX_BODY_BYTES) return toHttp({ status: 413, body: { error: `Body is larger than ${core.MAX_BODY_BYTES} bytes.` } });
+        const refused = tooLarge(request, core.MAX_BODY_BYTES);
+        if (refused) return refused;
         // The function key (auth level "function") is checked by Azure; the OIDC token by jobCompleted.
         return toHttp(await core.jobCompleted(await runtime(), await request.text(), contextLogger(context), { authorization: request.headers.get("authorization") ?? undefined }));
       },
@@ -60,8 +65,8 @@ export function functionDefinitions(runtime: () => Promise<Runtime>, resetSchedu
       // GitHub cannot send a function key: the X-Hub-Signature-256 HMAC over the body is the authentication.
       authLevel: "anonymous",
       handler: async (request, context) => {
-        const length = Number(request.headers.get("content-length") ?? "0");
-        if (length > webhook.MAX_WEBHOOK_BODY_BYTES) return toHttp({ status: 413, body: { error: `Body is larger than ${webhook.MAX_WEBHOOK_BODY_BYTES} bytes.` } });
+        const refused = tooLarge(request, webhook.MAX_WEBHOOK_BODY_BYTES);
+        if (refused) return refused;
         const header = (name: string) => request.headers.get(name) ?? undefined;
         return toHttp(
           await webhook.githubWebhook(
