@@ -144,6 +144,9 @@ function describe(call: string, error: unknown): GitHubError {
   return new GitHubError(call, null, error instanceof Error ? error.message : String(error));
 }
 
+/** GitHub's `created` filter: runs created at or after `since` (whole seconds, UTC). */
+const createdSince = (since: Date) => `>=${since.toISOString().slice(0, 19)}Z`;
+
 function parse<T>(call: string, schema: z.ZodType<T>, value: unknown): T {
   const result = schema.safeParse(value);
   if (!result.success) {
@@ -313,30 +316,21 @@ export class OctokitLabGitHub implements LabGitHub {
   async listResetRuns(since: Date): Promise<Run[]> {
     const workflow = this.config.resetWorkflow.workflow;
     const call = `GET /repos/${this.repo.owner}/${this.repo.repo}/actions/workflows/${workflow}/runs`;
-    try {
-      const runs = await this.octokit.paginate(this.octokit.rest.actions.listWorkflowRuns, {
-        ...this.repo,
-        workflow_id: workflow,
-        event: "workflow_dispatch",
-        created: `>=${since.toISOString().slice(0, 19)}Z`,
-        per_page: 100,
-      });
-      return parse(call, z.array(RunSchema), runs);
-    } catch (error) {
-      throw describe(call, error);
-    }
+    return this.readRuns(call, () =>
+      this.octokit.paginate(this.octokit.rest.actions.listWorkflowRuns, { ...this.repo, workflow_id: workflow, event: "workflow_dispatch", created: createdSince(since), per_page: 100 }),
+    );
   }
 
   async listCompletedRuns(since: Date): Promise<Run[]> {
     const call = `GET /repos/${this.repo.owner}/${this.repo.repo}/actions/runs?status=completed`;
+    return this.readRuns(call, () =>
+      this.octokit.paginate(this.octokit.rest.actions.listWorkflowRunsForRepo, { ...this.repo, status: "completed", created: createdSince(since), per_page: 100 }),
+    );
+  }
+
+  private async readRuns(call: string, list: () => Promise<unknown>): Promise<Run[]> {
     try {
-      const runs = await this.octokit.paginate(this.octokit.rest.actions.listWorkflowRunsForRepo, {
-        ...this.repo,
-        status: "completed",
-        created: `>=${since.toISOString().slice(0, 19)}Z`,
-        per_page: 100,
-      });
-      return parse(call, z.array(RunSchema), runs);
+      return parse(call, z.array(RunSchema), await list());
     } catch (error) {
       throw describe(call, error);
     }

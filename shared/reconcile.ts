@@ -65,10 +65,10 @@ export class RunNotFoundError extends Error {
   }
 }
 
-const MAX_CONFLICT_RETRIES = 5;
+export const MAX_CONFLICT_RETRIES = 5;
 /** Older than this, the second look is taken again before the next dispatch. */
 const STALE_LOOK_MS = 10_000;
-const lower = (s: string) => s.toLowerCase();
+export const lower = (s: string) => s.toLowerCase();
 
 /** One look at GitHub: every runner and every unfinished job, indexed for the pairs. */
 interface LabView {

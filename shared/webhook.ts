@@ -17,7 +17,7 @@ import { GitHubError, type Runner, GitHubTime } from "./github.js";
 import type { JsonResponse } from "./handlers.js";
 import type { Logger } from "./logger.js";
 import { newPairRecord, type PairEvent, type PairRecord, type Trigger } from "./pair-record.js";
-import { reconcile, RunNotFoundError, type ReconcileDeps } from "./reconcile.js";
+import { lower, MAX_CONFLICT_RETRIES, reconcile, RunNotFoundError, type ReconcileDeps } from "./reconcile.js";
 import type { Runtime } from "./runtime.js";
 import { REPOSITORY_PATTERN } from "./settings.js";
 import { StoreConflictError, StoreError, type TableConnection } from "./store.js";
@@ -58,8 +58,6 @@ export type WorkflowJobEvent = z.infer<typeof WorkflowJobEventSchema>;
 const SIGNATURE = /^sha256=[0-9a-f]{64}$/;
 // GitHub's delivery ids are GUIDs; anything else cannot be a Table row key safely.
 const DELIVERY_ID = /^[A-Za-z0-9-]{1,64}$/;
-const MAX_CONFLICT_RETRIES = 5;
-const lower = (s: string) => s.toLowerCase();
 const reply = (status: number, body: Record<string, unknown>): JsonResponse => ({ status, body });
 const refuse = (status: number, message: string, extra: Record<string, unknown> = {}): JsonResponse => ({ status, body: { error: message, ...extra } });
 
