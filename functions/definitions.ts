@@ -3,10 +3,10 @@
  * host (shared/local) serves the same list. Handlers only adapt HTTP and timer inputs to the core.
  */
 import type { HttpHandler, HttpMethod, HttpRequest, HttpResponseInit, InvocationContext, TimerHandler } from "@azure/functions";
-import * as core from "../shared/handlers.js";
+import * as core from "../shared/triggers/job-completed.js";
 import type { Logger } from "../shared/logger.js";
 import type { Runtime } from "../shared/runtime.js";
-import * as webhook from "../shared/webhook.js";
+import * as webhook from "../shared/triggers/webhook.js";
 
 export type FunctionDefinition =
   | { kind: "http"; name: string; route: string; methods: HttpMethod[]; authLevel: "function" | "anonymous"; handler: HttpHandler }

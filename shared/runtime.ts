@@ -3,13 +3,13 @@
  * (GitHub App tokens are cached by the Octokit instance, so it must not be rebuilt per request).
  */
 import { DefaultAzureCredential } from "@azure/identity";
-import { ConfigurationError, labKey, loadLabConfigFile, type LabConfig } from "./config.js";
-import { createOctokit, OctokitLabGitHub, type LabGitHub } from "./github.js";
+import { ConfigurationError, labKey, loadLabConfigFile, type LabConfig } from "./lab/config.js";
+import { createOctokit, OctokitLabGitHub, type LabGitHub } from "./github/client.js";
 import { consoleLogger, type Logger } from "./logger.js";
-import { OidcVerifier } from "./oidc.js";
+import { OidcVerifier } from "./triggers/oidc.js";
 import { callerSettingsProblems, GITHUB_SETTINGS_HINT, OIDC_DISABLED_WARNING, readSettings, type Settings } from "./settings.js";
-import { TableStore, type PairStore, type TableConnection } from "./store.js";
-import { MemoryDeliveryLog, TableDeliveryLog, type DeliveryLog } from "./webhook.js";
+import { TableStore, type PairStore, type TableConnection } from "./storage/tables.js";
+import { MemoryDeliveryLog, TableDeliveryLog, type DeliveryLog } from "./triggers/webhook.js";
 
 export interface Runtime {
   settings: Settings;

@@ -3,9 +3,9 @@
  * together, each naming its setting.
  */
 import { z } from "zod";
-import { ConfigurationError } from "./config.js";
-import { parseSchedule } from "./schedule.js";
-import type { GitHubAuth } from "./github.js";
+import { ConfigurationError } from "./lab/config.js";
+import { parseSchedule } from "./lab/schedule.js";
+import type { GitHubAuth } from "./github/client.js";
 
 export const DEFAULT_RESET_SCHEDULE = "0 0 */6 * * *";
 export const DEFAULT_OIDC_ISSUER = "https://token.actions.githubusercontent.com";

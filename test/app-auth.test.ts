@@ -1,10 +1,10 @@
 import { generateKeyPairSync } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import * as handlers from "../shared/handlers.js";
+import * as handlers from "../shared/triggers/job-completed.js";
 import { silentLogger } from "../shared/logger.js";
 import { createRuntime } from "../shared/runtime.js";
 import { readSettings } from "../shared/settings.js";
-import { GitHubStandin } from "./support/github-standin.js";
+import { GitHubStandin } from "../shared/sim/github-standin.js";
 import { hostRunnerName, seedConfig, vmRunnerName } from "./support/lab.js";
 import { openTestStore } from "./support/store.js";
 

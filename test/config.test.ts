@@ -2,8 +2,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigurationError, loadLabConfigFile, parseLabConfig } from "../shared/config.js";
-import { parseSchedule } from "../shared/schedule.js";
+import { ConfigurationError, loadLabConfigFile, parseLabConfig } from "../shared/lab/config.js";
+import { parseSchedule } from "../shared/lab/schedule.js";
 import { readSettings } from "../shared/settings.js";
 
 const pair = (id: string, a: string, b: string) => ({

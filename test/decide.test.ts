@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { decide, type DecideInput, type PairObservation, type RunnerFacts } from "../shared/decide.js";
-import { newPairRecord, type PairRecord } from "../shared/pair-record.js";
+import { decide, type DecideInput, type PairObservation, type RunnerFacts } from "../shared/lab/decide.js";
+import { newPairRecord, type PairRecord } from "../shared/lab/pair-record.js";
 import { seedConfig } from "./support/lab.js";
 
 const pair = seedConfig.pairs.find((p) => p.id === "vm-42-43")!;

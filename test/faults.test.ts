@@ -8,11 +8,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { labKey } from "../shared/config.js";
-import * as handlers from "../shared/handlers.js";
+import { labKey } from "../shared/lab/config.js";
+import * as handlers from "../shared/triggers/job-completed.js";
 import { startAzurite, type RunningAzurite } from "../shared/local/azurite.js";
 import type { Logger } from "../shared/logger.js";
-import { TableStore } from "../shared/store.js";
+import { TableStore } from "../shared/storage/tables.js";
 import { finishReset, perfRun, seedConfig, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
 
 let lab: TestLab | undefined;

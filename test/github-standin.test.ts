@@ -1,8 +1,8 @@
 import { Octokit } from "@octokit/rest";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { components } from "@octokit/openapi-types";
-import { GitHubStandin } from "./support/github-standin.js";
-import type { StandinOptions } from "./support/github-standin.js";
+import { GitHubStandin } from "../shared/sim/github-standin.js";
+import type { StandinOptions } from "../shared/sim/github-standin.js";
 
 type Runner = components["schemas"]["runner"];
 type WorkflowRun = components["schemas"]["workflow-run"];

@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { HostSchema, loadLabConfigFile } from "../shared/config.js";
+import { HostSchema, loadLabConfigFile } from "../shared/lab/config.js";
 
 /** Whatever the compiled JSON holds there: the tests read ARM JSON loosely. */
 type Json = ReturnType<typeof JSON.parse>;

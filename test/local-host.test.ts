@@ -5,7 +5,7 @@ import { functionDefinitions } from "../functions/definitions.js";
 import { freePort } from "../shared/local/azurite.js";
 import { startLocalHost, type LocalHost } from "../shared/local/host.js";
 import { silentLogger } from "../shared/logger.js";
-import { GitHubStandin } from "./support/github-standin.js";
+import { GitHubStandin } from "../shared/sim/github-standin.js";
 import { hostRunnerName, perfRun, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- answers are checked by the assertions

@@ -3,9 +3,9 @@
  * reconcile, and every error naming the pair and the GitHub or Table Storage call that failed.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import * as handlers from "../shared/handlers.js";
+import * as handlers from "../shared/triggers/job-completed.js";
 import type { Logger } from "../shared/logger.js";
-import type { PairStore } from "../shared/store.js";
+import type { PairStore } from "../shared/storage/tables.js";
 import { finishReset, perfRun, seedConfig, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
 
 let lab: TestLab | undefined;

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { ConfigurationError } from "../shared/config.js";
-import * as handlers from "../shared/handlers.js";
+import { ConfigurationError } from "../shared/lab/config.js";
+import * as handlers from "../shared/triggers/job-completed.js";
 import { silentLogger, type Logger } from "../shared/logger.js";
 import { createRuntime, loadStartup } from "../shared/runtime.js";
 import { readSettings } from "../shared/settings.js";

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
-import * as handlers from "../shared/handlers.js";
+import * as handlers from "../shared/triggers/job-completed.js";
 import { silentLogger } from "../shared/logger.js";
-import { reconcile } from "../shared/reconcile.js";
+import { reconcile } from "../shared/reconcile/reconcile.js";
 import { finishReset, hostRunnerName, perfRun, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
 
 let lab: TestLab;

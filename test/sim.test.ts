@@ -4,7 +4,7 @@ import { SimLab } from "../shared/sim/lab.js";
 import { simulate } from "../shared/sim/simulate.js";
 import { useImmediateZeroTimeouts } from "../shared/sim/timers.js";
 import { seedProfile } from "../shared/sim/workload.js";
-import { GitHubStandin } from "./support/github-standin.js";
+import { GitHubStandin } from "../shared/sim/github-standin.js";
 import { seedConfig } from "./support/lab.js";
 
 const start = new Date("2026-11-23T00:00:00.000Z");

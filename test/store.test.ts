@@ -1,8 +1,8 @@
 /** One contract, every PairStore: Table Storage on Azurite, and the in-memory store the simulator uses. */
 import { describe, expect, it } from "vitest";
-import { MemoryStore } from "../shared/memory-store.js";
-import { newPairRecord, type PairEvent } from "../shared/pair-record.js";
-import { StoreConflictError, type PairStore } from "../shared/store.js";
+import { MemoryStore } from "../shared/storage/memory.js";
+import { newPairRecord, type PairEvent } from "../shared/lab/pair-record.js";
+import { StoreConflictError, type PairStore } from "../shared/storage/tables.js";
 import { openTestStore, uniqueTablePrefix } from "./support/store.js";
 
 const now = new Date("2026-11-27T12:00:00.000Z");

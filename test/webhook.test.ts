@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
-import * as handlers from "../shared/handlers.js";
+import * as handlers from "../shared/triggers/job-completed.js";
 import { silentLogger } from "../shared/logger.js";
-import { githubWebhook } from "../shared/webhook.js";
+import { githubWebhook } from "../shared/triggers/webhook.js";
 import { finishReset, perfRun, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
 import { signedDelivery, WEBHOOK_SECRET, workflowJobPayload } from "./support/webhook-deliveries.js";
 

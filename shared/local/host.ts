@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage } from "node:http";
 import azureFunctions, { type InvocationContext as Context, type Timer } from "@azure/functions";
 import type { FunctionDefinition } from "../../functions/definitions.js";
 import type { Logger } from "../logger.js";
-import { parseSchedule } from "../schedule.js";
+import { parseSchedule } from "../lab/schedule.js";
 
 export interface LocalHost {
   url: string;

@@ -4,9 +4,9 @@
  * stand-in, simulated clock) when no GitHub settings are given.
  */
 import { functionDefinitions } from "../../functions/definitions.js";
-import { ConfigurationError } from "../config.js";
+import { ConfigurationError } from "../lab/config.js";
 import { consoleLogger, type Logger } from "../logger.js";
-import type { PairStore } from "../store.js";
+import type { PairStore } from "../storage/tables.js";
 import { startSimulatedLab, type SimulatedLab } from "../sim/local-lab.js";
 import { createRuntime, loadStartup } from "../runtime.js";
 import { GITHUB_SETTINGS_HINT } from "../settings.js";

@@ -8,15 +8,15 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { labKey, loadLabConfigFile } from "../config.js";
+import { labKey, loadLabConfigFile } from "../lab/config.js";
 import { startAzurite } from "../local/azurite.js";
 import { silentLogger } from "../logger.js";
-import { MemoryStore } from "../memory-store.js";
-import { reconcile } from "../reconcile.js";
+import { MemoryStore } from "../storage/memory.js";
+import { reconcile } from "../reconcile/reconcile.js";
 import { createRuntime } from "../runtime.js";
 import { readSettings } from "../settings.js";
-import { TableStore, type PairStore } from "../store.js";
-import { GitHubStandin } from "../../test/support/github-standin.js";
+import { TableStore, type PairStore } from "../storage/tables.js";
+import { GitHubStandin } from "./github-standin.js";
 import { hostRunnerNameOf, vmRunnerNameOf } from "./lab.js";
 import { figures, markdownTable, timelineSvg } from "./report.js";
 import { simulate, type PolicyName, type SimulationResult } from "./simulate.js";

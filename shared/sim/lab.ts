@@ -4,8 +4,8 @@
  *
  * What it models, and what it leaves out, is stated in the README ("The simulated lab").
  */
-import type { LabConfig, Pair } from "../config.js";
-import type { GitHubStandin } from "../../test/support/github-standin.js";
+import type { LabConfig, Pair } from "../lab/config.js";
+import type { GitHubStandin } from "./github-standin.js";
 import { EventQueue } from "./events.js";
 import { Random } from "./random.js";
 

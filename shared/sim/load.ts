@@ -11,13 +11,13 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { functionDefinitions } from "../../functions/definitions.js";
-import { loadLabConfigFile } from "../config.js";
+import { loadLabConfigFile } from "../lab/config.js";
 import { startAzurite } from "../local/azurite.js";
 import { startLocalHost } from "../local/host.js";
 import { silentLogger } from "../logger.js";
 import { createRuntime } from "../runtime.js";
 import { readSettings } from "../settings.js";
-import { GitHubStandin } from "../../test/support/github-standin.js";
+import { GitHubStandin } from "./github-standin.js";
 import { hostRunnerNameOf, vmRunnerNameOf } from "./lab.js";
 
 const calls = Number(process.env.LOAD_CALLS ?? 200);

@@ -4,9 +4,9 @@
  * behaving like the lab's, on a clock that runs `speed` times faster than the wall clock.
  * The app talks to it exactly as to GitHub; perf and reset runs call job-completed over HTTP.
  */
-import type { LabConfig } from "../config.js";
-import { parseSchedule } from "../schedule.js";
-import { GitHubStandin } from "../../test/support/github-standin.js";
+import type { LabConfig } from "../lab/config.js";
+import { parseSchedule } from "../lab/schedule.js";
+import { GitHubStandin } from "./github-standin.js";
 import { SimLab, type VmActivity } from "./lab.js";
 import { seedProfile } from "./workload.js";
 

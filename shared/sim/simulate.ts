@@ -5,15 +5,15 @@
  * - `today`: the lab's current workflows (../shared/brief/seed-policy.md), modelled here;
  * - `none`: no resets at all.
  */
-import type { LabConfig } from "../config.js";
-import * as handlers from "../handlers.js";
+import type { LabConfig } from "../lab/config.js";
+import * as handlers from "../triggers/job-completed.js";
 import { silentLogger, type Logger } from "../logger.js";
-import { MemoryStore } from "../memory-store.js";
+import { MemoryStore } from "../storage/memory.js";
 import { createRuntime, type Runtime } from "../runtime.js";
-import { parseSchedule } from "../schedule.js";
+import { parseSchedule } from "../lab/schedule.js";
 import { readSettings } from "../settings.js";
-import type { PairStore } from "../store.js";
-import { GitHubStandin } from "../../test/support/github-standin.js";
+import type { PairStore } from "../storage/tables.js";
+import { GitHubStandin } from "./github-standin.js";
 import { hostRunnerNameOf, SimLab, type PairTimeline, type SimMetrics, type SimRun } from "./lab.js";
 import { Random } from "./random.js";
 import type { Profile } from "./workload.js";

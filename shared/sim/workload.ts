@@ -2,7 +2,7 @@
  * The two lab profiles the benchmark runs, and their perf workloads: the same seeded list of
  * perf runs is replayed against every policy.
  */
-import { parseLabConfig, type LabConfig, type Pair } from "../config.js";
+import { parseLabConfig, type LabConfig, type Pair } from "../lab/config.js";
 import { Random } from "./random.js";
 import type { PerfJobSpec } from "./lab.js";
 

@@ -12,19 +12,19 @@
  *   answers; triggers run one after another, so a seed replays the same requests.
  */
 import fc from "fast-check";
-import type { LabConfig, Pair } from "../../shared/config.js";
-import { GitHubError, type DispatchResult, type Job, type LabGitHub, type Runner } from "../../shared/github.js";
-import * as handlers from "../../shared/handlers.js";
+import type { LabConfig, Pair } from "../../shared/lab/config.js";
+import { GitHubError, type DispatchResult, type Job, type LabGitHub, type Runner } from "../../shared/github/client.js";
+import * as handlers from "../../shared/triggers/job-completed.js";
 import type { Logger } from "../../shared/logger.js";
-import { MemoryStore } from "../../shared/memory-store.js";
-import type { PairEvent, PairRecord } from "../../shared/pair-record.js";
-import type { ReconcileResult } from "../../shared/reconcile.js";
+import { MemoryStore } from "../../shared/storage/memory.js";
+import type { PairEvent, PairRecord } from "../../shared/lab/pair-record.js";
+import type { ReconcileResult } from "../../shared/reconcile/reconcile.js";
 import { createRuntime, type Runtime } from "../../shared/runtime.js";
 import { readSettings } from "../../shared/settings.js";
 import { useImmediateZeroTimeouts } from "../../shared/sim/timers.js";
-import { StoreError, type PairStore, type StoredPair } from "../../shared/store.js";
-import { MemoryDeliveryLog } from "../../shared/webhook.js";
-import { GitHubStandin } from "./github-standin.js";
+import { StoreError, type PairStore, type StoredPair } from "../../shared/storage/tables.js";
+import { MemoryDeliveryLog } from "../../shared/triggers/webhook.js";
+import { GitHubStandin } from "../../shared/sim/github-standin.js";
 import { hostRunnerName, seedConfig, vmRunnerName } from "./lab.js";
 import { MemoryGitHub, type CreatedResetRun, type LabControls } from "./memory-github.js";
 

@@ -3,13 +3,13 @@
  * real Octokit client pointed at it, and a store on Azurite.
  */
 import { inject } from "vitest";
-import { labKey, loadLabConfigFile, type LabConfig } from "../../shared/config.js";
+import { labKey, loadLabConfigFile, type LabConfig } from "../../shared/lab/config.js";
 import { silentLogger, type Logger } from "../../shared/logger.js";
 import { createRuntime, type Runtime, type RuntimeOverrides } from "../../shared/runtime.js";
 import { readSettings } from "../../shared/settings.js";
-import type { PairStore } from "../../shared/store.js";
-import { TableDeliveryLog } from "../../shared/webhook.js";
-import { GitHubStandin } from "./github-standin.js";
+import type { PairStore } from "../../shared/storage/tables.js";
+import { TableDeliveryLog } from "../../shared/triggers/webhook.js";
+import { GitHubStandin } from "../../shared/sim/github-standin.js";
 import { openTestStore, uniqueTablePrefix } from "./store.js";
 
 export const seedConfig: LabConfig = loadLabConfigFile("lab.config.json");

@@ -4,8 +4,8 @@
  * Its answers have the shapes OctokitLabGitHub returns after its zod checks (timestamps included),
  * and the same lab controls drive it as drive the GitHub stand-in.
  */
-import type { LabConfig, Pair } from "../../shared/config.js";
-import type { DispatchResult, Job, LabGitHub, Run, Runner } from "../../shared/github.js";
+import type { LabConfig, Pair } from "../../shared/lab/config.js";
+import type { DispatchResult, Job, LabGitHub, Run, Runner } from "../../shared/github/client.js";
 
 /** What the lab does, as the tests script it; implemented by this class and over the GitHub stand-in. */
 export interface LabControls {

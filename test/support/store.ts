@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { inject } from "vitest";
-import { TableStore } from "../../shared/store.js";
+import { TableStore } from "../../shared/storage/tables.js";
 
 /** A store on the shared Azurite, in tables no other test uses. */
 export function uniqueTablePrefix(): string {

@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { createRequire } from "node:module";
 import { sign } from "@octokit/webhooks-methods";
 import type { WebhookDefinition } from "@octokit/webhooks-examples";
-import type { WebhookDelivery } from "../../shared/webhook.js";
+import type { WebhookDelivery } from "../../shared/triggers/webhook.js";
 
 const definitions = createRequire(import.meta.url)("@octokit/webhooks-examples") as WebhookDefinition[];
 const workflowJob = definitions.find((d): d is WebhookDefinition<"workflow_job"> => d.name === "workflow_job");

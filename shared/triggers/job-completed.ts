@@ -3,15 +3,15 @@
  * body out. functions/ adapts these to HTTP and timer triggers.
  */
 import { z } from "zod";
-import { zodProblems } from "./config.js";
-import { GitHubError } from "./github.js";
-import type { Logger } from "./logger.js";
+import { zodProblems } from "../lab/config.js";
+import { GitHubError } from "../github/client.js";
+import type { Logger } from "../logger.js";
 import { CallerRejectedError, type ActionsCaller } from "./oidc.js";
-import { newPairRecord } from "./pair-record.js";
-import { reconcile, RunNotFoundError, type JobReport, type PairResult, type ReconcileResult } from "./reconcile.js";
-import type { Runtime } from "./runtime.js";
-import { OIDC_DISABLED_WARNING, REPOSITORY_PATTERN } from "./settings.js";
-import { StoreError } from "./store.js";
+import { newPairRecord } from "../lab/pair-record.js";
+import { reconcile, RunNotFoundError, type JobReport, type PairResult, type ReconcileResult } from "../reconcile/reconcile.js";
+import type { Runtime } from "../runtime.js";
+import { OIDC_DISABLED_WARNING, REPOSITORY_PATTERN } from "../settings.js";
+import { StoreError } from "../storage/tables.js";
 import { noteJob, pairOfRunner, RunnerNameSchema } from "./webhook.js";
 
 export interface JsonResponse {

@@ -6,12 +6,12 @@
  * reconcile can win it), look at GitHub again, and only then dispatch.
  */
 import { randomUUID } from "node:crypto";
-import type { LabConfig, Pair } from "./config.js";
-import { decide, failedRecord, type Decision, type Outcome, type PairObservation, type ResetRunFacts, type RunnerFacts } from "./decide.js";
-import { GitHubError, type Job, type LabGitHub, type Run, type Runner } from "./github.js";
-import type { Logger } from "./logger.js";
-import { newPairRecord, type PairEvent, type PairRecord, type Trigger } from "./pair-record.js";
-import { StoreConflictError, type PairStore, type StoredPair } from "./store.js";
+import type { LabConfig, Pair } from "../lab/config.js";
+import { decide, failedRecord, type Decision, type Outcome, type PairObservation, type ResetRunFacts, type RunnerFacts } from "../lab/decide.js";
+import { GitHubError, type Job, type LabGitHub, type Run, type Runner } from "../github/client.js";
+import type { Logger } from "../logger.js";
+import { newPairRecord, type PairEvent, type PairRecord, type Trigger } from "../lab/pair-record.js";
+import { StoreConflictError, type PairStore, type StoredPair } from "../storage/tables.js";
 
 export interface ReconcileDeps {
   config: LabConfig;

@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { RestError, TableClient, type TableEntityResult } from "@azure/data-tables";
 import type { TokenCredential } from "@azure/core-auth";
-import { PairEventSchema, PairRecordSchema, type PairEvent, type PairRecord } from "./pair-record.js";
+import { PairEventSchema, PairRecordSchema, type PairEvent, type PairRecord } from "../lab/pair-record.js";
 
 export interface StoredPair {
   record: PairRecord;

@@ -5,7 +5,7 @@
  */
 import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from "jose";
 import { z } from "zod";
-import { REPOSITORY_PATTERN } from "./settings.js";
+import { REPOSITORY_PATTERN } from "../settings.js";
 
 export interface OidcVerifierOptions {
   /** e.g. https://token.actions.githubusercontent.com (GHES: https://HOST/_services/token), no trailing slash. */

@@ -3,8 +3,8 @@
  * simulator and benchmarks (a simulated week in seconds). It passes the same contract tests as
  * TableStore (test/store.test.ts).
  */
-import { PairEventSchema, PairRecordSchema, type PairEvent } from "./pair-record.js";
-import { StoreConflictError, type PairStore, type StoredPair } from "./store.js";
+import { PairEventSchema, PairRecordSchema, type PairEvent } from "../lab/pair-record.js";
+import { StoreConflictError, type PairStore, type StoredPair } from "./tables.js";
 
 export class MemoryStore implements PairStore {
   private readonly pairs = new Map<string, StoredPair>();

@@ -433,7 +433,7 @@ export class GitHubStandin {
     const [, head, body, signature] = jwt as unknown as [string, string, string, string];
     let claims: { alg?: unknown; iss?: unknown; iat?: unknown; exp?: unknown };
     try {
-      claims = { ...JSON.parse(Buffer.from(head, "base64url").toString()), ...JSON.parse(Buffer.from(body, "base64url").toString()) };
+      claims = { ...(JSON.parse(Buffer.from(head, "base64url").toString()) as object), ...(JSON.parse(Buffer.from(body, "base64url").toString()) as object) };
     } catch {
       return "A JSON web token could not be decoded";
     }

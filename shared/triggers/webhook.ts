@@ -12,15 +12,15 @@
 import { verify } from "@octokit/webhooks-methods";
 import { RestError, TableClient } from "@azure/data-tables";
 import { z } from "zod";
-import { zodProblems, type LabConfig, type Pair } from "./config.js";
-import { GitHubError, type Runner, GitHubTime } from "./github.js";
-import type { JsonResponse } from "./handlers.js";
-import type { Logger } from "./logger.js";
-import { newPairRecord, type PairEvent, type PairRecord, type Trigger } from "./pair-record.js";
-import { lower, MAX_CONFLICT_RETRIES, reconcile, RunNotFoundError, type ReconcileDeps } from "./reconcile.js";
-import type { Runtime } from "./runtime.js";
-import { REPOSITORY_PATTERN } from "./settings.js";
-import { StoreConflictError, StoreError, type TableConnection } from "./store.js";
+import { zodProblems, type LabConfig, type Pair } from "../lab/config.js";
+import { GitHubError, type Runner, GitHubTime } from "../github/client.js";
+import type { JsonResponse } from "./job-completed.js";
+import type { Logger } from "../logger.js";
+import { newPairRecord, type PairEvent, type PairRecord, type Trigger } from "../lab/pair-record.js";
+import { lower, MAX_CONFLICT_RETRIES, reconcile, RunNotFoundError, type ReconcileDeps } from "../reconcile/reconcile.js";
+import type { Runtime } from "../runtime.js";
+import { REPOSITORY_PATTERN } from "../settings.js";
+import { StoreConflictError, StoreError, type TableConnection } from "../storage/tables.js";
 
 /** workflow_job payloads are a few KiB; GitHub caps any payload at 25 MB, which we never need. */
 export const MAX_WEBHOOK_BODY_BYTES = 256 * 1024;

@@ -10,8 +10,8 @@ import { createAppAuth } from "@octokit/auth-app";
 import { RequestError } from "@octokit/request-error";
 import Bottleneck from "bottleneck";
 import { z } from "zod";
-import type { LabConfig, Pair } from "./config.js";
-import type { Logger } from "./logger.js";
+import type { LabConfig, Pair } from "../lab/config.js";
+import type { Logger } from "../logger.js";
 
 const LabOctokit = Octokit.plugin(throttling, retry);
 export type LabOctokitInstance = InstanceType<typeof LabOctokit>;
