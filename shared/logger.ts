@@ -12,3 +12,15 @@ export const consoleLogger: Logger = {
 };
 
 export const silentLogger: Logger = { info: () => {}, warn: () => {}, error: () => {} };
+
+/**
+ * Events an admin is alerted on (infra/modules/alerts.bicep queries these names). Logged as
+ * error traces that start with `lab-reset alert <name>:`; host.json keeps traces out of sampling,
+ * so a burst cannot drop one.
+ */
+export const ALERTS = ["pair-gave-up", "reset-failed-twice", "reconcile-failed", "poison-message"] as const;
+export type AlertName = (typeof ALERTS)[number];
+
+export function alert(logger: Logger, name: AlertName, message: string): void {
+  logger.error(`lab-reset alert ${name}: ${message}`);
+}

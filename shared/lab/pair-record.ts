@@ -31,6 +31,18 @@ export const PairRecordSchema = z.object({
   /** A failed pair is not retried before this time (backoff). */
   retryAfter: isoTime.nullable(),
   lastError: z.string().nullable(),
+  /**
+   * Whether the VM runner carries the routing labels (perf jobs can reach it): `open` only while
+   * the pair is clean, idle and not held. null until routing labels are configured and first set.
+   */
+  routing: z.enum(["open", "closed"]).nullable(),
+  routingSince: isoTime.nullable(),
+  /** The last label call that failed (e.g. a missing permission); the pair is still reset. */
+  routingError: z.string().nullable(),
+  /** An admin's hold: no resets and routing closed until released. */
+  holdBy: z.string().nullable(),
+  holdReason: z.string().nullable(),
+  holdSince: isoTime.nullable(),
   /** Why the pair is in its state, in words. */
   reason: z.string(),
   updatedAt: isoTime,
@@ -72,6 +84,12 @@ export function newPairRecord(pairId: string, now: Date): PairRecord {
     attempts: 0,
     retryAfter: null,
     lastError: null,
+    routing: null,
+    routingSince: null,
+    routingError: null,
+    holdBy: null,
+    holdReason: null,
+    holdSince: null,
     reason: "no reset recorded yet",
     updatedAt: now.toISOString(),
   };
