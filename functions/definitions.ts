@@ -1,16 +1,21 @@
 /**
  * The app's functions, listed once: functions/index.ts registers them with Azure, and the local
- * host (shared/local) serves the same list. Handlers only adapt HTTP and timer inputs to the core.
+ * host (shared/local) serves the same list. Handlers only adapt HTTP, timer and queue inputs to the core.
  */
-import type { HttpHandler, HttpMethod, HttpRequest, HttpResponseInit, InvocationContext, TimerHandler } from "@azure/functions";
-import * as core from "../shared/triggers/job-completed.js";
+import type { HttpHandler, HttpMethod, HttpRequest, HttpResponseInit, InvocationContext, StorageQueueHandler, TimerHandler } from "@azure/functions";
+import { pairs } from "../shared/admin/pairs.js";
 import type { Logger } from "../shared/logger.js";
 import type { Runtime } from "../shared/runtime.js";
-import * as webhook from "../shared/triggers/webhook.js";
+import { decodeMessage } from "../shared/storage/queue.js";
+import type { JsonResponse } from "../shared/triggers/http.js";
+import { jobCompleted, MAX_BODY_BYTES } from "../shared/triggers/job-completed.js";
+import { scheduledReset } from "../shared/triggers/timer.js";
+import { githubWebhook, MAX_WEBHOOK_BODY_BYTES } from "../shared/triggers/webhook.js";
 
 export type FunctionDefinition =
   | { kind: "http"; name: string; route: string; methods: HttpMethod[]; authLevel: "function" | "anonymous"; handler: HttpHandler }
-  | { kind: "timer"; name: string; schedule: string; handler: TimerHandler };
+  | { kind: "timer"; name: string; schedule: string; handler: TimerHandler }
+  | { kind: "queue"; name: string; queueName: string; handler: StorageQueueHandler };
 
 export const contextLogger = (context: InvocationContext): Logger => ({
   info: (m, ...r) => context.log(m, ...r),
@@ -18,7 +23,7 @@ export const contextLogger = (context: InvocationContext): Logger => ({
   error: (m, ...r) => context.error(m, ...r),
 });
 
-const toHttp = (response: core.JsonResponse): HttpResponseInit => ({ status: response.status, jsonBody: response.body, ...(response.headers ? { headers: response.headers } : {}) });
+const toHttp = (response: JsonResponse): HttpResponseInit => ({ status: response.status, jsonBody: response.body, ...(response.headers ? { headers: response.headers } : {}) });
 
 /** Refuses a body larger than `limit` from its content-length, before buffering it. */
 function tooLarge(request: HttpRequest, limit: number): HttpResponseInit | null {
@@ -26,14 +31,26 @@ function tooLarge(request: HttpRequest, limit: number): HttpResponseInit | null 
   return length > limit ? toHttp({ status: 413, body: { error: `Body is larger than ${limit} bytes.` } }) : null;
 }
 
-export function functionDefinitions(runtime: () => Promise<Runtime>, resetSchedule: string): FunctionDefinition[] {
+/** The queue trigger's metadata: when storage inserted the message, and which try this is. */
+function queuedMessage(entry: unknown, context: InvocationContext) {
+  const meta = context.triggerMetadata ?? {};
+  return { message: decodeMessage(entry), insertedAt: new Date(String(meta.insertionTime)), dequeueCount: Number(meta.dequeueCount ?? 1) };
+}
+
+export function functionDefinitions(runtime: () => Promise<Runtime>, settings: { resetSchedule: string; reconcileQueue: string }): FunctionDefinition[] {
   return [
     {
       kind: "timer",
       name: "scheduledReset",
-      schedule: resetSchedule,
-      handler: async (_timer, context) => {
-        await core.scheduledReset(await runtime(), contextLogger(context));
+      schedule: settings.resetSchedule,
+      handler: async (_timer, context) => scheduledReset(await runtime(), contextLogger(context)),
+    },
+    {
+      kind: "queue",
+      name: "reconcileLab",
+      queueName: settings.reconcileQueue,
+      handler: async (entry, context) => {
+        await (await runtime()).worker.serve(queuedMessage(entry, context), contextLogger(context));
       },
     },
     {
@@ -43,10 +60,10 @@ export function functionDefinitions(runtime: () => Promise<Runtime>, resetSchedu
       methods: ["POST"],
       authLevel: "function",
       handler: async (request, context) => {
-        const refused = tooLarge(request, core.MAX_BODY_BYTES);
+        const refused = tooLarge(request, MAX_BODY_BYTES);
         if (refused) return refused;
         // The function key (auth level "function") is checked by Azure; the OIDC token by jobCompleted.
-        return toHttp(await core.jobCompleted(await runtime(), await request.text(), contextLogger(context), { authorization: request.headers.get("authorization") ?? undefined }));
+        return toHttp(await jobCompleted(await runtime(), await request.text(), contextLogger(context), { authorization: request.headers.get("authorization") ?? undefined }));
       },
     },
     {
@@ -55,7 +72,7 @@ export function functionDefinitions(runtime: () => Promise<Runtime>, resetSchedu
       route: "pairs",
       methods: ["GET"],
       authLevel: "function",
-      handler: async (_request, context) => toHttp(await core.pairs(await runtime(), contextLogger(context))),
+      handler: async (_request, context) => toHttp(await pairs(await runtime(), contextLogger(context))),
     },
     {
       kind: "http",
@@ -65,16 +82,11 @@ export function functionDefinitions(runtime: () => Promise<Runtime>, resetSchedu
       // GitHub cannot send a function key: the X-Hub-Signature-256 HMAC over the body is the authentication.
       authLevel: "anonymous",
       handler: async (request, context) => {
-        const refused = tooLarge(request, webhook.MAX_WEBHOOK_BODY_BYTES);
+        const refused = tooLarge(request, MAX_WEBHOOK_BODY_BYTES);
         if (refused) return refused;
         const header = (name: string) => request.headers.get(name) ?? undefined;
-        return toHttp(
-          await webhook.githubWebhook(
-            await runtime(),
-            { event: header("x-github-event"), deliveryId: header("x-github-delivery"), signature: header("x-hub-signature-256"), body: await request.text() },
-            contextLogger(context),
-          ),
-        );
+        const delivery = { event: header("x-github-event"), deliveryId: header("x-github-delivery"), signature: header("x-hub-signature-256"), body: await request.text() };
+        return toHttp(await githubWebhook(await runtime(), delivery, contextLogger(context)));
       },
     },
   ];

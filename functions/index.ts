@@ -10,10 +10,13 @@ import { functionDefinitions } from "./definitions.js";
 const { app } = azureFunctions;
 const { settings } = loadStartup();
 
-for (const definition of functionDefinitions(getRuntime, settings.resetSchedule)) {
+for (const definition of functionDefinitions(getRuntime, settings)) {
   if (definition.kind === "http") {
     const { name, route, methods, authLevel, handler } = definition;
     app.http(name, { route, methods, authLevel, handler });
+  } else if (definition.kind === "queue") {
+    // The host decodes the Base64 message text and retries a failed run (host.json extensions.queues).
+    app.storageQueue(definition.name, { queueName: definition.queueName, connection: "AzureWebJobsStorage", handler: definition.handler });
   } else {
     app.timer(definition.name, { schedule: definition.schedule, handler: definition.handler });
   }

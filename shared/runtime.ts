@@ -1,29 +1,42 @@
 /**
- * The composition root: builds the GitHub client, the store and the config once per process
- * (GitHub App tokens are cached by the Octokit instance, so it must not be rebuilt per request).
+ * The composition root: builds the GitHub client, the stores, the queue and the config once per
+ * process (GitHub App tokens are cached by the Octokit instance, so it must not be rebuilt per request).
  */
 import { DefaultAzureCredential } from "@azure/identity";
 import { ConfigurationError, labKey, loadLabConfigFile, type LabConfig } from "./lab/config.js";
 import { createOctokit, OctokitLabGitHub, type LabGitHub } from "./github/client.js";
+import { TriggerLookups } from "./github/lookups.js";
 import { consoleLogger, type Logger } from "./logger.js";
-import { OidcVerifier } from "./triggers/oidc.js";
+import { ReconcileWorker } from "./reconcile/worker.js";
 import { callerSettingsProblems, GITHUB_SETTINGS_HINT, OIDC_DISABLED_WARNING, readSettings, type Settings } from "./settings.js";
-import { TableStore, type PairStore, type TableConnection } from "./storage/tables.js";
-import { MemoryDeliveryLog, TableDeliveryLog, type DeliveryLog } from "./triggers/webhook.js";
+import type { StorageConnection } from "./storage/connection.js";
+import { MemoryCoverageStore, TableCoverageStore, type CoverageStore } from "./storage/coverage.js";
+import { MemoryFactStore, TableFactStore, type FactStore } from "./storage/facts.js";
+import { CoalescedSends, MemoryReconcileQueue, StorageReconcileQueue, type ReconcileQueue } from "./storage/queue.js";
+import { TableStore, type PairStore } from "./storage/tables.js";
+import { OidcVerifier } from "./triggers/oidc.js";
 
 export interface Runtime {
   settings: Settings;
   config: LabConfig;
   github: LabGitHub;
+  /** The reads triggers make of GitHub, shared by all requests of this instance. */
+  lookups: TriggerLookups;
   store: PairStore;
+  /** What triggers learned (job starts and ends), insert-only. */
+  facts: FactStore;
+  /** How far reconciles have served the queue. */
+  coverage: CoverageStore;
+  /** "Look now" for the queue-triggered reconcile; sends coalesced per instance. */
+  queue: ReconcileQueue;
+  /** The queue-triggered reconcile of this instance. */
+  worker: ReconcileWorker;
   clock: () => Date;
   logger: Logger;
   /** Checks job-completed callers' OIDC tokens; null when OIDC_DISABLED=true. */
   oidc: OidcVerifier | null;
   /** Repositories whose runs and jobs may report (`owner/repo`). */
   allowedRepositories: string[];
-  /** Webhook deliveries already handled. */
-  deliveries: DeliveryLog;
 }
 
 /** Settings and config that must be right before any function is registered. */
@@ -39,18 +52,33 @@ export interface RuntimeOverrides {
   logger?: Logger;
   github?: LabGitHub;
   store?: PairStore;
-  /** Default: a table beside the store's, or this process's memory when the store is an override without Table Storage. */
-  deliveries?: DeliveryLog;
+  /** Default: beside the store in Table Storage, or this process's memory when no storage is configured. */
+  facts?: FactStore;
+  coverage?: CoverageStore;
+  /** Default: the storage queue (or a memory queue when no storage is configured). */
+  queue?: ReconcileQueue;
   /** Octokit tuning for tests: fast retries, short timeouts. */
   githubClient?: { timeoutMs?: number; retries?: number; retryBaseMs?: number; maxRateLimitWaitSeconds?: number; writeSpacingMs?: number; rateLimitBaseMs?: number };
 }
 
+function connectionOf(settings: Settings): StorageConnection | null {
+  const storage = settings.storage;
+  if (storage.kind === "connectionString") return { kind: "connectionString", connectionString: storage.connectionString };
+  if (storage.kind === "identity") {
+    const credential = new DefaultAzureCredential(storage.clientId ? { managedIdentityClientId: storage.clientId } : {});
+    return { kind: "identity", tableServiceUrl: storage.tableServiceUrl, queueServiceUrl: storage.queueServiceUrl, credential };
+  }
+  return null;
+}
+
 export async function createRuntime(settings: Settings, config: LabConfig, overrides: RuntimeOverrides = {}): Promise<Runtime> {
   const logger = overrides.logger ?? consoleLogger;
+  const clock = overrides.clock ?? (() => new Date());
   const problems: string[] = [];
   if (!overrides.github && settings.githubAuth === null) problems.push(`No GitHub credentials: ${GITHUB_SETTINGS_HINT}.`);
-  if (!overrides.store && settings.storage.kind === "none") {
-    problems.push("No Table Storage: set AzureWebJobsStorage (a connection string) or AzureWebJobsStorage__accountName (managed identity).");
+  const connection = connectionOf(settings);
+  if (!overrides.store && connection === null) {
+    problems.push("No storage: set AzureWebJobsStorage (a connection string) or AzureWebJobsStorage__accountName (managed identity).");
   }
   problems.push(...callerSettingsProblems(settings));
   if (problems.length > 0) throw new ConfigurationError("lab-reset cannot start:", problems);
@@ -58,21 +86,33 @@ export async function createRuntime(settings: Settings, config: LabConfig, overr
   const github =
     overrides.github ??
     new OctokitLabGitHub(createOctokit({ baseUrl: settings.githubApiUrl, auth: settings.githubAuth!, logger, ...overrides.githubClient }), config);
-  const storage = settings.storage;
-  const connection: TableConnection | null =
-    storage.kind === "connectionString"
-      ? { kind: "connectionString", connectionString: storage.connectionString }
-      : storage.kind === "identity"
-        ? { kind: "identity", tableServiceUrl: storage.tableServiceUrl, credential: new DefaultAzureCredential(storage.clientId ? { managedIdentityClientId: storage.clientId } : {}) }
-        : null;
   const tables = { tablePrefix: settings.tablePrefix, lab: labKey(config) };
-  const store = overrides.store ?? (await TableStore.open({ connection: connection!, ...tables }));
-  const deliveries = overrides.deliveries ?? (connection ? await TableDeliveryLog.open({ connection, ...tables }) : new MemoryDeliveryLog());
+  const [store, facts, coverage, queue] = await Promise.all([
+    overrides.store ?? TableStore.open({ connection: connection!, ...tables }),
+    overrides.facts ?? (connection ? TableFactStore.open({ connection, ...tables }) : new MemoryFactStore()),
+    overrides.coverage ?? (connection ? TableCoverageStore.open({ connection, ...tables }) : new MemoryCoverageStore()),
+    overrides.queue ?? (connection ? StorageReconcileQueue.open(connection, settings.reconcileQueue) : new MemoryReconcileQueue(clock)),
+  ]);
 
   const allowedRepositories = settings.allowedRepositories ?? [`${config.github.owner}/${config.github.repo}`];
   const oidc = settings.oidc.disabled ? null : new OidcVerifier({ issuer: settings.oidc.issuer, audience: settings.oidc.audience!, allowedRepositories });
   if (oidc === null) logger.warn(OIDC_DISABLED_WARNING);
-  return { settings, config, github, store, clock: overrides.clock ?? (() => new Date()), logger, oidc, allowedRepositories, deliveries };
+  const runtime: Runtime = {
+    settings,
+    config,
+    github,
+    lookups: new TriggerLookups(github, config, clock),
+    store,
+    facts,
+    coverage,
+    queue: new CoalescedSends(queue),
+    worker: new ReconcileWorker(() => runtime),
+    clock,
+    logger,
+    oidc,
+    allowedRepositories,
+  };
+  return runtime;
 }
 
 let shared: Promise<Runtime> | undefined;

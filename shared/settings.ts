@@ -45,7 +45,9 @@ export const SettingsSchema = z
     AzureWebJobsStorage: optionalText,
     AzureWebJobsStorage__accountName: optionalText,
     AzureWebJobsStorage__tableServiceUri: optionalText.pipe(z.url().optional()),
+    AzureWebJobsStorage__queueServiceUri: optionalText.pipe(z.url().optional()),
     AzureWebJobsStorage__clientId: optionalText,
+    RECONCILE_QUEUE: optionalText.pipe(z.string().regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,55}[a-z0-9]$/, "must be a queue name: 3-57 lower-case letters, digits and single hyphens (the host adds -poison)").optional()),
     LAB_TABLE_PREFIX: optionalText.pipe(z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,40}$/, "must be 3-41 letters and digits, starting with a letter").optional()),
     RESET_SCHEDULE: optionalText,
     OIDC_DISABLED: optionalText.pipe(z.enum(["true", "false"], { message: 'must be "true" (local work and tests only: job-completed then trusts any caller) or "false"' }).optional()),
@@ -70,6 +72,10 @@ export const SettingsSchema = z
         if (!env[name]) ctx.addIssue({ code: "custom", path: [name], message: "is required when any GITHUB_APP_* setting is set" });
       }
     }
+    if (!env.AzureWebJobsStorage && !env.AzureWebJobsStorage__accountName && Boolean(env.AzureWebJobsStorage__tableServiceUri) !== Boolean(env.AzureWebJobsStorage__queueServiceUri)) {
+      const missing = env.AzureWebJobsStorage__tableServiceUri ? "AzureWebJobsStorage__queueServiceUri" : "AzureWebJobsStorage__tableServiceUri";
+      ctx.addIssue({ code: "custom", path: [missing], message: "is required beside the other service URI (or set AzureWebJobsStorage__accountName instead): lab-reset uses the account's tables and queues" });
+    }
     if (env.RESET_SCHEDULE) {
       try {
         parseSchedule(env.RESET_SCHEDULE);
@@ -81,8 +87,10 @@ export const SettingsSchema = z
 
 export type StorageSetting =
   | { kind: "connectionString"; connectionString: string }
-  | { kind: "identity"; tableServiceUrl: string; clientId?: string }
+  | { kind: "identity"; tableServiceUrl: string; queueServiceUrl: string; clientId?: string }
   | { kind: "none" };
+
+export const DEFAULT_RECONCILE_QUEUE = "lab-reset-reconcile";
 
 export interface Settings {
   githubApiUrl: string;
@@ -91,6 +99,8 @@ export interface Settings {
   labConfigPath: string;
   storage: StorageSetting;
   tablePrefix: string;
+  /** The queue that hands "look now" from the triggers to the reconcile function. */
+  reconcileQueue: string;
   resetSchedule: string;
   /** How job-completed callers prove who they are: a GitHub Actions OIDC token, unless switched off. */
   oidc: OidcSettings;
@@ -138,6 +148,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       ? {
           kind: "identity",
           tableServiceUrl: s.AzureWebJobsStorage__tableServiceUri ?? `https://${s.AzureWebJobsStorage__accountName}.table.core.windows.net`,
+          queueServiceUrl: s.AzureWebJobsStorage__queueServiceUri ?? `https://${s.AzureWebJobsStorage__accountName}.queue.core.windows.net`,
           ...(s.AzureWebJobsStorage__clientId ? { clientId: s.AzureWebJobsStorage__clientId } : {}),
         }
       : { kind: "none" };
@@ -147,6 +158,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     labConfigPath: s.LAB_CONFIG_PATH ?? "lab.config.json",
     storage,
     tablePrefix: s.LAB_TABLE_PREFIX ?? "labreset",
+    reconcileQueue: s.RECONCILE_QUEUE ?? DEFAULT_RECONCILE_QUEUE,
     resetSchedule: s.RESET_SCHEDULE ?? DEFAULT_RESET_SCHEDULE,
     oidc: s.OIDC_DISABLED === "true" ? { disabled: true } : { disabled: false, issuer: (s.OIDC_ISSUER ?? DEFAULT_OIDC_ISSUER).replace(/\/+$/, ""), audience: s.OIDC_AUDIENCE ?? null },
     allowedRepositories: s.ALLOWED_REPOSITORIES ?? null,

@@ -100,6 +100,7 @@ export const JobSchema = z.object({
   status: z.string(),
   conclusion: z.string().nullable(),
   runner_name: z.string().nullable(),
+  runner_id: z.number().int().nullable().optional(),
   /** The job's runs-on labels. */
   labels: z.array(z.string()).default([]),
   completed_at: GitHubTime.nullable().optional(),

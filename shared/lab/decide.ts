@@ -54,8 +54,14 @@ export interface DecideInput {
   observation: PairObservation;
   /** Facts about the reset run in flight; undefined when not looked up (never judged then). */
   resetRun?: ResetRunFacts;
-  /** A job-completed call says this run used the pair; `at` is when its last job there ended. */
+  /** A job of this run ended on the pair's VM (a recorded fact, or the timer's backstop); `at` is when. */
   jobReport?: { runId: number; at: string };
+  /**
+   * The latest job start recorded on the pair's VM (webhook `in_progress`). `heldUntil` is set
+   * while no end of it is recorded and the hold has not run out: GitHub's busy flag and job list
+   * lag a start, so the recorded start alone holds the pair busy.
+   */
+  jobStart?: { runId: number; at: string; heldUntil: string | null };
   trigger: Trigger;
   now: Date;
   /** Id to use if this decision dispatches a reset. */
@@ -107,16 +113,13 @@ export function decide(input: DecideInput): Outcome {
     return { decision, record: changed ? r : before, changed, dispatch, events, ...(cancelRunId !== undefined ? { cancelRunId } : {}) };
   };
 
-  if (input.jobReport) {
-    // The end of the run whose start a webhook reported releases its hold; another run's does not.
-    if (r.busyRunId === input.jobReport.runId) {
-      r.busyUntil = null;
-      r.busyRunId = null;
-    }
+  for (const job of [input.jobReport, input.jobStart]) {
+    // A job that ended or started before the last reset was requested is that reset's to clean.
+    if (!job || (r.resetDispatchedAt !== null && job.at <= r.resetDispatchedAt)) continue;
     r.jobSinceReset = true;
-    r.lastJobRunId = input.jobReport.runId;
-    if (r.lastJobAt === null || input.jobReport.at > r.lastJobAt) r.lastJobAt = input.jobReport.at;
-    if (r.state === "clean") setState("dirty", `run ${input.jobReport.runId} used the VM`);
+    r.lastJobRunId = job.runId;
+    if (r.lastJobAt === null || job.at > r.lastJobAt) r.lastJobAt = job.at;
+    if (r.state === "clean") setState("dirty", `run ${job.runId} used the VM`);
   }
   if (observation.ok && observation.jobRunId !== null) {
     // Seen running now: remember it, even mid-reset, so a finished reset does not hide it.
@@ -164,7 +167,8 @@ export function decide(input: DecideInput): Outcome {
     return finish("deferred-unknown");
   }
 
-  const held = r.busyUntil !== null && now.getTime() < Date.parse(r.busyUntil);
+  const heldUntil = input.jobStart?.heldUntil ?? null;
+  const held = heldUntil !== null && now.getTime() < Date.parse(heldUntil);
   const vmBusy = observation.jobRunId !== null || observation.vmRunners.some((v) => v.busy) || held;
   if (vmBusy) {
     r.jobSinceReset = true;
@@ -172,7 +176,7 @@ export function decide(input: DecideInput): Outcome {
       "busy",
       observation.jobRunId !== null ? `run ${observation.jobRunId} has a job on the VM`
       : observation.vmRunners.some((v) => v.busy) ? "the VM runner reports busy"
-      : `a job start was reported by webhook; held busy until ${r.busyUntil} unless its end is reported`,
+      : `run ${input.jobStart!.runId} started a job on the VM (webhook); held busy until ${heldUntil} unless its end is recorded`,
     );
     return finish("deferred-busy");
   }

@@ -14,13 +14,6 @@ export const PairRecordSchema = z.object({
   lastJobRunId: z.number().int().nullable(),
   /** When the last job on the VM was seen running or reported finished. */
   lastJobAt: isoTime.nullable(),
-  /**
-   * A job start reported by webhook holds the pair busy until then, unless the job's end is
-   * reported first: GitHub's busy flag and job list can lag the start.
-   */
-  busyUntil: isoTime.nullable(),
-  /** The run whose job start set `busyUntil`: only that run's end releases the hold early. */
-  busyRunId: z.number().int().nullable(),
   /** Unique id of the latest reset request, passed to the reset workflow as `request_id`. */
   resetRequestId: z.string().nullable(),
   resetRunId: z.number().int().nullable(),
@@ -75,8 +68,6 @@ export function newPairRecord(pairId: string, now: Date): PairRecord {
     jobSinceReset: true,
     lastJobRunId: null,
     lastJobAt: null,
-    busyUntil: null,
-    busyRunId: null,
     resetRequestId: null,
     resetRunId: null,
     resetDispatchedAt: null,

@@ -1,5 +1,5 @@
 /**
- * Starts Azurite's table service on loopback for tests and the local host: in memory (or in a
+ * Starts Azurite's table and queue services on loopback for tests and the local host: in memory (or in a
  * folder, to outlive a restart), and with telemetry off (by default Azurite would send telemetry
  * over the network).
  */
@@ -12,7 +12,11 @@ const ACCOUNT = "devstoreaccount1";
 const KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 export interface RunningAzurite {
+  /** The table service's port. */
   port: number;
+  queuePort: number;
+  /** The services' process ids, e.g. to see that they are gone. */
+  pids: number[];
   connectionString: string;
   stop(): Promise<void>;
 }
@@ -45,42 +49,63 @@ async function waitForPort(port: number, child: ChildProcess, timeoutMs: number)
 
 export interface AzuriteOptions {
   timeoutMs?: number;
-  /** A fixed port, e.g. to start Azurite again where a client already points (default: a free one). */
+  /** Fixed ports, e.g. to start Azurite again where a client already points (default: free ones). */
   port?: number;
+  queuePort?: number;
   /** Keep the tables in this folder instead of in memory, so they outlive a stop and start. */
   location?: string;
 }
 
-export async function startAzurite(options: AzuriteOptions = {}): Promise<RunningAzurite> {
-  const main = createRequire(import.meta.url).resolve("azurite/dist/src/table/main.js");
+export interface AzuriteService {
+  name: "table" | "queue";
+  port: number;
+  child: ChildProcess;
+}
+
+async function startService(name: "table" | "queue", options: AzuriteOptions): Promise<AzuriteService> {
+  const main = createRequire(import.meta.url).resolve(`azurite/dist/src/${name}/main.js`);
   const persistence = options.location ? ["--location", options.location] : ["--inMemoryPersistence"];
+  const fixed = name === "table" ? options.port : options.queuePort;
   // A port taken between probing and binding makes Azurite exit; try a few.
   for (let attempt = 1; ; attempt++) {
-    const port = options.port ?? (await freePort());
+    const port = fixed ?? (await freePort());
     const child = spawn(
       process.execPath,
-      [main, "--tableHost", "127.0.0.1", "--tablePort", String(port), ...persistence, "--disableTelemetry", "--silent", "--skipApiVersionCheck"],
+      [main, `--${name}Host`, "127.0.0.1", `--${name}Port`, String(port), ...persistence, "--disableTelemetry", "--silent", "--skipApiVersionCheck"],
       { stdio: ["ignore", "ignore", "pipe"] },
     );
     let stderr = "";
     child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
     try {
       await waitForPort(port, child, options.timeoutMs ?? 20_000);
+      return { name, port, child };
     } catch (error) {
       child.kill();
       if (attempt < 3) continue;
-      throw new Error(`${(error as Error).message}${stderr ? `: ${stderr.trim()}` : ""}`);
+      throw new Error(`Azurite ${name} service: ${(error as Error).message}${stderr ? `: ${stderr.trim()}` : ""}`);
     }
-    return {
-      port,
-      connectionString: `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${KEY};TableEndpoint=http://127.0.0.1:${port}/${ACCOUNT};`,
-      stop: () =>
-        new Promise<void>((resolve) => {
-          if (child.exitCode !== null) return resolve();
-          child.once("exit", () => resolve());
-          // SIGINT lets Azurite write its tables to the folder first; SIGTERM would lose the last seconds.
-          child.kill(options.location ? "SIGINT" : "SIGTERM");
-        }),
-    };
   }
+}
+
+function stopService(service: AzuriteService, location: string | undefined): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (service.child.exitCode !== null || service.child.signalCode !== null) return resolve();
+    service.child.once("exit", () => resolve());
+    // SIGINT lets Azurite write its data to the folder first; SIGTERM would lose the last seconds.
+    service.child.kill(location ? "SIGINT" : "SIGTERM");
+  });
+}
+
+/** Azurite's table and queue services (two processes), with a connection string naming both. */
+export async function startAzurite(options: AzuriteOptions = {}): Promise<RunningAzurite> {
+  const [table, queue] = await Promise.all([startService("table", options), startService("queue", options)]);
+  return {
+    port: table.port,
+    queuePort: queue.port,
+    connectionString: `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${KEY};TableEndpoint=http://127.0.0.1:${table.port}/${ACCOUNT};QueueEndpoint=http://127.0.0.1:${queue.port}/${ACCOUNT};`,
+    pids: [table.child.pid!, queue.child.pid!],
+    stop: async () => {
+      await Promise.all([stopService(table, options.location), stopService(queue, options.location)]);
+    },
+  };
 }

@@ -1,14 +1,16 @@
 /**
  * A small stand-in for the Azure Functions host (Core Tools cannot be installed here): serves
  * the same function definitions on loopback, each HTTP function at /api/<route>, runs timers on
- * their schedule, and runs a timer now on POST /admin/functions/<name> (the host's convention).
+ * their schedule, runs a timer now on POST /admin/functions/<name> (the host's convention), and
+ * serves queue functions from the storage account's queues as the host's queue trigger does.
  * Function keys are not checked, as with `func start`.
  */
 import { createServer, type IncomingMessage } from "node:http";
-import azureFunctions, { type InvocationContext as Context, type Timer } from "@azure/functions";
+import azureFunctions, { type InvocationContext as Context, type Timer, type TriggerMetadata } from "@azure/functions";
 import type { FunctionDefinition } from "../../functions/definitions.js";
 import type { Logger } from "../logger.js";
 import { parseSchedule } from "../lab/schedule.js";
+import { pollQueue, readQueueHostSettings, type QueueHostSettings, type QueuePoller } from "./queue-poller.js";
 
 export interface LocalHost {
   url: string;
@@ -23,14 +25,19 @@ export interface LocalHostOptions {
   runTimers?: boolean;
   /** Largest body read; larger requests get 413 without being buffered. */
   maxBodyBytes?: number;
+  /** The storage account whose queues the queue functions read (AzureWebJobsStorage). Without it, they are not run. */
+  queueConnectionString?: string;
+  /** Default: host.json's `extensions.queues`. */
+  queueSettings?: QueueHostSettings;
 }
 
 // The package is a CommonJS bundle whose classes Node cannot see as named ESM exports.
 const { HttpRequest, InvocationContext } = azureFunctions;
 
-function contextFor(functionName: string, logger: Logger): Context {
+function contextFor(functionName: string, logger: Logger, triggerMetadata?: TriggerMetadata): Context {
   return new InvocationContext({
     functionName,
+    ...(triggerMetadata ? { triggerMetadata } : {}),
     logHandler: (level, ...args) => {
       const text = args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" ");
       const line = `[${functionName}] ${text}`;
@@ -131,14 +138,25 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     }
   }
 
+  const pollers: QueuePoller[] = [];
+  if (options.queueConnectionString) {
+    const queueSettings = options.queueSettings ?? readQueueHostSettings();
+    for (const definition of definitions) {
+      if (definition.kind !== "queue") continue;
+      pollers.push(pollQueue(definition, { connectionString: options.queueConnectionString, settings: queueSettings, logger, contextFor: (name, meta) => contextFor(name, logger, meta) }));
+    }
+  }
+
   return {
     url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        closing = true;
-        for (const t of timers) clearTimeout(t);
+    close: async () => {
+      closing = true;
+      for (const t of timers) clearTimeout(t);
+      await Promise.all(pollers.map((p) => p.stop()));
+      await new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
-      }),
+      });
+    },
   };
 }

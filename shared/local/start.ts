@@ -33,7 +33,7 @@ async function main(): Promise<number> {
   if (settings.storage.kind === "none") {
     azurite = await startAzurite();
     settings.storage = { kind: "connectionString", connectionString: azurite.connectionString };
-    console.log(`Table Storage: Azurite (in memory) on 127.0.0.1:${azurite.port}; set AzureWebJobsStorage to use another store.`);
+    console.log(`Storage: Azurite (in memory), tables on 127.0.0.1:${azurite.port}, queues on 127.0.0.1:${azurite.queuePort}; set AzureWebJobsStorage to use another account.`);
   }
   if (!sim && azurite) {
     console.warn(
@@ -45,7 +45,13 @@ async function main(): Promise<number> {
   if (oidcOffByDefault) console.warn("OIDC is off because this is the local host; to check tokens as Azure does, set OIDC_AUDIENCE=<audience> (and OIDC_ISSUER for GHES).");
   const port = Number(process.env.PORT ?? 7071);
   // In the simulated lab the timer fires on the simulated clock, through the admin route.
-  const host = await startLocalHost({ definitions: functionDefinitions(() => Promise.resolve(runtime), settings.resetSchedule), port, logger: sim ? quiet(consoleLogger) : consoleLogger, runTimers: !sim });
+  const host = await startLocalHost({
+    definitions: functionDefinitions(() => Promise.resolve(runtime), settings),
+    port,
+    logger: sim ? quiet(consoleLogger) : consoleLogger,
+    runTimers: !sim,
+    ...(settings.storage.kind === "connectionString" ? { queueConnectionString: settings.storage.connectionString } : {}),
+  });
   console.log(`lab-reset for ${config.github.owner}/${config.github.repo} (${config.pairs.length} pairs) against ${settings.githubApiUrl}`);
   console.log(`  GET  ${host.url}/api/pairs`);
   console.log(`  POST ${host.url}/api/job-completed`);

@@ -1,8 +1,9 @@
 /**
- * A loopback stand-in for the parts of GitHub's REST API that lab-reset uses: runners, workflow
- * runs, jobs and workflow dispatches. Integration tests drive its state directly (addRunner,
- * addRun, setJob…) and script failures (fail, hang); every answer is typed with
- * @octokit/openapi-types so a shape that drifts from GitHub's fails to compile.
+ * A loopback stand-in for the parts of GitHub's REST API that lab-reset uses: runners and their
+ * labels, workflow runs, jobs and workflow dispatches, plus the `workflow_job` webhook payloads
+ * GitHub would send. Integration tests drive its state directly (addRunner, addRun, setJob…) and
+ * script failures (fail, hang, denyLabelCall); every answer is typed with @octokit/openapi-types
+ * so a shape that drifts from GitHub's fails to compile.
  */
 import { createHash, createPublicKey, randomBytes, verify as verifySignature, type KeyObject } from "node:crypto";
 import { createServer, STATUS_CODES } from "node:http";
@@ -21,6 +22,22 @@ type RunnerList =
   operations["actions/list-self-hosted-runners-for-repo"]["responses"][200]["content"]["application/json"];
 type RunList = operations["actions/list-workflow-runs-for-repo"]["responses"][200]["content"]["application/json"];
 type JobList = operations["actions/list-jobs-for-workflow-run"]["responses"][200]["content"]["application/json"];
+type RunnerLabel = Schemas["runner-label"];
+type LabelList = operations["actions/list-labels-for-self-hosted-runner-for-repo"]["responses"][200]["content"]["application/json"];
+type LabelsAdded = operations["actions/add-custom-labels-to-self-hosted-runner-for-repo"]["responses"][200]["content"]["application/json"];
+type LabelsSet = operations["actions/set-custom-labels-for-self-hosted-runner-for-repo"]["responses"][200]["content"]["application/json"];
+type LabelRemoved = operations["actions/remove-custom-label-from-self-hosted-runner-for-repo"]["responses"][200]["content"]["application/json"];
+type LabelsRemoved = operations["actions/remove-all-custom-labels-from-self-hosted-runner-for-repo"]["responses"][200]["content"]["application/json"];
+type OrgLabelList = operations["actions/list-labels-for-self-hosted-runner-for-org"]["responses"][200]["content"]["application/json"];
+type ValidationError = Schemas["validation-error-simple"];
+type WebhookRepository = Schemas["repository-webhooks"];
+
+/** The `workflow_job` deliveries lab-reset reads, as GitHub's webhook schemas type them. */
+export type WorkflowJobEvent =
+  | Schemas["webhook-workflow-job-queued"]
+  | Schemas["webhook-workflow-job-in-progress"]
+  | Schemas["webhook-workflow-job-completed"];
+export type WorkflowJobAction = WorkflowJobEvent["action"];
 
 export type JobStatus = Job["status"];
 /** GitHub's run statuses are the job statuses (the run schema only says `string`). */
@@ -34,7 +51,40 @@ export interface StandinOptions {
   ghes?: boolean;
   /** Source of timestamps; the lab simulator passes its simulated clock. */
   clock?: () => Date;
+  /** Seconds (on `clock`) before a label edit reaches job assignment (`assignableLabels`); default 0. */
+  labelEffectDelaySeconds?: number;
 }
+
+export type LabelOperation = "list" | "add" | "set" | "remove" | "remove-all";
+
+/** One call to a runner's labels endpoints, as recorded in `labelCalls`. */
+export interface LabelCall {
+  operation: LabelOperation;
+  scope: "repo" | "org";
+  runnerId: number;
+  /** Null when no runner has that id. */
+  runnerName: string | null;
+  /** The labels the call names: the body's for add and set, the path's for remove. */
+  labels: string[];
+  /** Status answered; 0 until answered. */
+  status: number;
+}
+
+/** A host of a reset dispatch's `hosts` input. */
+export interface ResetHost {
+  runnerLabel: string;
+  vmName: string;
+}
+
+/** The jobs of infra/github/lab-reset.yml, named as its matrix names them. */
+export const labResetJobs = {
+  check: (host: ResetHost) => `Check ${host.vmName} (${host.runnerLabel})`,
+  restore: (host: ResetHost) => `Reset ${host.vmName} (${host.runnerLabel})`,
+  report: "Tell lab-reset the reset ended",
+};
+
+/** A GitHub-hosted runner's name as jobs report it; it is in no runner list of the repository. */
+export const hostedRunnerName = (n: number) => `GitHub Actions ${n}`;
 
 export interface RecordedRequest {
   method: string;
@@ -53,7 +103,10 @@ export interface RunnerSpec {
   labels: string[];
   status?: "online" | "offline";
   busy?: boolean;
+  /** The OS label GitHub sets: "Windows" (default), "Linux" or "macOS". */
   os?: string;
+  /** The architecture label GitHub sets: "X64" (default) or "ARM64". */
+  arch?: string;
 }
 
 export interface JobSpec {
@@ -135,6 +188,11 @@ const FIRST_RUN_ID = 1000;
 const FIRST_JOB_ID = 50_000;
 const FIRST_WORKFLOW_ID = 160_000;
 const RUNNER_GROUP = { id: 1, name: "Default" };
+const HOSTED_RUNNER_GROUP = { id: 2, name: "GitHub Actions" };
+const INSTALLATION_ID = 58_021_447;
+const LABELS_DOCS = "https://docs.github.com/rest/actions/self-hosted-runners";
+/** Labels GitHub sets itself and nobody can add or remove: `self-hosted`, the OS and the architecture. */
+const READ_ONLY_LABELS = new Set(["self-hosted", "windows", "linux", "macos", "x64", "arm64", "arm"]);
 
 const RUN_STATUSES = ["queued", "in_progress", "completed", "waiting", "requested", "pending"] as const satisfies readonly RunStatus[];
 const JOB_CONCLUSIONS = [
@@ -157,11 +215,21 @@ export class GitHubStandin {
   onDispatch?: (dispatch: DispatchRecord, run: WorkflowRun) => void;
   /** Asked for every authorized request: a fault to answer instead (the simulator's random faults). */
   injectFault?: (method: string, path: string) => FaultSpec | undefined;
+  /** Every call to a runner's labels endpoints, answered or not. */
+  readonly labelCalls: LabelCall[] = [];
+  /** True: answer the label call 403, as GitHub does to an App without runner write permission. */
+  denyLabelCall?: (call: LabelCall) => boolean;
+  /** Seconds before a label edit reaches job assignment; the REST answers show it at once. */
+  labelEffectDelaySeconds: number;
+  /** Called after each accepted label edit with the time it reaches assignment (the simulator assigns then). */
+  onLabelsEdited?: (runnerName: string, effectiveAt: Date) => void;
 
   private readonly ghes: boolean;
   private readonly clock: () => Date;
   private readonly runners = new Map<string, Runner>();
   private readonly labelIds = new Map<string, number>();
+  /** Per runner name: the label names job assignment uses, and edits still on their way to it. */
+  private readonly assignment = new Map<string, { labels: string[]; pending: { at: number; labels: string[] }[] }>();
   private readonly runStore = new Map<number, StoredRun>();
   private readonly jobIndex = new Map<number, { job: Job; stored: StoredRun }>();
   private readonly workflowIds = new Map<string, number>();
@@ -184,6 +252,7 @@ export class GitHubStandin {
     this.repo = options.repo ?? "netperf";
     this.ghes = options.ghes ?? false;
     this.clock = options.clock ?? (() => new Date());
+    this.labelEffectDelaySeconds = options.labelEffectDelaySeconds ?? 0;
     this.actor = simpleUser(url, "lab-reset[bot]", 41898282, "Bot");
     this.repository = minimalRepository(url, simpleUser(url, this.owner, 6154722, "Organization"), this.repo);
     server.on("request", (req: IncomingMessage, res: ServerResponse) => {
@@ -218,6 +287,7 @@ export class GitHubStandin {
   addRunner(spec: RunnerSpec): Runner {
     if (this.runners.has(spec.name)) throw new Error(`runner ${spec.name} already exists`);
     const os = spec.os ?? "Windows";
+    if (spec.labels.some(isReadOnlyLabel)) throw new Error(`runner ${spec.name}: read-only labels are GitHub's own, not custom ones`);
     const runner: Runner = {
       id: this.nextRunnerId++,
       runner_group_id: RUNNER_GROUP.id,
@@ -228,13 +298,14 @@ export class GitHubStandin {
       labels: [
         this.label("self-hosted", "read-only"),
         this.label(os, "read-only"),
-        this.label("X64", "read-only"),
-        ...spec.labels.map((name) => this.label(name, "custom")),
+        this.label(spec.arch ?? "X64", "read-only"),
+        ...uniqueNames(spec.labels).map((name) => this.label(name, "custom")),
       ],
       ephemeral: false,
       version: "2.330.0",
     };
     this.runners.set(spec.name, runner);
+    this.assignment.set(spec.name, { labels: runner.labels.map((l) => l.name), pending: [] });
     return structuredClone(runner);
   }
 
@@ -253,6 +324,19 @@ export class GitHubStandin {
 
   removeRunner(name: string): void {
     if (!this.runners.delete(name)) throw new Error(`unknown runner ${name}`);
+    this.assignment.delete(name);
+  }
+
+  /**
+   * The runner's label names as GitHub's job assignment sees them now: an edit counts from
+   * `labelEffectDelaySeconds` after it was made. Undefined for an unknown runner.
+   */
+  assignableLabels(name: string): readonly string[] | undefined {
+    const entry = this.assignment.get(name);
+    if (entry === undefined) return undefined;
+    const now = this.clock().getTime();
+    while (entry.pending[0] !== undefined && entry.pending[0].at <= now) entry.labels = entry.pending.shift()!.labels;
+    return entry.labels;
   }
 
   addRun(spec: RunSpec): WorkflowRun {
@@ -366,6 +450,61 @@ export class GitHubStandin {
   /** Snapshots of a run's jobs. */
   jobsOf(runId: number): Job[] {
     return structuredClone(this.runStore.get(runId)?.jobs ?? []);
+  }
+
+  /** Jobs GitHub creates in a running run once their `needs` are met (a later step of the workflow). */
+  addJobs(runId: number, specs: JobSpec[]): Job[] {
+    const stored = this.runStore.get(runId);
+    if (stored === undefined) throw new Error(`unknown run ${runId}`);
+    const jobs = specs.map((spec, index) => this.newJob(stored, spec, `job ${stored.jobs.length + index + 1}`));
+    for (const job of jobs) {
+      stored.jobs.push(job);
+      this.jobIndex.set(Number(job.id), { job, stored });
+    }
+    stored.run.updated_at = this.timestamp();
+    return structuredClone(jobs);
+  }
+
+  /** The hosts of the reset dispatch that created the run; undefined for a run no dispatch created. */
+  dispatchedHosts(runId: number): ResetHost[] | undefined {
+    const dispatch = this.dispatches.find((d) => d.runId === runId);
+    return dispatch === undefined ? undefined : resetHosts(dispatch.inputs.hosts);
+  }
+
+  /** The `workflow_job` delivery GitHub sends for the job's `action`, with the job as it is now. */
+  workflowJobEvent(jobId: number, action: WorkflowJobAction): WorkflowJobEvent {
+    const entry = this.jobIndex.get(jobId);
+    if (entry === undefined) throw new Error(`unknown job ${jobId}`);
+    const { job } = entry;
+    const fields = {
+      id: Number(job.id),
+      run_id: Number(job.run_id),
+      run_url: job.run_url,
+      run_attempt: job.run_attempt ?? 1,
+      node_id: job.node_id,
+      head_sha: job.head_sha,
+      head_branch: job.head_branch,
+      url: job.url,
+      html_url: job.html_url ?? "",
+      check_run_url: job.check_run_url,
+      name: job.name,
+      labels: [...job.labels],
+      workflow_name: job.workflow_name,
+      created_at: job.created_at,
+      started_at: job.started_at,
+      completed_at: job.completed_at ?? null,
+      steps: [],
+      ...(action === "queued" ? this.runnerFields(null) : this.runnerFields(job.runner_name)),
+    };
+    const envelope = { repository: this.webhookRepository(), sender: this.actor, installation: { id: INSTALLATION_ID, node_id: `MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9u${INSTALLATION_ID}` } };
+    if (action === "queued") {
+      return { action, workflow_job: { ...fields, status: "queued", conclusion: null, completed_at: null }, ...envelope } satisfies Schemas["webhook-workflow-job-queued"];
+    }
+    if (action === "in_progress") {
+      return { action, workflow_job: { ...fields, status: "in_progress", conclusion: null, completed_at: null }, ...envelope } satisfies Schemas["webhook-workflow-job-in-progress"];
+    }
+    const conclusion = job.conclusion ?? "success";
+    return { action, workflow_job: { ...fields, status: "completed", conclusion, completed_at: job.completed_at ?? this.timestamp() }, ...envelope } satisfies Schemas["webhook-workflow-job-completed"];
   }
 
   getRun(id: number): WorkflowRun | undefined {
@@ -512,8 +651,12 @@ export class GitHubStandin {
   }
 
   private route(ex: Exchange, method: string, path: string): void {
-    const org = /^\/orgs\/([^/]+)\/actions\/runners$/.exec(path);
-    if (org !== null && method === "GET" && sameName(decode(org[1]), this.owner)) return this.listRunners(ex);
+    const org = /^\/orgs\/([^/]+)(\/actions\/runners.*)$/.exec(path);
+    if (org !== null && sameName(decode(org[1]), this.owner)) {
+      if (org[2] === "/actions/runners" && method === "GET") return this.listRunners(ex);
+      if (this.routeLabels(ex, "org", method, org[2] ?? "")) return;
+      return this.notFound(ex);
+    }
     const scoped = /^\/repos\/([^/]+)\/([^/]+)(\/.*)$/.exec(path);
     if (scoped === null || !sameName(decode(scoped[1]), this.owner) || !sameName(decode(scoped[2]), this.repo)) {
       return this.notFound(ex);
@@ -536,7 +679,76 @@ export class GitHubStandin {
       const match = pattern.exec(rest);
       if (match !== null && routeMethod === method) return handler(match.slice(1));
     }
+    if (this.routeLabels(ex, "repo", method, rest)) return;
     this.notFound(ex);
+  }
+
+  /** `…/actions/runners/{id}/labels[/{name}]` below a repository or an organisation; false when `rest` is another route. */
+  private routeLabels(ex: Exchange, scope: LabelCall["scope"], method: string, rest: string): boolean {
+    const match = /^\/actions\/runners\/(\d+)\/labels(?:\/([^/]+))?$/.exec(rest);
+    if (match === null) return false;
+    const name = match[2] === undefined ? undefined : decode(match[2]);
+    const operations: Record<string, LabelOperation | undefined> =
+      name === undefined ? { GET: "list", POST: "add", PUT: "set", DELETE: "remove-all" } : { DELETE: "remove" };
+    const operation = operations[method];
+    if (operation === undefined) return false;
+    const runner = [...this.runners.values()].find((r) => r.id === Number(match[1]));
+    const call: LabelCall = { operation, scope, runnerId: Number(match[1]), runnerName: runner?.name ?? null, labels: name !== undefined ? [name] : bodyLabels(ex.record.body), status: 0 };
+    this.labelCalls.push(call);
+    const answer = this.labelAnswer(ex, call, runner);
+    call.status = answer.status;
+    this.send(ex, answer.status, answer.body);
+    if (answer.edited && runner !== undefined) this.labelsEdited(runner);
+    return true;
+  }
+
+  /** GitHub's rules for label calls: permission, runner, body, read-only labels, then the edit. */
+  private labelAnswer(ex: Exchange, call: LabelCall, runner: Runner | undefined): { status: number; body: unknown; edited?: boolean } {
+    if (this.denyLabelCall?.(call) === true) {
+      return { status: 403, body: { message: "Resource not accessible by integration", documentation_url: LABELS_DOCS, status: "403" } satisfies BasicError };
+    }
+    if (runner === undefined) return { status: 404, body: { message: "Not Found", documentation_url: LABELS_DOCS, status: "404" } satisfies BasicError };
+    if (call.operation === "add" || call.operation === "set") {
+      const problem = labelsBodyProblem(ex.record.body, call.operation);
+      if (problem !== undefined) return { status: 422, body: { message: `Invalid request.\n\n${problem}`, documentation_url: LABELS_DOCS } satisfies ValidationError };
+    }
+    const readOnly = call.labels.filter(isReadOnlyLabel);
+    if (readOnly.length > 0) {
+      const errors = readOnly.map((name) => `'${name}' is a read-only label: GitHub sets it and it cannot be added or removed.`);
+      return { status: 422, body: { message: "Validation Failed", documentation_url: LABELS_DOCS, errors } satisfies ValidationError };
+    }
+    const custom = runner.labels.filter((l) => l.type === "custom");
+    const fixed = runner.labels.filter((l) => l.type !== "custom");
+    switch (call.operation) {
+      case "list":
+        return { status: 200, body: labelList(runner.labels) satisfies LabelList & OrgLabelList };
+      case "add": {
+        const added = uniqueNames(call.labels).filter((name) => !custom.some((l) => sameName(l.name, name)));
+        runner.labels = [...runner.labels, ...added.map((name) => this.label(name, "custom"))];
+        return { status: 200, body: labelList(runner.labels) satisfies LabelsAdded, edited: added.length > 0 };
+      }
+      case "set":
+        runner.labels = [...fixed, ...uniqueNames(call.labels).map((name) => this.label(name, "custom"))];
+        return { status: 200, body: labelList(runner.labels) satisfies LabelsSet, edited: true };
+      case "remove-all":
+        runner.labels = fixed;
+        return { status: 200, body: labelList(runner.labels) satisfies LabelsRemoved, edited: custom.length > 0 };
+      case "remove": {
+        const name = call.labels[0] ?? "";
+        if (!custom.some((l) => sameName(l.name, name))) return { status: 404, body: { message: "Not Found", documentation_url: LABELS_DOCS, status: "404" } satisfies BasicError };
+        runner.labels = runner.labels.filter((l) => !(l.type === "custom" && sameName(l.name, name)));
+        return { status: 200, body: labelList(runner.labels) satisfies LabelRemoved, edited: true };
+      }
+    }
+  }
+
+  /** The REST answers show an edit at once; assignment sees it `labelEffectDelaySeconds` later. */
+  private labelsEdited(runner: Runner): void {
+    const entry = this.assignment.get(runner.name);
+    if (entry === undefined) return;
+    const at = this.clock().getTime() + this.labelEffectDelaySeconds * 1000;
+    entry.pending.push({ at, labels: runner.labels.map((l) => l.name) });
+    this.onLabelsEdited?.(runner.name, new Date(at));
   }
 
   private listRunners(ex: Exchange): void {
@@ -634,7 +846,8 @@ export class GitHubStandin {
       branch: record.ref.replace(/^refs\/heads\//, ""),
       status: "queued",
       displayTitle: title,
-      jobs: hostLabels(record.inputs.hosts).map((label) => ({ name: `reset (${label})`, status: "queued", labels: ["self-hosted", label], runnerName: null })),
+      // lab-reset.yml's first step; its restore jobs are created once the checks pass (addJobs).
+      jobs: resetHosts(record.inputs.hosts).map((host) => ({ name: labResetJobs.check(host), status: "queued", labels: ["self-hosted", host.runnerLabel], runnerName: null })),
     });
     record.runId = Number(run.id);
     if (record.returnRunDetails) {
@@ -687,8 +900,12 @@ export class GitHubStandin {
   }
 
   /** A job names its runner; the id comes from the current runner list (null once the runner is gone). */
-  private runnerFields(runnerName: string | null): Pick<Job, "runner_id" | "runner_name" | "runner_group_id" | "runner_group_name"> {
+  private runnerFields(runnerName: string | null): { runner_id: number | null; runner_name: string | null; runner_group_id: number | null; runner_group_name: string | null } {
     if (runnerName === null) return { runner_id: null, runner_name: null, runner_group_id: null, runner_group_name: null };
+    const hosted = /^GitHub Actions (\d+)$/.exec(runnerName);
+    if (hosted !== null && !this.runners.has(runnerName)) {
+      return { runner_id: Number(hosted[1]), runner_name: runnerName, runner_group_id: HOSTED_RUNNER_GROUP.id, runner_group_name: HOSTED_RUNNER_GROUP.name };
+    }
     return {
       runner_id: this.runners.get(runnerName)?.id ?? null,
       runner_name: runnerName,
@@ -697,14 +914,51 @@ export class GitHubStandin {
     };
   }
 
-  /** Like GitHub, one id per label name, shared by every runner carrying it. */
-  private label(name: string, type: "read-only" | "custom"): Schemas["runner-label"] {
-    let id = this.labelIds.get(name);
+  /** Like GitHub, one id per label name (labels are case-insensitive), shared by every runner carrying it. */
+  private label(name: string, type: "read-only" | "custom"): RunnerLabel {
+    let id = this.labelIds.get(name.toLowerCase());
     if (id === undefined) {
       id = this.labelIds.size + 1;
-      this.labelIds.set(name, id);
+      this.labelIds.set(name.toLowerCase(), id);
     }
     return { id, name, type };
+  }
+
+  /** The repository as webhook payloads carry it (`repository-webhooks`, a superset of the REST one). */
+  private webhookRepository(): WebhookRepository {
+    const { url, html_url: htmlUrl, full_name: fullName } = this.repository;
+    const created = "2020-06-19T01:12:33Z";
+    return {
+      ...repositoryFields(url, this.repository.owner, this.repo),
+      git_url: `git://github.com/${fullName}.git`,
+      ssh_url: `git@github.com:${fullName}.git`,
+      clone_url: `${htmlUrl}.git`,
+      svn_url: htmlUrl,
+      mirror_url: null,
+      homepage: null,
+      language: "PowerShell",
+      license: null,
+      forks: 0,
+      forks_count: 0,
+      stargazers_count: 0,
+      watchers: 0,
+      watchers_count: 0,
+      size: 0,
+      default_branch: "main",
+      open_issues: 0,
+      open_issues_count: 0,
+      has_issues: true,
+      has_projects: false,
+      has_wiki: false,
+      has_pages: false,
+      has_downloads: true,
+      archived: false,
+      disabled: false,
+      visibility: "public",
+      created_at: created,
+      updated_at: created,
+      pushed_at: created,
+    };
   }
 
   private workflowId(path: string): number {
@@ -797,8 +1051,12 @@ function simpleUser(api: string, login: string, id: number, type: "Bot" | "Organ
 }
 
 function minimalRepository(api: string, owner: SimpleUser, name: string): MinimalRepository {
+  return repositoryFields(`${api}/repos/${owner.login}/${name}`, owner, name);
+}
+
+/** The fields the REST and webhook shapes of a repository share. */
+function repositoryFields(url: string, owner: SimpleUser, name: string) {
   const fullName = `${owner.login}/${name}`;
-  const url = `${api}/repos/${fullName}`;
   return {
     id: 273_418_914,
     node_id: "R_standin273418914",
@@ -862,8 +1120,8 @@ function dispatchProblem(body: Record<string, unknown>): string | undefined {
   return bad === undefined ? undefined : `For 'properties/${bad[0]}', ${JSON.stringify(bad[1])} is not a string.`;
 }
 
-/** The reset workflow's `hosts` input: a JSON array of hosts, each with its runner label. */
-function hostLabels(hosts: unknown): string[] {
+/** The reset workflow's `hosts` input: a JSON array of hosts, each with its runner label and VM. */
+function resetHosts(hosts: unknown): ResetHost[] {
   if (typeof hosts !== "string") return [];
   let parsed: unknown;
   try {
@@ -872,7 +1130,38 @@ function hostLabels(hosts: unknown): string[] {
     return [];
   }
   if (!Array.isArray(parsed)) return [];
-  return parsed.flatMap((host: unknown) => (isObject(host) && typeof host.runnerLabel === "string" ? [host.runnerLabel] : []));
+  return parsed.flatMap((host: unknown) =>
+    isObject(host) && typeof host.runnerLabel === "string" ? [{ runnerLabel: host.runnerLabel, vmName: typeof host.vmName === "string" ? host.vmName : "VM" }] : [],
+  );
+}
+
+/** A label call's `{ labels: [...] }` body, as far as it holds strings. */
+function bodyLabels(body: unknown): string[] {
+  return isObject(body) && Array.isArray(body.labels) ? body.labels.filter((l): l is string => typeof l === "string") : [];
+}
+
+/** GitHub's problems with an add or set body, in the words of its 422 answers; undefined when valid. */
+function labelsBodyProblem(body: unknown, operation: "add" | "set"): string | undefined {
+  if (!isObject(body) || !("labels" in body)) return "Invalid input: object is missing required key: labels.";
+  if (!Array.isArray(body.labels)) return `For 'properties/labels', ${JSON.stringify(body.labels)} is not an array.`;
+  const bad = body.labels.find((l: unknown) => typeof l !== "string" || l === "");
+  if (bad !== undefined) return `For 'items', ${JSON.stringify(bad)} is not a non-empty string.`;
+  // Adding nothing is refused; setting nothing removes every custom label.
+  if (operation === "add" && body.labels.length === 0) return "For 'properties/labels', [] has fewer than 1 items.";
+  return undefined;
+}
+
+function labelList(labels: RunnerLabel[]): { total_count: number; labels: RunnerLabel[] } {
+  return { total_count: labels.length, labels };
+}
+
+function isReadOnlyLabel(name: string): boolean {
+  return READ_ONLY_LABELS.has(name.toLowerCase());
+}
+
+/** Names once each, compared case-insensitively; the first spelling wins. */
+function uniqueNames(names: string[]): string[] {
+  return names.filter((name, i) => names.findIndex((other) => sameName(other, name)) === i);
 }
 
 /** A conclusion only exists once completed; completing without one means success. */

@@ -1,15 +1,53 @@
 /**
  * The lab simulator: runners, perf runs and reset runs in simulated time, mirrored into the
  * GitHub stand-in so that the real app (Octokit client, reconcile, store) sees GitHub's shapes.
+ * Jobs are assigned from the labels the stand-in holds, so the app's label edits route jobs as
+ * they would on GitHub; `workflow_job` deliveries go to `onWorkflowJobDelivery`, signed, late,
+ * sometimes lost or out of order.
  *
  * What it models, and what it leaves out, is stated in the README ("The simulated lab").
  */
+import { createHmac } from "node:crypto";
 import type { LabConfig, Pair } from "../lab/config.js";
-import type { GitHubStandin } from "./github-standin.js";
+import { hostedRunnerName, labResetJobs, type GitHubStandin, type ResetHost, type WorkflowJobAction } from "./github-standin.js";
 import { EventQueue } from "./events.js";
 import { Random } from "./random.js";
 
 export type VmActivity = "clean" | "running" | "dirty" | "resetting";
+
+export interface WebhookOptions {
+  /** The webhook secret: each delivery's `X-Hub-Signature-256` is the HMAC of its body with it. */
+  secret: string;
+  /** A delivery arrives this many simulated seconds after its event (uniform); default [1, 5]. */
+  delaySeconds?: readonly [number, number];
+  /** Share of deliveries that never arrive; default 0.01. */
+  lossRate?: number;
+  /** Share of jobs whose `in_progress` delivery arrives only after their `completed` one; default 0.02. */
+  reorderRate?: number;
+  /** Send `queued` deliveries too, as GitHub does; default true. */
+  queued?: boolean;
+}
+
+/** A delivery as the app's webhook handler takes it: the exact body and the headers it reads. */
+export interface WorkflowJobDelivery {
+  event: "workflow_job";
+  /** X-GitHub-Delivery */
+  deliveryId: string;
+  /** X-Hub-Signature-256 */
+  signature: string;
+  body: string;
+}
+
+/** What became of one delivery; times in simulated ms. */
+export interface DeliveryRecord {
+  deliveryId: string;
+  action: WorkflowJobAction;
+  jobId: number;
+  eventAt: number;
+  /** When it was handed to `onWorkflowJobDelivery`; null while on its way, and for a lost one. */
+  deliveredAt: number | null;
+  lost: boolean;
+}
 
 export interface SimLabOptions {
   config: LabConfig;
@@ -19,13 +57,26 @@ export interface SimLabOptions {
   seed: number;
   /** GitHub's busy flag turns true this long after a job starts (it lags). */
   busyLagSeconds?: number;
-  /** How long one host's reset job runs (restore the checkpoint, start the VM, wait for its IP). */
+  /** How long one host's restore job runs (restore the checkpoint, start the VM, wait for its IP). */
   resetMinutesPerHost?: number;
-  /** Delay between a reset run being created and its host jobs being picked up. */
+  /** Delay between a reset run being created and its first jobs being picked up. */
   pickupSeconds?: number;
+  /** lab-reset.yml: how long a check job runs; it looks inside the VM as it ends. Default 15. */
+  checkSeconds?: number;
+  /** lab-reset.yml: delay between one step's end and the next step's jobs being picked up. Default 5. */
+  stepPickupSeconds?: number;
   /**
-   * The reset job refuses (fails at once) when a job runs in the VM, as this project's reset
-   * workflow does (infra/github/lab-reset.yml); today's workflow has no such guard.
+   * lab-reset.yml's last job, on a GitHub-hosted runner, makes the run's `onComplete` call while
+   * the run is still in progress (default). False: the call comes once the run has completed.
+   */
+  reportJob?: boolean;
+  /** How long the report job runs before its call. Default 20. */
+  reportSeconds?: number;
+  /** Send `workflow_job` deliveries to `onWorkflowJobDelivery`; none without this. */
+  webhooks?: WebhookOptions;
+  /**
+   * @deprecated Ignored: a dispatched reset run always runs lab-reset.yml (its check refuses a
+   * busy VM); any other reset run (today's workflow) restores at once. Kept so callers compile.
    */
   resetRefusesBusyVm?: boolean;
 }
@@ -38,7 +89,6 @@ export interface PerfJobSpec {
 
 interface SimRunner {
   name: string;
-  labels: Set<string>;
   kind: "vm" | "host";
   pairId: string;
   hostLabel?: string;
@@ -50,9 +100,11 @@ interface SimJob {
   id: number;
   runId: number;
   labels: string[];
-  kind: "perf" | "reset";
+  kind: "perf" | "check" | "restore";
   durationMs: number;
   queuedAt: number;
+  /** Not assigned before this: GitHub's pickup delay. */
+  readyAt: number;
   startedAt: number | null;
   endedAt: number | null;
   runnerName: string | null;
@@ -69,9 +121,17 @@ export interface SimRun {
   onComplete?: (run: SimRun) => void | Promise<void>;
 }
 
+/** Where a run of lab-reset.yml is: its checks, its restores, or its report job. */
+interface ResetFlow {
+  hosts: ResetHost[];
+  step: "check" | "restore" | "report";
+}
+
 interface PairModel {
   pair: Pair;
   vmRunnerName: string;
+  /** The VM runner's custom labels perf jobs route on (lower case); lacking one, it is out of routing. */
+  routingLabels: string[];
   hadJob: boolean;
   lastJobEndAt: number | null;
   hostResetStartedAt: Map<string, number>;
@@ -79,6 +139,10 @@ interface PairModel {
   /** Both hosts were reset since the VM's last job. */
   clean: boolean;
   dirtyIdleSince: number | null;
+  /** Since when the VM could take no perf job (offline, or out of routing); null while it can. */
+  unavailableSince: number | null;
+  /** End of the last reset, while the VM still lacks a routing label; null otherwise. */
+  labelsBackFrom: number | null;
   timeline: { at: number; activity: VmActivity }[];
 }
 
@@ -90,8 +154,14 @@ export interface SimMetrics {
   queueWaitMinutes: number[];
   pairResets: number;
   resetRuns: number;
-  /** Host reset jobs that found a job running in the VM and refused. */
+  /** Reset runs whose check found a job running in the VM, so nothing was restored. */
   resetsRefused: number;
+  /** VM-minutes a VM runner could take no perf job: offline while its hosts restore, or lacking a routing label. */
+  vmUnavailableMinutes: number;
+  /** VM-minutes simulated (VM runners × simulated time); set by finish(). */
+  vmMinutes: number;
+  /** Per completed pair reset: minutes until the VM runner carried all its routing labels again, as assignment sees them. */
+  labelsBackMinutes: number[];
 }
 
 export interface PairTimeline {
@@ -102,54 +172,71 @@ export interface PairTimeline {
 
 export const vmRunnerNameOf = (pair: Pair) => pair.vmRunnerLabel.toUpperCase();
 export const hostRunnerNameOf = (runnerLabel: string) => runnerLabel.replace(/^(parent|child)=/, "").replace(/\\.*$/, "").toUpperCase();
+const lower = (s: string) => s.toLowerCase();
 
 export class SimLab {
   readonly random: Random;
-  readonly metrics: SimMetrics = { perfJobsStarted: 0, dirtyStarts: 0, killed: 0, dirtyIdleMinutes: [], queueWaitMinutes: [], pairResets: 0, resetRuns: 0, resetsRefused: 0 };
+  readonly metrics: SimMetrics = {
+    perfJobsStarted: 0,
+    dirtyStarts: 0,
+    killed: 0,
+    dirtyIdleMinutes: [],
+    queueWaitMinutes: [],
+    pairResets: 0,
+    resetRuns: 0,
+    resetsRefused: 0,
+    vmUnavailableMinutes: 0,
+    vmMinutes: 0,
+    labelsBackMinutes: [],
+  };
+  /** Every `workflow_job` delivery made (with `webhooks`), lost ones included. */
+  readonly deliveries: DeliveryRecord[] = [];
+  /** Called whenever a pair's VM changes activity (the local simulated lab prints these). */
+  onActivity?: (pairId: string, activity: VmActivity, at: Date) => void;
+  /** Receives the `workflow_job` deliveries (with `webhooks`), each in a simulated event of its own. */
+  onWorkflowJobDelivery?: (delivery: WorkflowJobDelivery) => Promise<void> | void;
   private readonly queue = new EventQueue();
   private readonly runners = new Map<string, SimRunner>();
   private readonly jobs = new Map<number, SimJob>();
   private readonly runs = new Map<number, SimRun>();
+  private readonly resetFlows = new Map<number, ResetFlow>();
   private readonly pairs = new Map<string, PairModel>();
   private readonly waiting: SimJob[] = [];
   private readonly jobMarks = new Map<string, PairTimeline["jobs"]>();
+  /** In-progress deliveries held back until after their job's completed one. */
+  private readonly heldBack = new Map<number, () => void | Promise<void>>();
+  /** Its own stream, so turning deliveries on leaves the workload and assignment as they were. */
+  private readonly webhookRandom: Random;
   private nowMs: number;
   private readonly startMs: number;
   private readonly busyLagMs: number;
   private readonly resetMs: number;
   private readonly pickupMs: number;
+  private readonly checkMs: number;
+  private readonly stepPickupMs: number;
+  private readonly reportMs: number;
   private realtime: { realStart: number; simStart: number; speed: number } | null = null;
-  /** Called whenever a pair's VM changes activity (the local simulated lab prints these). */
-  onActivity?: (pairId: string, activity: VmActivity, at: Date) => void;
+  private wake: (() => void) | undefined;
+  private assigning = false;
+  private assignAgain = false;
+  private nextHostedRunner = 1;
 
   constructor(
     readonly standin: GitHubStandin,
     private readonly options: SimLabOptions,
   ) {
     this.random = new Random(options.seed);
+    this.webhookRandom = new Random(options.seed ^ 0x3e6b00c);
     this.startMs = this.nowMs = options.start.getTime();
     this.busyLagMs = (options.busyLagSeconds ?? 45) * 1000;
     this.resetMs = (options.resetMinutesPerHost ?? 6) * 60_000;
     this.pickupMs = (options.pickupSeconds ?? 20) * 1000;
-    for (const pair of options.config.pairs) {
-      const vmRunnerName = vmRunnerNameOf(pair);
-      this.addRunner({ name: vmRunnerName, labels: ["lab", options.osLabel(pair), pair.vmRunnerLabel], kind: "vm", pairId: pair.id });
-      for (const host of pair.hosts) {
-        this.addRunner({ name: hostRunnerNameOf(host.runnerLabel), labels: [host.runnerLabel], kind: "host", pairId: pair.id, hostLabel: host.runnerLabel });
-      }
-      this.pairs.set(pair.id, {
-        pair,
-        vmRunnerName,
-        hadJob: false,
-        lastJobEndAt: null,
-        hostResetStartedAt: new Map(),
-        resettingHosts: 0,
-        clean: true,
-        dirtyIdleSince: null,
-        timeline: [{ at: this.startMs, activity: "clean" }],
-      });
-      this.jobMarks.set(pair.id, []);
-    }
+    this.checkMs = (options.checkSeconds ?? 15) * 1000;
+    this.stepPickupMs = (options.stepPickupSeconds ?? 5) * 1000;
+    this.reportMs = (options.reportSeconds ?? 20) * 1000;
+    for (const pair of options.config.pairs) this.addPair(pair);
+    // A label edit changes assignment once it reaches it: look at the queue again then.
+    standin.onLabelsEdited = (runnerName, effectiveAt) => this.at(effectiveAt.getTime(), () => this.labelsReachedAssignment(runnerName));
   }
 
   /** Simulated now: the current event's time, or (in real time) the accelerated wall clock. */
@@ -159,15 +246,17 @@ export class SimLab {
   };
 
   get elapsedMs(): number {
-    return this.nowMs - this.startMs;
+    return this.time() - this.startMs;
   }
 
   at(ms: number, run: () => void | Promise<void>): void {
-    this.queue.push(Math.max(ms, this.nowMs), run);
+    this.queue.push(Math.max(ms, this.time()), run);
+    this.wake?.();
   }
 
+  /** `ms` after now; in real time that is the accelerated clock, not the last event's time. */
   after(ms: number, run: () => void | Promise<void>): void {
-    this.at(this.nowMs + ms, run);
+    this.at(this.time() + ms, run);
   }
 
   /** Runs every event up to `end` (simulated), as fast as the app answers. */
@@ -186,13 +275,21 @@ export class SimLab {
     this.realtime = { realStart: Date.now(), simStart: this.nowMs, speed };
     while (!stopped()) {
       const next = this.queue.peek();
-      const due = next ? (next.at - this.now().getTime()) / speed : 1000;
+      const due = next ? (next.at - this.time()) / speed : 1000;
       if (due > 0) {
-        await new Promise((r) => setTimeout(r, Math.min(due, 250)));
+        // An event scheduled meanwhile (say by an HTTP call's dispatch) wakes the loop early.
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(due, 250));
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wake = undefined;
         continue;
       }
       this.queue.pop();
-      this.nowMs = next!.at;
+      this.nowMs = Math.max(this.nowMs, next!.at);
       await next!.run();
     }
   }
@@ -206,20 +303,23 @@ export class SimLab {
       jobs: jobs.map((j, i) => ({ name: `perf ${i + 1}`, status: "queued", labels: j.labels, runnerName: null })),
     });
     const run = this.trackRun(Number(created.id), "perf", onComplete);
-    this.standin.jobsOf(run.id).forEach((job, i) => this.queueJob(run, Number(job.id), jobs[i]!.labels, jobs[i]!.minutes * 60_000, "perf"));
+    this.standin.jobsOf(run.id).forEach((job, i) => this.queueJob(run, Number(job.id), jobs[i]!.labels, jobs[i]!.minutes * 60_000, "perf", 0));
     this.assign();
     return run;
   }
 
-  /** A reset run created in the stand-in (a dispatch, or today's policy): its host jobs are picked up shortly. */
+  /**
+   * A reset run created in the stand-in. A dispatched one runs lab-reset.yml: a check per host,
+   * then (the VM found idle) a restore per host, then the report job. Any other run (today's
+   * workflow) restores the host of each of its jobs at once.
+   */
   adoptResetRun(runId: number, onComplete?: (run: SimRun) => void | Promise<void>): SimRun {
     const run = this.trackRun(runId, "reset", onComplete);
     this.metrics.resetRuns++;
-    const jobs = this.standin.jobsOf(runId);
-    this.after(this.pickupMs, () => {
-      for (const job of jobs) this.queueJob(run, Number(job.id), job.labels, this.resetMs, "reset");
-      this.assign();
-    });
+    const hosts = this.standin.dispatchedHosts(runId);
+    if (hosts !== undefined) this.resetFlows.set(runId, { hosts, step: "check" });
+    const [kind, duration] = hosts === undefined ? (["restore", this.resetMs] as const) : (["check", this.checkMs] as const);
+    for (const job of this.standin.jobsOf(runId)) this.queueJob(run, Number(job.id), job.labels, duration, kind, this.pickupMs);
     return run;
   }
 
@@ -234,20 +334,57 @@ export class SimLab {
     return [...this.runners.values()].filter((r) => r.pairId === pairId).map((r) => r.name);
   }
 
-  /** Closes open dirty-idle intervals at the end of the simulation and returns the timelines. */
+  /** Closes the intervals still open at the end of the simulation and returns the timelines. */
   finish(): PairTimeline[] {
+    const now = this.time();
     for (const model of this.pairs.values()) {
-      if (model.dirtyIdleSince !== null) {
-        this.metrics.dirtyIdleMinutes.push((this.nowMs - model.dirtyIdleSince) / 60_000);
-        model.dirtyIdleSince = null;
+      this.endDirtyIdle(model);
+      if (model.unavailableSince !== null) {
+        this.metrics.vmUnavailableMinutes += (now - model.unavailableSince) / 60_000;
+        model.unavailableSince = now;
+      }
+      if (model.labelsBackFrom !== null) {
+        this.metrics.labelsBackMinutes.push((now - model.labelsBackFrom) / 60_000);
+        model.labelsBackFrom = null;
       }
     }
+    this.metrics.vmMinutes = (this.pairs.size * (now - this.startMs)) / 60_000;
     return [...this.pairs.values()].map((m) => ({ pairId: m.pair.id, timeline: m.timeline, jobs: this.jobMarks.get(m.pair.id) ?? [] }));
   }
 
-  private addRunner(spec: Omit<SimRunner, "online" | "jobId" | "labels"> & { labels: string[] }) {
-    this.standin.addRunner({ name: spec.name, labels: spec.labels });
-    this.runners.set(spec.name, { ...spec, labels: new Set(["self-hosted", ...spec.labels].map((l) => l.toLowerCase())), online: true, jobId: null });
+  private time(): number {
+    return this.now().getTime();
+  }
+
+  private addPair(pair: Pair) {
+    const vmRunnerName = vmRunnerNameOf(pair);
+    const osLabel = this.options.osLabel(pair);
+    const routingLabels = ["lab", osLabel, pair.vmRunnerLabel];
+    this.addRunner({ name: vmRunnerName, kind: "vm", pairId: pair.id }, routingLabels, osLabel.startsWith("os-linux") ? "Linux" : "Windows");
+    for (const host of pair.hosts) {
+      this.addRunner({ name: hostRunnerNameOf(host.runnerLabel), kind: "host", pairId: pair.id, hostLabel: host.runnerLabel }, [host.runnerLabel], "Windows");
+    }
+    this.pairs.set(pair.id, {
+      pair,
+      vmRunnerName,
+      routingLabels: routingLabels.map(lower),
+      hadJob: false,
+      lastJobEndAt: null,
+      hostResetStartedAt: new Map(),
+      resettingHosts: 0,
+      clean: true,
+      dirtyIdleSince: null,
+      unavailableSince: null,
+      labelsBackFrom: null,
+      timeline: [{ at: this.startMs, activity: "clean" }],
+    });
+    this.jobMarks.set(pair.id, []);
+  }
+
+  /** The stand-in holds the runner's labels (GitHub's, which assignment uses); the lab its state. */
+  private addRunner(spec: Omit<SimRunner, "online" | "jobId">, labels: string[], os: string) {
+    this.standin.addRunner({ name: spec.name, labels, os });
+    this.runners.set(spec.name, { ...spec, online: true, jobId: null });
   }
 
   private trackRun(id: number, kind: SimRun["kind"], onComplete?: SimRun["onComplete"]): SimRun {
@@ -256,19 +393,53 @@ export class SimLab {
     return run;
   }
 
-  private queueJob(run: SimRun, id: number, labels: string[], durationMs: number, kind: SimJob["kind"]) {
-    const job: SimJob = { id, runId: run.id, labels: labels.map((l) => l.toLowerCase()), kind, durationMs, queuedAt: this.nowMs, startedAt: null, endedAt: null, runnerName: null, killed: false };
+  private queueJob(run: SimRun, id: number, labels: readonly string[], durationMs: number, kind: SimJob["kind"], pickupMs: number) {
+    const queuedAt = this.time();
+    const job: SimJob = { id, runId: run.id, labels: labels.map(lower), kind, durationMs, queuedAt, readyAt: queuedAt + pickupMs, startedAt: null, endedAt: null, runnerName: null, killed: false };
     this.jobs.set(id, job);
     run.jobIds.push(id);
     run.remaining++;
     this.waiting.push(job);
+    this.sendWorkflowJob(id, "queued");
+    if (pickupMs > 0) this.at(job.readyAt, () => this.assign());
   }
 
-  /** GitHub's assignment: a queued job goes to an online, idle runner that has all of its labels. */
+  /** GitHub's assignment; a job ending mid-assignment (a restore killing it) asks for another pass. */
   private assign() {
+    if (this.assigning) {
+      this.assignAgain = true;
+      return;
+    }
+    this.assigning = true;
+    try {
+      do {
+        this.assignAgain = false;
+        this.assignWaiting();
+      } while (this.assignAgain);
+    } finally {
+      this.assigning = false;
+    }
+  }
+
+  /**
+   * Each queued job, first come first served, goes to an online, idle runner that carries all of
+   * its labels as the stand-in holds them (case-insensitively), chosen at random among those.
+   */
+  private assignWaiting() {
+    const now = this.time();
+    const labelSets = new Map<string, Set<string>>();
+    const labelsOf = (runner: SimRunner) => {
+      let labels = labelSets.get(runner.name);
+      if (labels === undefined) {
+        labels = new Set((this.standin.assignableLabels(runner.name) ?? []).map(lower));
+        labelSets.set(runner.name, labels);
+      }
+      return labels;
+    };
+    const runners = [...this.runners.values()];
     for (let i = 0; i < this.waiting.length; ) {
       const job = this.waiting[i]!;
-      const eligible = [...this.runners.values()].filter((r) => r.online && r.jobId === null && job.labels.every((l) => r.labels.has(l)));
+      const eligible = job.readyAt > now ? [] : runners.filter((r) => r.online && r.jobId === null && job.labels.every((l) => labelsOf(r).has(l)));
       if (eligible.length === 0) {
         i++;
         continue;
@@ -278,26 +449,56 @@ export class SimLab {
     }
   }
 
+  private labelsReachedAssignment(runnerName: string) {
+    const runner = this.runners.get(runnerName);
+    if (runner?.kind === "vm") this.updateAvailability(this.pairs.get(runner.pairId)!);
+    this.assign();
+  }
+
   private setActivity(model: PairModel, activity: VmActivity) {
+    const now = this.time();
     const last = model.timeline[model.timeline.length - 1];
     if (last?.activity === activity) return;
-    if (last?.at === this.nowMs) model.timeline.pop();
-    model.timeline.push({ at: this.nowMs, activity });
+    if (last?.at === now) model.timeline.pop();
+    model.timeline.push({ at: now, activity });
     this.onActivity?.(model.pair.id, activity, this.now());
   }
 
   private endDirtyIdle(model: PairModel) {
     if (model.dirtyIdleSince === null) return;
-    this.metrics.dirtyIdleMinutes.push((this.nowMs - model.dirtyIdleSince) / 60_000);
+    this.metrics.dirtyIdleMinutes.push((this.time() - model.dirtyIdleSince) / 60_000);
     model.dirtyIdleSince = null;
+  }
+
+  /** Whether the VM runner carries every routing label, as assignment sees its labels now. */
+  private routed(model: PairModel): boolean {
+    const labels = new Set((this.standin.assignableLabels(model.vmRunnerName) ?? []).map(lower));
+    return model.routingLabels.every((l) => labels.has(l));
+  }
+
+  /** Accounts for VM capacity lost (offline, or out of routing) and for labels coming back after a reset. */
+  private updateAvailability(model: PairModel) {
+    const now = this.time();
+    const routed = this.routed(model);
+    const available = routed && this.runners.get(model.vmRunnerName)!.online;
+    if (!available && model.unavailableSince === null) model.unavailableSince = now;
+    if (available && model.unavailableSince !== null) {
+      this.metrics.vmUnavailableMinutes += (now - model.unavailableSince) / 60_000;
+      model.unavailableSince = null;
+    }
+    if (routed && model.labelsBackFrom !== null) {
+      this.metrics.labelsBackMinutes.push((now - model.labelsBackFrom) / 60_000);
+      model.labelsBackFrom = null;
+    }
   }
 
   private start(job: SimJob, runner: SimRunner) {
     const run = this.runs.get(job.runId)!;
-    job.startedAt = this.nowMs;
+    job.startedAt = this.time();
     job.runnerName = runner.name;
     runner.jobId = job.id;
     this.standin.setJob(job.id, { status: "in_progress", runnerName: runner.name });
+    this.sendWorkflowJob(job.id, "in_progress");
     if (!run.started) {
       run.started = true;
       this.standin.setRun(run.id, { status: "in_progress" });
@@ -307,33 +508,36 @@ export class SimLab {
       if (runner.jobId === job.id) this.standin.setRunner(runner.name, { busy: true });
     });
     const model = this.pairs.get(runner.pairId)!;
-    if (job.kind === "perf") {
-      this.metrics.perfJobsStarted++;
-      this.metrics.queueWaitMinutes.push((this.nowMs - job.queuedAt) / 60_000);
-      const dirtyStart = model.hadJob && !model.clean;
-      if (dirtyStart) this.metrics.dirtyStarts++;
-      this.jobMarks.get(model.pair.id)!.push({ start: this.nowMs, end: this.nowMs + job.durationMs, killed: false, dirtyStart });
-      this.endDirtyIdle(model);
-      model.clean = false;
-      this.setActivity(model, "running");
-    } else {
-      const vmJob = this.runners.get(model.vmRunnerName)!.jobId;
-      if (vmJob !== null && this.options.resetRefusesBusyVm) {
-        this.metrics.resetsRefused++;
-        this.after(10_000, () => this.end(job, "failure"));
-        return;
-      }
-      model.resettingHosts++;
-      model.hostResetStartedAt.set(runner.hostLabel!, this.nowMs);
-      this.endDirtyIdle(model);
-      const vm = this.runners.get(model.vmRunnerName)!;
-      // Restoring the checkpoint takes the VM down: a job running on it dies.
-      if (vm.jobId !== null) this.kill(this.jobs.get(vm.jobId)!);
-      vm.online = false;
-      this.standin.setRunner(vm.name, { status: "offline", busy: false });
-      this.setActivity(model, "resetting");
-    }
-    this.after(job.durationMs, () => this.end(job, "success"));
+    if (job.kind === "perf") this.startPerf(job, model);
+    if (job.kind === "restore") this.startRestore(runner, model);
+    // A check looks inside the VM as it ends: a job running there fails it, and so the run.
+    const vm = this.runners.get(model.vmRunnerName)!;
+    this.after(job.durationMs, () => this.end(job, job.kind === "check" && vm.jobId !== null ? "failure" : "success"));
+  }
+
+  private startPerf(job: SimJob, model: PairModel) {
+    const now = this.time();
+    this.metrics.perfJobsStarted++;
+    this.metrics.queueWaitMinutes.push((now - job.queuedAt) / 60_000);
+    const dirtyStart = model.hadJob && !model.clean;
+    if (dirtyStart) this.metrics.dirtyStarts++;
+    this.jobMarks.get(model.pair.id)!.push({ start: now, end: now + job.durationMs, killed: false, dirtyStart });
+    this.endDirtyIdle(model);
+    model.clean = false;
+    this.setActivity(model, "running");
+  }
+
+  /** Restoring the checkpoint takes the VM down: a job running on it dies, whatever checked before. */
+  private startRestore(host: SimRunner, model: PairModel) {
+    model.resettingHosts++;
+    model.hostResetStartedAt.set(host.hostLabel!, this.time());
+    this.endDirtyIdle(model);
+    const vm = this.runners.get(model.vmRunnerName)!;
+    vm.online = false;
+    this.standin.setRunner(vm.name, { status: "offline", busy: false });
+    if (vm.jobId !== null) this.kill(this.jobs.get(vm.jobId)!);
+    this.setActivity(model, "resetting");
+    this.updateAvailability(model);
   }
 
   private kill(job: SimJob) {
@@ -343,54 +547,141 @@ export class SimLab {
     const mark = marks[marks.length - 1];
     if (mark) {
       mark.killed = true;
-      mark.end = this.nowMs;
+      mark.end = this.time();
     }
     this.end(job, "failure");
   }
 
   private end(job: SimJob, conclusion: "success" | "failure") {
     if (job.endedAt !== null) return;
-    job.endedAt = this.nowMs;
+    job.endedAt = this.time();
     const runner = this.runners.get(job.runnerName!)!;
     runner.jobId = null;
     this.standin.setRunner(runner.name, { busy: false });
     this.standin.setJob(job.id, { status: "completed", conclusion });
+    this.sendWorkflowJob(job.id, "completed");
     const model = this.pairs.get(runner.pairId)!;
-    if (job.kind === "perf") {
-      model.hadJob = true;
-      model.lastJobEndAt = this.nowMs;
-      if (!job.killed) {
-        model.dirtyIdleSince = this.nowMs;
-        this.setActivity(model, "dirty");
-      }
-    } else if (conclusion === "success") {
-      model.resettingHosts--;
-      if (model.resettingHosts === 0) {
-        const vm = this.runners.get(model.vmRunnerName)!;
-        vm.online = true;
-        this.standin.setRunner(vm.name, { status: "online" });
-        const lastJob = model.lastJobEndAt ?? -Infinity;
-        model.clean = model.pair.hosts.every((h) => (model.hostResetStartedAt.get(h.runnerLabel) ?? -Infinity) >= lastJob);
-        this.metrics.pairResets++;
-        if (model.clean) {
-          this.setActivity(model, "clean");
-        } else {
-          model.dirtyIdleSince = this.nowMs;
-          this.setActivity(model, "dirty");
-        }
-      }
-    }
+    if (job.kind === "perf") this.endPerf(job, model);
+    if (job.kind === "restore") this.endRestore(model);
     const run = this.runs.get(job.runId)!;
     if (conclusion !== "success") run.failed = true;
     run.remaining--;
-    if (run.remaining === 0) {
-      this.standin.setRun(run.id, { status: "completed", conclusion: run.failed ? "failure" : "success" });
-      // The run's last job (if: always()) reports, after the runners are free again.
-      if (run.onComplete) {
-        const done = run.onComplete;
-        this.after(0, () => done(run));
-      }
-    }
+    if (run.remaining === 0 && !this.nextStep(run)) this.completeRun(run);
     this.assign();
+  }
+
+  private endPerf(job: SimJob, model: PairModel) {
+    model.hadJob = true;
+    model.lastJobEndAt = this.time();
+    if (job.killed) return;
+    model.dirtyIdleSince = this.time();
+    this.setActivity(model, "dirty");
+  }
+
+  /** The VM comes back once both hosts are restored; it is clean if both restores began after its last job. */
+  private endRestore(model: PairModel) {
+    model.resettingHosts--;
+    if (model.resettingHosts > 0) return;
+    const vm = this.runners.get(model.vmRunnerName)!;
+    vm.online = true;
+    this.standin.setRunner(vm.name, { status: "online" });
+    const lastJob = model.lastJobEndAt ?? -Infinity;
+    model.clean = model.pair.hosts.every((h) => (model.hostResetStartedAt.get(h.runnerLabel) ?? -Infinity) >= lastJob);
+    this.metrics.pairResets++;
+    if (model.clean) {
+      this.setActivity(model, "clean");
+    } else {
+      model.dirtyIdleSince = this.time();
+      this.setActivity(model, "dirty");
+    }
+    model.labelsBackFrom ??= this.time();
+    this.updateAvailability(model);
+  }
+
+  /** lab-reset.yml's next step once every job of a step has ended; false when the run is done. */
+  private nextStep(run: SimRun): boolean {
+    const flow = this.resetFlows.get(run.id);
+    if (flow === undefined || flow.step === "report") return false;
+    if (flow.step === "check") {
+      flow.step = "restore";
+      // GitHub creates a job once its `needs` are met; a failed check skips the restores.
+      const refused = run.failed;
+      const restores = this.standin.addJobs(
+        run.id,
+        flow.hosts.map((host) => ({ name: labResetJobs.restore(host), labels: ["self-hosted", host.runnerLabel], runnerName: null, ...(refused ? { status: "completed", conclusion: "skipped" } : { status: "queued" }) })),
+      );
+      if (!refused) {
+        for (const job of restores) this.queueJob(run, Number(job.id), job.labels, this.resetMs, "restore", this.stepPickupMs);
+        return true;
+      }
+      this.metrics.resetsRefused++;
+    }
+    if (this.options.reportJob === false) return false;
+    flow.step = "report";
+    this.runReportJob(run);
+    return true;
+  }
+
+  /** lab-reset.yml's last job, on a GitHub-hosted runner: it makes the run's call while the run is still in progress. */
+  private runReportJob(run: SimRun) {
+    const [created] = this.standin.addJobs(run.id, [{ name: labResetJobs.report, status: "queued", labels: ["ubuntu-latest"], runnerName: null }]);
+    const jobId = Number(created!.id);
+    run.remaining++;
+    this.sendWorkflowJob(jobId, "queued");
+    this.after(this.stepPickupMs, () => {
+      this.standin.setJob(jobId, { status: "in_progress", runnerName: hostedRunnerName(this.nextHostedRunner++) });
+      this.sendWorkflowJob(jobId, "in_progress");
+      this.after(this.reportMs, async () => {
+        const report = run.onComplete;
+        delete run.onComplete;
+        await report?.(run);
+        this.standin.setJob(jobId, { status: "completed", conclusion: "success" });
+        this.sendWorkflowJob(jobId, "completed");
+        run.remaining--;
+        this.completeRun(run);
+      });
+    });
+  }
+
+  private completeRun(run: SimRun) {
+    this.standin.setRun(run.id, { status: "completed", conclusion: run.failed ? "failure" : "success" });
+    // The run's last job (if: always()) reports, after the runners are free again.
+    if (run.onComplete) {
+      const done = run.onComplete;
+      this.after(0, () => done(run));
+    }
+  }
+
+  /**
+   * A `workflow_job` delivery of the job as it is now: signed, `delaySeconds` late, lost at
+   * `lossRate`, and for `reorderRate` of jobs the `in_progress` one held until after `completed`.
+   */
+  private sendWorkflowJob(jobId: number, action: WorkflowJobAction) {
+    const hooks = this.options.webhooks;
+    if (hooks === undefined || (action === "queued" && hooks.queued === false)) return;
+    const rng = this.webhookRandom;
+    const body = JSON.stringify(this.standin.workflowJobEvent(jobId, action));
+    const signature = `sha256=${createHmac("sha256", hooks.secret).update(body).digest("hex")}`;
+    const delivery: WorkflowJobDelivery = { event: "workflow_job", deliveryId: rng.uuid(), signature, body };
+    const [minSeconds, maxSeconds] = hooks.delaySeconds ?? [1, 5];
+    const delayMs = 1000 * rng.between(minSeconds, maxSeconds);
+    const lost = rng.chance(hooks.lossRate ?? 0.01);
+    const holdBack = rng.chance(hooks.reorderRate ?? 0.02) && action === "in_progress";
+    const record: DeliveryRecord = { deliveryId: delivery.deliveryId, action, jobId, eventAt: this.time(), deliveredAt: null, lost };
+    this.deliveries.push(record);
+    const send = () => {
+      record.deliveredAt = this.time();
+      return this.onWorkflowJobDelivery?.(delivery);
+    };
+    if (lost) return;
+    if (holdBack) {
+      this.heldBack.set(jobId, send);
+      return;
+    }
+    this.after(delayMs, send);
+    const held = action === "completed" ? this.heldBack.get(jobId) : undefined;
+    if (held === undefined) return;
+    this.heldBack.delete(jobId);
+    this.after(delayMs + 1000 * rng.between(minSeconds, maxSeconds), held);
   }
 }

@@ -35,7 +35,7 @@ async function main(): Promise<number> {
   }
   const settings = readSettings({ GITHUB_API_URL: github.url, GITHUB_TOKEN: github.token, AzureWebJobsStorage: azurite.connectionString, OIDC_DISABLED: "true" });
   const runtime = await createRuntime(settings, config, { logger: silentLogger });
-  const host = await startLocalHost({ definitions: functionDefinitions(() => Promise.resolve(runtime), settings.resetSchedule), port: 0, logger: silentLogger });
+  const host = await startLocalHost({ definitions: functionDefinitions(() => Promise.resolve(runtime), settings), port: 0, logger: silentLogger, queueConnectionString: azurite.connectionString });
   try {
     // A clean lab first: every pair reset once and followed to the end of its reset run.
     const timer = () => fetch(`${host.url}/admin/functions/scheduledReset`, { method: "POST" });

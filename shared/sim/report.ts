@@ -22,6 +22,11 @@ export interface PolicyFigures {
   githubRequestsPerDay: number;
   rateLimitPointsPerDay: number;
   pairResetsPerDay: number;
+  /** Percent of VM-hours a VM could take no perf job: offline while restored, or out of routing (a routing label missing). */
+  vmCapacityLostShare: number;
+  /** Minutes from a pair reset's end until its VM runner carried its routing labels again. */
+  labelsBackP50: number;
+  labelsBackP95: number;
 }
 
 const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
@@ -42,6 +47,9 @@ export function figures(result: SimulationResult): PolicyFigures {
     githubRequestsPerDay: Math.round(result.githubRequests / result.days),
     rateLimitPointsPerDay: Math.round(result.rateLimitPoints / result.days),
     pairResetsPerDay: round(m.pairResets / result.days),
+    vmCapacityLostShare: m.vmMinutes === 0 ? 0 : round((100 * m.vmUnavailableMinutes) / m.vmMinutes),
+    labelsBackP50: round(percentile(m.labelsBackMinutes, 50)),
+    labelsBackP95: round(percentile(m.labelsBackMinutes, 95)),
   };
 }
 
@@ -49,11 +57,11 @@ const POLICY_LABEL: Record<PolicyName, string> = { "lab-reset": "lab-reset (this
 
 export function markdownTable(results: SimulationResult[]): string {
   const header =
-    "| policy | perf jobs | dirty starts | killed by a reset | resets refused (VM busy) | dirty & idle p50 / p95 (min) | queue wait p50 / p95 (min) | GitHub requests / day | rate-limit points / day | pair resets / day |\n" +
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
+    "| policy | perf jobs | dirty starts | killed by a reset | resets refused (VM busy) | dirty & idle p50 / p95 (min) | queue wait p50 / p95 (min) | GitHub requests / day | rate-limit points / day | pair resets / day | VM capacity lost to resets | labels back after reset p50 / p95 (min) |\n" +
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
   const rows = results.map((r) => {
     const f = figures(r);
-    return `| ${POLICY_LABEL[f.policy]} | ${f.perfJobs} | ${f.dirtyStarts} (${f.dirtyStartShare} %) | ${f.killedByReset} | ${f.resetsRefused} | ${f.dirtyIdleP50} / ${f.dirtyIdleP95} | ${f.queueWaitP50} / ${f.queueWaitP95} | ${f.githubRequestsPerDay} | ${f.rateLimitPointsPerDay} | ${f.pairResetsPerDay} |`;
+    return `| ${POLICY_LABEL[f.policy]} | ${f.perfJobs} | ${f.dirtyStarts} (${f.dirtyStartShare} %) | ${f.killedByReset} | ${f.resetsRefused} | ${f.dirtyIdleP50} / ${f.dirtyIdleP95} | ${f.queueWaitP50} / ${f.queueWaitP95} | ${f.githubRequestsPerDay} | ${f.rateLimitPointsPerDay} | ${f.pairResetsPerDay} | ${f.vmCapacityLostShare} % | ${f.labelsBackP50} / ${f.labelsBackP95} |`;
   });
   return [header, ...rows].join("\n");
 }

@@ -6,7 +6,10 @@
  * - `none`: no resets at all.
  */
 import type { LabConfig } from "../lab/config.js";
-import * as handlers from "../triggers/job-completed.js";
+import { jobCompleted } from "../triggers/job-completed.js";
+import { scheduledReset } from "../triggers/timer.js";
+import { MemoryReconcileQueue } from "../storage/queue.js";
+import { MemoryQueueTrigger } from "./queue-trigger.js";
 import { silentLogger, type Logger } from "../logger.js";
 import { MemoryStore } from "../storage/memory.js";
 import { createRuntime, type Runtime } from "../runtime.js";
@@ -129,20 +132,33 @@ export async function appDriver(lab: SimLab, standin: GitHubStandin, config: Lab
   const logger = options.logger ?? silentLogger;
   const faults = options.faults ?? DEFAULT_FAULTS;
   const settings = readSettings({ GITHUB_API_URL: standin.url, GITHUB_TOKEN: standin.token, OIDC_DISABLED: "true", ...(options.resetSchedule ? { RESET_SCHEDULE: options.resetSchedule } : {}) });
+  const queue = new MemoryReconcileQueue(lab.now);
   const runtime = await createRuntime(settings, config, {
     store: options.store ?? new MemoryStore(),
+    queue,
     clock: lab.now,
     logger,
     // Waits are real milliseconds standing for simulated seconds, so a week runs in seconds.
     githubClient: { retries: 3, retryBaseMs: 1, rateLimitBaseMs: 1, writeSpacingMs: 0, timeoutMs: 10_000, maxRateLimitWaitSeconds: 120 },
   });
+  // The queue trigger picks a message up within a second, and retries a failed one a minute later.
+  const trigger = new MemoryQueueTrigger(runtime, queue, { logger, retryLater: (retry) => lab.after(60_000, () => (retry(), undefined)) });
+  let pickUp = false;
+  queue.onSend = () => {
+    if (pickUp) return;
+    pickUp = true;
+    lab.after(1_000, async () => {
+      pickUp = false;
+      await trigger.drain();
+    });
+  };
   const faultRandom = new Random(options.seed ^ 0x5eed);
   standin.injectFault = () =>
     faultRandom.chance(faults.serverErrorRate) ? { status: 502 } : faultRandom.chance(faults.rateLimitRate) ? { status: 429, headers: { "retry-after": "1" } } : undefined;
 
   /** The perf workflow's last job: call job-completed, retrying a 503 a few times a minute apart. */
   const report = async (runId: number, attempt = 1): Promise<void> => {
-    const response = await handlers.jobCompleted(runtime, JSON.stringify({ repository: `${config.github.owner}/${config.github.repo}`, runId }), logger);
+    const response = await jobCompleted(runtime, JSON.stringify({ repository: `${config.github.owner}/${config.github.repo}`, runId }), logger);
     if (response.status === 503 && attempt < 4) lab.after(60_000, () => report(runId, attempt + 1));
   };
   const callRandom = new Random(options.seed ^ 0xca11);
@@ -152,7 +168,7 @@ export async function appDriver(lab: SimLab, standin: GitHubStandin, config: Lab
   };
   everySchedule(lab, settings.resetSchedule, async () => {
     try {
-      await handlers.scheduledReset(runtime, logger);
+      await scheduledReset(runtime, logger);
     } catch (error) {
       logger.warn(`scheduledReset: ${(error as Error).message}`);
     }

@@ -38,7 +38,8 @@ export function seedProfile(config: LabConfig): Profile {
       for (let t = rng.exponential(80); t < days * 1440; t += rng.exponential(80)) {
         const jobs = Array.from({ length: rng.int(1, 3) }, (): PerfJobSpec => {
           const roll = rng.next();
-          const labels = roll < 0.6 ? WINDOWS : roll < 0.85 ? LINUX : ["self-hosted", rng.pick(config.pairs).vmRunnerLabel];
+          // A job for one pair still routes on `lab`: a VM taken out of routing gets none.
+          const labels = roll < 0.6 ? WINDOWS : roll < 0.85 ? LINUX : ["self-hosted", "lab", rng.pick(config.pairs).vmRunnerLabel];
           return { labels, minutes: minutes(rng, 10, 20, 90) };
         });
         runs.push({ atMinutes: t, jobs });

@@ -3,9 +3,11 @@
  * since it was read: that is how two instances reconciling at once agree on who dispatches.
  */
 import { randomBytes } from "node:crypto";
-import { RestError, TableClient, type TableEntityResult } from "@azure/data-tables";
-import type { TokenCredential } from "@azure/core-auth";
+import type { TableClient } from "@azure/data-tables";
 import { PairEventSchema, PairRecordSchema, type PairEvent, type PairRecord } from "../lab/pair-record.js";
+import { fromEntity, isStatus, odata, openTable, StoreError, toEntity, type StorageConnection } from "./connection.js";
+
+export { StoreError } from "./connection.js";
 
 export interface StoredPair {
   record: PairRecord;
@@ -17,14 +19,6 @@ export class StoreConflictError extends Error {
   constructor(readonly pairId: string) {
     super(`pair ${pairId} was changed by another reconcile`);
     this.name = "StoreConflictError";
-  }
-}
-
-/** A Table Storage call that failed, named for the log. */
-export class StoreError extends Error {
-  constructor(call: string, cause: unknown) {
-    super(`Table Storage ${call} failed: ${cause instanceof Error ? cause.message.split("\n")[0] : String(cause)}`, { cause });
-    this.name = "StoreError";
   }
 }
 
@@ -40,29 +34,12 @@ export interface PairStore {
   listEvents(pairId: string, limit?: number): Promise<PairEvent[]>;
 }
 
-export type TableConnection =
-  | { kind: "connectionString"; connectionString: string }
-  | { kind: "identity"; tableServiceUrl: string; credential: TokenCredential };
-
 export interface TableStoreOptions {
-  connection: TableConnection;
+  connection: StorageConnection;
   /** Prefix of the two table names, so several labs can share one storage account. */
   tablePrefix: string;
   /** Partition of this lab's records (see labKey). */
   lab: string;
-}
-
-// Table Storage has no null: absent properties read back as null.
-function toEntity(partitionKey: string, rowKey: string, value: Record<string, unknown>) {
-  const entity: Record<string, unknown> = { partitionKey, rowKey };
-  for (const [key, v] of Object.entries(value)) if (v !== null && v !== undefined) entity[key] = v;
-  return entity as { partitionKey: string; rowKey: string };
-}
-
-function fromEntity<T>(schema: { parse(value: unknown): T }, keys: string[], entity: TableEntityResult<Record<string, unknown>>): T {
-  const value: Record<string, unknown> = {};
-  for (const key of keys) value[key] = entity[key] ?? null;
-  return schema.parse(value);
 }
 
 const recordKeys = Object.keys(PairRecordSchema.shape);
@@ -75,7 +52,6 @@ function requireEtag(etag: string | undefined, pairId: string): string {
 
 const MAX_SEQUENCE = 999_999_999;
 let eventSequence = 0;
-const isStatus = (error: unknown, ...codes: number[]) => error instanceof RestError && codes.includes(error.statusCode ?? 0);
 
 export class TableStore implements PairStore {
   private constructor(
@@ -86,25 +62,14 @@ export class TableStore implements PairStore {
 
   /** Opens (and creates if needed) the pair and event tables. */
   static async open(options: TableStoreOptions): Promise<TableStore> {
-    const client = (table: string) =>
-      options.connection.kind === "connectionString"
-        ? TableClient.fromConnectionString(options.connection.connectionString, table, { allowInsecureConnection: true })
-        : new TableClient(options.connection.tableServiceUrl, table, options.connection.credential);
-    const store = new TableStore(client(`${options.tablePrefix}Pairs`), client(`${options.tablePrefix}Events`), options.lab);
-    for (const table of [store.pairs, store.events]) {
-      try {
-        await table.createTable();
-      } catch (error) {
-        throw new StoreError(`create table ${table.tableName}`, error);
-      }
-    }
-    return store;
+    const [pairs, events] = await Promise.all([openTable(options.connection, `${options.tablePrefix}Pairs`), openTable(options.connection, `${options.tablePrefix}Events`)]);
+    return new TableStore(pairs, events, options.lab);
   }
 
   async listPairs(): Promise<StoredPair[]> {
     try {
       const result: StoredPair[] = [];
-      const query = this.pairs.listEntities<Record<string, unknown>>({ queryOptions: { filter: `PartitionKey eq '${this.lab.replace(/'/g, "''")}'` } });
+      const query = this.pairs.listEntities<Record<string, unknown>>({ queryOptions: { filter: `PartitionKey eq ${odata(this.lab)}` } });
       for await (const entity of query) result.push({ record: fromEntity(PairRecordSchema, recordKeys, entity), etag: entity.etag });
       return result;
     } catch (error) {
@@ -161,7 +126,7 @@ export class TableStore implements PairStore {
     try {
       const result: PairEvent[] = [];
       const query = this.events.listEntities<Record<string, unknown>>({
-        queryOptions: { filter: `PartitionKey eq '${`${this.lab}.${pairId}`.replace(/'/g, "''")}'` },
+        queryOptions: { filter: `PartitionKey eq ${odata(`${this.lab}.${pairId}`)}` },
       });
       for await (const entity of query) {
         result.push(fromEntity(PairEventSchema, eventKeys, entity));

@@ -1,24 +1,20 @@
 /**
- * What each function does, independent of Azure's types: plain inputs in, a status and a JSON
- * body out. functions/ adapts these to HTTP and timer triggers.
+ * POST /api/job-completed: a perf workflow's last job says its run is done. The call reads the
+ * run's jobs from GitHub, records that each ended on its runner (insert-only facts), queues a
+ * reconcile, and answers 202 with the pairs the run used. The decision follows in the pairs'
+ * records and events; the call never reconciles itself.
  */
 import { z } from "zod";
-import { zodProblems } from "../lab/config.js";
-import { GitHubError } from "../github/client.js";
+import { zodProblems, type Pair } from "../lab/config.js";
+import { type Job } from "../github/client.js";
 import type { Logger } from "../logger.js";
 import { CallerRejectedError, type ActionsCaller } from "./oidc.js";
-import { newPairRecord } from "../lab/pair-record.js";
-import { reconcile, RunNotFoundError, type JobReport, type PairResult, type ReconcileResult } from "../reconcile/reconcile.js";
+import { newPairRecord, type PairRecord } from "../lab/pair-record.js";
 import type { Runtime } from "../runtime.js";
 import { OIDC_DISABLED_WARNING, REPOSITORY_PATTERN } from "../settings.js";
-import { StoreError } from "../storage/tables.js";
-import { noteJob, pairOfRunner, RunnerNameSchema } from "./webhook.js";
-
-export interface JsonResponse {
-  status: number;
-  body: unknown;
-  headers?: Record<string, string>;
-}
+import type { JobFact } from "../storage/facts.js";
+import { refuse as error, unavailable, type JsonResponse } from "./http.js";
+import { RunnerNameSchema } from "./webhook.js";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -32,36 +28,6 @@ export const JobCompletedBodySchema = z.strictObject({
   runnerName: RunnerNameSchema.optional(),
 });
 export type JobCompletedBody = z.infer<typeof JobCompletedBodySchema>;
-
-const error = (status: number, message: string, extra: Record<string, unknown> = {}): JsonResponse => ({ status, body: { error: message, ...extra } });
-
-/** A failure the caller can retry: GitHub or Table Storage did not answer as needed. */
-function unavailable(cause: unknown, logger: Logger): JsonResponse {
-  const message = cause instanceof Error ? cause.message : String(cause);
-  logger.error(message);
-  return { ...error(503, `${message}. Nothing was reset; retry later.`), headers: { "retry-after": "60" } };
-}
-
-const pairView = (p: PairResult) => ({
-  id: p.id,
-  state: p.state,
-  decision: p.decision,
-  resetRunId: p.resetRunId,
-  ...(p.lastError ? { lastError: p.lastError } : {}),
-  ...(p.error ? { error: p.error } : {}),
-});
-
-function reconcileResponse(result: ReconcileResult, runId: number): JsonResponse {
-  const used = new Set(result.runPairs);
-  const body = {
-    runId,
-    pairs: result.pairs.filter((p) => used.has(p.id)).map(pairView),
-    // Other pairs this call acted on or is waiting for, so the caller sees the whole effect.
-    alsoReconciled: result.pairs.filter((p) => !used.has(p.id) && p.decision !== "not-needed").map(pairView),
-    ...(result.ok ? {} : { errors: result.errors }),
-  };
-  return result.ok ? { status: 202, body } : { status: 503, body: { error: "Some facts could not be read or recorded; the affected pairs were not reset. Retry later.", ...body }, headers: { "retry-after": "60" } };
-}
 
 /** The caller's credentials, as the HTTP request carried them. */
 export interface CallerCredentials {
@@ -121,52 +87,48 @@ export async function jobCompleted(runtime: Runtime, bodyText: string, logger: L
     return error(400, `lab-reset reads the jobs of ${owner}/${repo} only: for a run of ${body.repository}, name the VM runner in runnerName.`);
   }
   const runAttempt = caller?.runAttempt ?? body.runAttempt;
-  const report: JobReport = { runId: body.runId, ...(runAttempt ? { runAttempt } : {}), ...(body.runnerName ? { runnerName: body.runnerName } : {}) };
   try {
-    const deps = { ...runtime, logger };
+    let runnerPair: Pair | undefined;
     if (body.runnerName) {
       // A runner outside the lab would be ignored silently; say so instead, before anything is written.
-      const pair = pairOfRunner(runtime.config, await runtime.github.listRunners(), body.runnerName);
-      if (pair === undefined) return error(400, `runnerName ${JSON.stringify(body.runnerName)} is not the VM runner of a configured pair; leave it out or name a lab VM runner (e.g. VM-42-43).`);
-      if (!ownRepository) {
-        // Another repository's run cannot be read here: record the job from the call, then look.
-        await noteJob(deps, pair, { runId: body.runId, at: runtime.clock().toISOString(), runnerName: body.runnerName, phase: "finished" }, "job-completed");
-        return reconcileResponse({ ...(await reconcile(deps, "job-completed")), runPairs: [pair.id] }, body.runId);
-      }
+      runnerPair = await runtime.lookups.pairOfRunner(body.runnerName);
+      if (runnerPair === undefined) return error(400, `runnerName ${JSON.stringify(body.runnerName)} is not the VM runner of a configured pair; leave it out or name a lab VM runner (e.g. VM-42-43).`);
     }
-    return reconcileResponse(await reconcile(deps, "job-completed", report), body.runId);
+    // Another repository's run cannot be read here: the call itself is the fact.
+    const jobs = ownRepository ? await runtime.lookups.runJobs(body.runId, runAttempt) : [];
+    if (jobs === null) return error(404, `GitHub has no run ${body.runId} in ${owner}/${repo}; check runId.`);
+    const facts = endedFacts(jobs, body.runId, body.runnerName, runtime.clock());
+    await runtime.facts.record(facts);
+    await runtime.queue.send({ trigger: "job-completed" });
+    logger.info(`job-completed: run ${body.runId} recorded (${facts.length} job ends); a reconcile is queued`);
+    return { status: 202, body: { runId: body.runId, pairs: await usedPairs(runtime, facts, runnerPair), reconcile: "queued" } };
   } catch (cause) {
-    if (cause instanceof RunNotFoundError) return error(404, `${cause.message}; check runId.`);
-    if (cause instanceof GitHubError || cause instanceof StoreError) return unavailable(cause, logger);
-    throw cause;
+    return unavailable(cause, logger, "Nothing was reset; retry later.");
   }
 }
 
-export async function scheduledReset(runtime: Runtime, logger: Logger): Promise<ReconcileResult> {
-  const result = await reconcile({ ...runtime, logger }, "timer");
-  if (!result.ok) {
-    // A failed timer run is not retried by the host; the next trigger reconciles again.
-    throw new Error(`scheduled reconcile incomplete, pairs left alone: ${result.errors.join("; ")}`);
-  }
-  return result;
+/** Each finished job of the run that ran on a runner, and the runner the call names. */
+function endedFacts(jobs: Job[], runId: number, runnerName: string | undefined, now: Date): JobFact[] {
+  const at = now.toISOString();
+  const facts: JobFact[] = jobs
+    .filter((job) => job.status === "completed" && job.runner_name)
+    .map((job) => ({ phase: "ended", jobId: job.id, runId, runnerName: job.runner_name!, runnerId: job.runner_id ?? null, at: job.completed_at ?? at, source: "job-completed", recordedAt: at }));
+  const named = runnerName !== undefined && facts.some((f) => f.runnerName.toLowerCase() === runnerName.toLowerCase());
+  if (runnerName !== undefined && !named) facts.push({ phase: "ended", jobId: null, runId, runnerName, runnerId: null, at, source: "job-completed", recordedAt: at });
+  return facts;
 }
 
-export async function pairs(runtime: Runtime, logger: Logger): Promise<JsonResponse> {
-  try {
-    const stored = new Map((await runtime.store.listPairs()).map((s) => [s.record.pairId, s.record]));
-    return {
-      status: 200,
-      body: {
-        pairs: runtime.config.pairs.map((pair) => {
-          const record = stored.get(pair.id);
-          // A pair never seen is reported as the reconcile would treat it: dirty, never updated.
-          const { pairId, ...fields } = record ?? newPairRecord(pair.id, runtime.clock());
-          return { id: pairId, vmRunnerLabel: pair.vmRunnerLabel, ...fields, updatedAt: record ? fields.updatedAt : null };
-        }),
-      },
-    };
-  } catch (cause) {
-    if (cause instanceof StoreError) return unavailable(cause, logger);
-    throw cause;
+/** The pairs the run used, as their records read once these job ends are folded in. */
+async function usedPairs(runtime: Runtime, facts: JobFact[], runnerPair: Pair | undefined) {
+  const pairs = new Map<string, Pair>(runnerPair ? [[runnerPair.id, runnerPair]] : []);
+  for (const fact of facts) {
+    const pair = await runtime.lookups.pairOfRunner(fact.runnerName);
+    if (pair) pairs.set(pair.id, pair);
   }
+  return Promise.all(
+    [...pairs.values()].map(async (pair) => {
+      const record: PairRecord = (await runtime.store.getPair(pair.id))?.record ?? newPairRecord(pair.id, runtime.clock());
+      return { id: pair.id, state: record.state === "clean" ? "dirty" : record.state, jobSinceReset: true };
+    }),
+  );
 }

@@ -5,11 +5,18 @@
 import { inject } from "vitest";
 import { labKey, loadLabConfigFile, type LabConfig } from "../../shared/lab/config.js";
 import { silentLogger, type Logger } from "../../shared/logger.js";
+import type { ReconcileResult } from "../../shared/reconcile/reconcile.js";
 import { createRuntime, type Runtime, type RuntimeOverrides } from "../../shared/runtime.js";
 import { readSettings } from "../../shared/settings.js";
-import type { PairStore } from "../../shared/storage/tables.js";
-import { TableDeliveryLog } from "../../shared/triggers/webhook.js";
 import { GitHubStandin } from "../../shared/sim/github-standin.js";
+import { MemoryQueueTrigger } from "../../shared/sim/queue-trigger.js";
+import { TableCoverageStore } from "../../shared/storage/coverage.js";
+import { TableFactStore } from "../../shared/storage/facts.js";
+import { MemoryReconcileQueue } from "../../shared/storage/queue.js";
+import type { PairStore } from "../../shared/storage/tables.js";
+import type { JsonResponse } from "../../shared/triggers/http.js";
+import { jobCompleted, type CallerCredentials } from "../../shared/triggers/job-completed.js";
+import { scheduledReset } from "../../shared/triggers/timer.js";
 import { openTestStore, uniqueTablePrefix } from "./store.js";
 
 export const seedConfig: LabConfig = loadLabConfigFile("lab.config.json");
@@ -22,6 +29,15 @@ export interface TestLab {
   github: GitHubStandin;
   runtime: Runtime;
   config: LabConfig;
+  /** The queue the triggers hand over to, and the queue trigger that serves it (drain it to reconcile). */
+  queue: MemoryReconcileQueue;
+  trigger: MemoryQueueTrigger;
+  /** The timer: queue its message and serve the queue; the reconcile that served it. */
+  timer(): Promise<ReconcileResult>;
+  /** A job-completed call, then the queue served; the call's answer and the reconcile that followed it. */
+  jobCompleted(body: string, credentials?: CallerCredentials): Promise<{ response: JsonResponse; result: ReconcileResult | null }>;
+  /** Serves what the queue holds; the last reconcile it ran, if any. */
+  settle(): Promise<ReconcileResult | null>;
   /** The test's clock; move it with `advance`. */
   now: { value: Date };
   advance(minutes: number): void;
@@ -55,17 +71,42 @@ export async function startTestLab(options: TestLabOptions = {}): Promise<TestLa
   const extra = options.settings ?? {};
   const settings = readSettings({ GITHUB_API_URL: github.url, GITHUB_TOKEN: github.token, ...(extra.OIDC_AUDIENCE ? {} : { OIDC_DISABLED: "true" }), ...extra });
   const tablePrefix = uniqueTablePrefix();
+  const connection = { kind: "connectionString" as const, connectionString: inject("azuriteConnectionString") };
+  const clock = () => now.value;
+  const queue = new MemoryReconcileQueue(clock);
   const runtime = await createRuntime(settings, config, {
     store: options.store ?? (await openTestStore(tablePrefix)),
-    deliveries: await TableDeliveryLog.open({ connection: { kind: "connectionString", connectionString: inject("azuriteConnectionString") }, tablePrefix, lab: labKey(config) }),
-    clock: () => now.value,
+    facts: await TableFactStore.open({ connection, tablePrefix, lab: labKey(config) }),
+    coverage: await TableCoverageStore.open({ connection, tablePrefix, lab: labKey(config) }),
+    queue,
+    clock,
     logger: options.logger ?? silentLogger,
     githubClient: { retries: 2, retryBaseMs: 5, timeoutMs: 2_000, maxRateLimitWaitSeconds: 2, writeSpacingMs: 0, ...options.githubClient },
   });
+  const trigger = new MemoryQueueTrigger(runtime, queue, { logger: options.logger ?? silentLogger });
+  const settle = async () => {
+    const before = trigger.outcomes.length;
+    await trigger.settle();
+    const served = trigger.outcomes.slice(before).flatMap((o) => (o.served === "reconciled" ? [o.result] : []));
+    return served.at(-1) ?? null;
+  };
   return {
     github,
     runtime,
     config,
+    queue,
+    trigger,
+    settle,
+    timer: async () => {
+      await scheduledReset(runtime, silentLogger);
+      const result = await settle();
+      if (result === null) throw new Error("the timer's message was not reconciled");
+      return result;
+    },
+    jobCompleted: async (body, credentials) => {
+      const response = await jobCompleted(runtime, body, options.logger ?? silentLogger, credentials);
+      return { response, result: await settle() };
+    },
     now,
     advance: (minutes) => {
       now.value = new Date(now.value.getTime() + minutes * 60_000);

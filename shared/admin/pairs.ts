@@ -1,0 +1,23 @@
+/** GET /api/pairs: every configured pair as its record says, a pair never seen as the reconcile would treat it. */
+import { newPairRecord } from "../lab/pair-record.js";
+import type { Logger } from "../logger.js";
+import type { Runtime } from "../runtime.js";
+import { unavailable, type JsonResponse } from "../triggers/http.js";
+
+export async function pairs(runtime: Pick<Runtime, "store" | "config" | "clock">, logger: Logger): Promise<JsonResponse> {
+  try {
+    const stored = new Map((await runtime.store.listPairs()).map((s) => [s.record.pairId, s.record]));
+    return {
+      status: 200,
+      body: {
+        pairs: runtime.config.pairs.map((pair) => {
+          const record = stored.get(pair.id);
+          const { pairId, ...fields } = record ?? newPairRecord(pair.id, runtime.clock());
+          return { id: pairId, vmRunnerLabel: pair.vmRunnerLabel, ...fields, updatedAt: record ? fields.updatedAt : null };
+        }),
+      },
+    };
+  } catch (cause) {
+    return unavailable(cause, logger, "Retry later.");
+  }
+}

@@ -1,0 +1,24 @@
+import { ConfigurationError, loadLabConfigFile } from "../../lab/config.js";
+import { defaultConfigPath, type CliContext } from "../context.js";
+import { EXIT_FAILED, EXIT_OK } from "../errors.js";
+
+/** `check-config [file]`: the start-up validation, without starting the app. */
+export function checkConfig(context: CliContext, file: string | undefined, options: { json?: boolean }): number {
+  const path = file ?? defaultConfigPath(context);
+  try {
+    const config = loadLabConfigFile(path);
+    const ids = config.pairs.map((pair) => pair.id);
+    if (options.json) {
+      context.stdout(`${JSON.stringify({ ok: true, file: path, repository: `${config.github.owner}/${config.github.repo}`, pairs: ids }, null, 2)}\n`);
+    } else {
+      context.stdout(`ok: ${ids.length} ${ids.length === 1 ? "pair" : "pairs"} (${ids.join(", ")}) for ${config.github.owner}/${config.github.repo} in ${path}\n`);
+    }
+    return EXIT_OK;
+  } catch (error) {
+    if (!(error instanceof ConfigurationError)) throw error;
+    if (options.json) context.stdout(`${JSON.stringify({ ok: false, file: path, problems: error.problems }, null, 2)}\n`);
+    // The message start-up stops with: a heading, then every problem on its own line.
+    context.stderr(`lab-reset: ${error.message}\n`);
+    return EXIT_FAILED;
+  }
+}

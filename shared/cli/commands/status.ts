@@ -1,0 +1,61 @@
+import { z } from "zod";
+import { answerAs, appFrom, callApp, type RemoteOptions } from "../client.js";
+import type { CliContext } from "../context.js";
+import { EXIT_OK } from "../errors.js";
+import { ago, clip, renderTable } from "../table.js";
+
+// Loose: an app newer than the CLI may add fields; only what the table shows is required.
+const text = z.string().nullish();
+const runId = z.number().nullish();
+const PairStatusSchema = z.looseObject({
+  id: z.string(),
+  state: z.string(),
+  reason: text,
+  lastJobRunId: runId,
+  lastJobAt: text,
+  resetRunId: runId,
+  resetCompletedAt: text,
+  attempts: z.number().nullish(),
+  routing: text,
+  routingSince: text,
+  holdBy: text,
+  holdReason: text,
+});
+const StatusSchema = z.looseObject({ pairs: z.array(PairStatusSchema) });
+type PairStatus = z.infer<typeof PairStatusSchema>;
+
+/** `status`: every pair as the app records it. */
+export async function status(context: CliContext, options: RemoteOptions): Promise<number> {
+  const app = appFrom(options, context);
+  const call = { method: "GET", path: "/api/pairs" } as const;
+  const body = await callApp(app, call);
+  const answer = answerAs(StatusSchema, body, app, call);
+  if (options.json) {
+    context.stdout(`${JSON.stringify(body, null, 2)}\n`);
+    return EXIT_OK;
+  }
+  const now = context.now();
+  context.stdout(
+    renderTable(
+      ["pair", "state", "why", "last job", "last reset", "attempts", "routing", "hold"],
+      answer.pairs.map((pair) => [
+        pair.id,
+        pair.state,
+        clip(pair.reason),
+        withRun(ago(pair.lastJobAt, now), pair.lastJobRunId),
+        withRun(ago(pair.resetCompletedAt, now), pair.resetRunId),
+        String(pair.attempts ?? "-"),
+        routing(pair, now),
+        pair.holdBy || pair.holdReason ? clip(`${pair.holdBy ?? "?"}: ${pair.holdReason ?? ""}`, 40) : "-",
+      ]),
+    ),
+  );
+  return EXIT_OK;
+}
+
+const withRun = (when: string, run: number | null | undefined) => (run == null ? when : `${when} (run ${run})`);
+
+function routing(pair: PairStatus, now: Date): string {
+  if (!pair.routing) return "-";
+  return pair.routingSince ? `${pair.routing} ${ago(pair.routingSince, now).replace(/ ago$/, "")}` : pair.routing;
+}

@@ -1,0 +1,24 @@
+/** What a command may touch of the outside world; tests pass their own. */
+export interface CliContext {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  env: Readonly<Record<string, string | undefined>>;
+  now(): Date;
+  /** Per call to the app. */
+  timeoutMs: number;
+}
+
+export function processContext(): CliContext {
+  return {
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
+    env: process.env,
+    now: () => new Date(),
+    timeoutMs: 10_000,
+  };
+}
+
+/** The lab config file a command reads when none is named: the app's own setting, else its default. */
+export function defaultConfigPath(context: CliContext): string {
+  return context.env.LAB_CONFIG_PATH || "lab.config.json";
+}

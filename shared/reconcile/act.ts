@@ -1,0 +1,103 @@
+/**
+ * Act: the claims are held; look again, then dispatch. A job may have started since the first
+ * look (GitHub's side), or a job start may have been recorded (a webhook's `in_progress`): either
+ * releases the claim. A job's end recorded meanwhile does not: it cannot make the VM busy.
+ */
+import { decide, failedRecord, type Outcome } from "../lab/decide.js";
+import type { LabConfig } from "../lab/config.js";
+import type { PairEvent, Trigger } from "../lab/pair-record.js";
+import type { FactStore, StoredFact } from "../storage/facts.js";
+import { appendEvents, patchClaim, releaseClaim, type Claim, type ClaimDeps } from "./claim.js";
+import { jobFactsByPair, newStartsOn } from "./job-facts.js";
+import { lookAtLab, observePair, pairByRunnerName, type LabLook } from "./observe.js";
+import type { Tally } from "./tally.js";
+
+/** Older than this, the second look is taken again before the next dispatch (dispatches are spaced ≥ 1 s). */
+const STALE_LOOK_MS = 10_000;
+/** Facts are re-read from a little before the first read: instances' clocks differ. */
+const FACT_MARGIN_MS = 10 * 60_000;
+
+export interface ActDeps extends ClaimDeps {
+  config: LabConfig;
+  facts: FactStore;
+}
+
+interface SecondLook {
+  lab: LabLook;
+  facts: StoredFact[] | { error: string };
+  takenAt: number;
+}
+
+async function lookAgain(deps: ActDeps, firstReadAt: Date, tally: Tally): Promise<SecondLook> {
+  const lab = await lookAtLab(deps.github);
+  if ("error" in lab) tally.errors.push(lab.error);
+  let facts: SecondLook["facts"];
+  try {
+    facts = await deps.facts.listSince(new Date(firstReadAt.getTime() - FACT_MARGIN_MS));
+  } catch (error) {
+    facts = { error: (error as Error).message };
+    tally.errors.push(facts.error);
+  }
+  return { lab, facts, takenAt: performance.now() };
+}
+
+export async function dispatchClaims(deps: ActDeps, trigger: Trigger, claims: Claim[], seenFacts: Set<string>, firstReadAt: Date, tally: Tally): Promise<void> {
+  if (claims.length === 0) return;
+  let look = await lookAgain(deps, firstReadAt, tally);
+  for (const claim of claims) {
+    if (performance.now() - look.takenAt > STALE_LOOK_MS) look = await lookAgain(deps, firstReadAt, tally);
+    const verdict = await judgeClaim(deps, claim, look, seenFacts);
+    if (verdict.release) await releaseClaim(deps, trigger, claim, verdict.again, verdict.why, tally);
+    else await dispatch(deps, trigger, claim, tally);
+  }
+}
+
+/** Decides again from the claim's own record and reset-run facts; only GitHub's view and new job starts are new. */
+async function judgeClaim(deps: ActDeps, claim: Claim, look: SecondLook, seenFacts: Set<string>): Promise<{ release: false } | { release: true; again: Outcome; why: string }> {
+  const { pair } = claim;
+  const requestId = claim.outcome.record.resetRequestId!;
+  const pairOfRunner = "error" in look.lab ? new Map() : pairByRunnerName(deps.config.pairs, look.lab);
+  const facts = Array.isArray(look.facts) ? look.facts : [];
+  const observation = Array.isArray(look.facts) ? observePair(pair, look.lab) : { ok: false as const, error: `not reset: could not read the recorded job facts (${look.facts.error})` };
+  const again = decide({ ...claim.input, ...jobFactsByPair(facts, pairOfRunner).get(pair.id), record: claim.before?.record ?? null, observation, requestId, now: deps.clock() });
+  if (!again.dispatch) return { release: true, again, why: again.record.reason };
+  const started = newStartsOn(pair, facts, seenFacts, pairOfRunner);
+  const busy: Outcome = { ...again, decision: "deferred-busy", dispatch: false, record: claim.before?.record ?? again.record };
+  if (started.length > 0) return { release: true, again: busy, why: `run ${started[0]!.fact.runId} started a job on the VM (webhook) since the first look` };
+  // Only our own claim may be dispatched: re-read it (another reconcile may have followed it meanwhile).
+  const current = await deps.store.getPair(pair.id).catch(() => "unreadable" as const);
+  if (current === "unreadable" || current?.record.resetRequestId !== requestId || current.record.state !== "resetting") {
+    return { release: true, again: busy, why: current === "unreadable" ? "the claimed record could not be read back" : "the claim is no longer this reconcile's" };
+  }
+  claim.etag = current.etag;
+  claim.outcome = { ...claim.outcome, record: current.record };
+  return { release: false };
+}
+
+async function dispatch(deps: ActDeps, trigger: Trigger, claim: Claim, tally: Tally): Promise<void> {
+  const { pair } = claim;
+  const requestId = claim.outcome.record.resetRequestId!;
+  tally.dispatches++;
+  const result = await deps.github.dispatchReset(pair, requestId);
+  const dispatched = result.outcome === "dispatched";
+  deps.logger.info(`pair ${pair.id}: reset ${dispatched ? "dispatched" : `dispatch ${result.outcome}`} (trigger ${trigger}, request ${requestId}${dispatched && result.runId ? `, run ${result.runId}` : ""})`);
+  const updated = await patchClaim(deps, claim, (r) => {
+    if (result.outcome === "dispatched") return { ...r, resetRunId: result.runId };
+    if (result.outcome === "rejected") return failedRecord(r, `GitHub refused the dispatch: ${result.error}`, deps.clock(), deps.config);
+    return { ...r, lastError: `dispatch answer unknown, looking for the run by request id: ${result.error}` };
+  });
+  const after = updated?.record ?? claim.outcome.record;
+  const event: PairEvent = {
+    pairId: pair.id,
+    at: deps.clock().toISOString(),
+    kind: "dispatch",
+    trigger,
+    from: "resetting",
+    to: after.state,
+    reason: dispatched ? "reset workflow dispatched" : `dispatch ${result.outcome}: ${result.error}`,
+    resetRequestId: requestId,
+    resetRunId: after.resetRunId,
+  };
+  await appendEvents(deps, trigger, after, [event]);
+  tally.note(pair, { ...claim.outcome, record: after }, dispatched ? undefined : result.error);
+}

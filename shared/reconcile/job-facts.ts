@@ -1,0 +1,40 @@
+/**
+ * What the recorded facts say of each pair: the latest job that ended on its VM, the latest that
+ * started, and whether that start still holds the pair busy. Facts are mapped to pairs through the
+ * runner list of this reconcile's look, so triggers never need GitHub to record one.
+ */
+import type { Pair } from "../lab/config.js";
+import type { DecideInput } from "../lab/decide.js";
+import type { StoredFact } from "../storage/facts.js";
+import { lower } from "./observe.js";
+
+/** How long a recorded job start keeps a pair busy without its end being recorded. */
+export const BUSY_HOLD_MINUTES = 15;
+
+export type PairJobFacts = Pick<DecideInput, "jobReport" | "jobStart">;
+
+export function jobFactsByPair(facts: StoredFact[], pairOfRunner: Map<string, Pair>): Map<string, PairJobFacts> {
+  const byPair = new Map<string, StoredFact["fact"][]>();
+  for (const { fact } of facts) {
+    const pair = pairOfRunner.get(lower(fact.runnerName));
+    if (pair) byPair.set(pair.id, [...(byPair.get(pair.id) ?? []), fact]);
+  }
+  const result = new Map<string, PairJobFacts>();
+  for (const [pairId, list] of byPair) {
+    const latest = (phase: "started" | "ended") => list.filter((f) => f.phase === phase).reduce<StoredFact["fact"] | undefined>((a, f) => (a === undefined || f.at > a.at ? f : a), undefined);
+    const ended = latest("ended");
+    const started = latest("started");
+    // One VM runs one job at a time: a start is over once its own end, or any later end, is recorded.
+    const over = started !== undefined && list.some((f) => f.phase === "ended" && ((started.jobId !== null && f.jobId === started.jobId) || f.at > started.at));
+    result.set(pairId, {
+      ...(ended ? { jobReport: { runId: ended.runId, at: ended.at } } : {}),
+      ...(started ? { jobStart: { runId: started.runId, at: started.at, heldUntil: over ? null : new Date(Date.parse(started.at) + BUSY_HOLD_MINUTES * 60_000).toISOString() } } : {}),
+    });
+  }
+  return result;
+}
+
+/** Job starts on the pair's VM among facts not seen before: news that voids a claim. */
+export function newStartsOn(pair: Pair, facts: StoredFact[], seen: Set<string>, pairOfRunner: Map<string, Pair>): StoredFact[] {
+  return facts.filter(({ key, fact }) => !seen.has(key) && fact.phase === "started" && pairOfRunner.get(lower(fact.runnerName))?.id === pair.id);
+}

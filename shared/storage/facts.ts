@@ -1,0 +1,131 @@
+/**
+ * What the triggers learned, kept as insert-only rows: a job started or ended on a runner. A
+ * trigger never writes a pair's record (50 writers on one ETag would 503 each other, and each
+ * write would void a reconcile's claim); the reconcile reads the facts and folds them into the
+ * records. The row key is the job and phase, so a repeated delivery is a 409 and nothing more.
+ */
+import { createHash } from "node:crypto";
+import type { TableClient } from "@azure/data-tables";
+import { z } from "zod";
+import { fromEntity, isStatus, odata, openTable, StoreError, toEntity, type StorageConnection } from "./connection.js";
+
+const isoTime = z.iso.datetime({ offset: true });
+
+export const JobFactSchema = z.object({
+  phase: z.enum(["started", "ended"]),
+  /** null when a job-completed call for another repository's run names only the runner. */
+  jobId: z.number().int().nullable(),
+  runId: z.number().int(),
+  runnerName: z.string(),
+  runnerId: z.number().int().nullable(),
+  /** When the job started or ended, by GitHub's clock (the call's time if GitHub gave none). */
+  at: isoTime,
+  source: z.enum(["webhook", "job-completed"]),
+  /** This instance's clock when recorded: for retention and "recorded since", never for ordering jobs. */
+  recordedAt: isoTime,
+});
+export type JobFact = z.infer<typeof JobFactSchema>;
+export interface StoredFact {
+  key: string;
+  fact: JobFact;
+}
+
+/** The fact's identity: one row per job and phase, however many deliveries and calls report it. */
+export function factKey(fact: Pick<JobFact, "phase" | "jobId" | "runId" | "runnerName">): string {
+  if (fact.jobId !== null) return `job-${fact.jobId}-${fact.phase}`;
+  const runner = createHash("sha256").update(fact.runnerName.toLowerCase()).digest("hex").slice(0, 16);
+  return `run-${fact.runId}-${runner}-${fact.phase}`;
+}
+
+export interface FactStore {
+  /** Inserts each fact once; for each, false when it was recorded before (a repeated delivery). */
+  record(facts: JobFact[]): Promise<boolean[]>;
+  /** Facts recorded at or after `since`. */
+  listSince(since: Date): Promise<StoredFact[]>;
+  /** Drops facts recorded before `before`; returns how many. */
+  prune(before: Date): Promise<number>;
+}
+
+const factKeys = Object.keys(JobFactSchema.shape);
+
+/** Facts in the table `<prefix>Facts`, one partition per lab. */
+export class TableFactStore implements FactStore {
+  private constructor(
+    private readonly table: TableClient,
+    private readonly lab: string,
+  ) {}
+
+  static async open(options: { connection: StorageConnection; tablePrefix: string; lab: string }): Promise<TableFactStore> {
+    return new TableFactStore(await openTable(options.connection, `${options.tablePrefix}Facts`), options.lab);
+  }
+
+  record(facts: JobFact[]): Promise<boolean[]> {
+    return Promise.all(
+      facts.map(async (fact) => {
+        try {
+          await this.table.createEntity(toEntity(this.lab, factKey(fact), JobFactSchema.parse(fact)));
+          return true;
+        } catch (error) {
+          if (isStatus(error, 409)) return false;
+          throw new StoreError(`record job ${fact.jobId ?? fact.runId} ${fact.phase}`, error);
+        }
+      }),
+    );
+  }
+
+  async listSince(since: Date): Promise<StoredFact[]> {
+    return this.query(`PartitionKey eq ${odata(this.lab)} and recordedAt ge ${odata(since.toISOString())}`, "list job facts");
+  }
+
+  async prune(before: Date): Promise<number> {
+    const old = await this.query(`PartitionKey eq ${odata(this.lab)} and recordedAt lt ${odata(before.toISOString())}`, "list old job facts");
+    for (let i = 0; i < old.length; i += 100) {
+      try {
+        await this.table.submitTransaction(old.slice(i, i + 100).map((f) => ["delete", { partitionKey: this.lab, rowKey: f.key }]));
+      } catch (error) {
+        throw new StoreError("prune job facts", error);
+      }
+    }
+    return old.length;
+  }
+
+  private async query(filter: string, call: string): Promise<StoredFact[]> {
+    try {
+      const result: StoredFact[] = [];
+      for await (const entity of this.table.listEntities<Record<string, unknown>>({ queryOptions: { filter } })) {
+        result.push({ key: entity.rowKey!, fact: fromEntity(JobFactSchema, factKeys, entity) });
+      }
+      return result;
+    } catch (error) {
+      throw new StoreError(call, error);
+    }
+  }
+}
+
+/** The same rules in process memory, for the simulator and the property tests. */
+export class MemoryFactStore implements FactStore {
+  private readonly facts = new Map<string, JobFact>();
+
+  record(facts: JobFact[]): Promise<boolean[]> {
+    return Promise.resolve(
+      facts.map((fact) => {
+        const key = factKey(fact);
+        if (this.facts.has(key)) return false;
+        this.facts.set(key, JobFactSchema.parse(structuredClone(fact)));
+        return true;
+      }),
+    );
+  }
+
+  listSince(since: Date): Promise<StoredFact[]> {
+    const from = since.toISOString();
+    return Promise.resolve([...this.facts].filter(([, f]) => f.recordedAt >= from).map(([key, fact]) => ({ key, fact: structuredClone(fact) })));
+  }
+
+  prune(before: Date): Promise<number> {
+    const until = before.toISOString();
+    let dropped = 0;
+    for (const [key, fact] of this.facts) if (fact.recordedAt < until && this.facts.delete(key)) dropped++;
+    return Promise.resolve(dropped);
+  }
+}

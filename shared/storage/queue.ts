@@ -1,0 +1,111 @@
+/**
+ * The hand-over from triggers to the reconcile: a message on an Azure Storage queue says "look
+ * now". The queue-triggered function reconciles; a message stays until a reconcile served it, so
+ * a trigger's 2xx means the facts it recorded will be acted on, even if its instance dies.
+ */
+import type { QueueClient } from "@azure/storage-queue";
+import { z } from "zod";
+import { TriggerSchema } from "../lab/pair-record.js";
+import { queueClient, StoreError, type StorageConnection } from "./connection.js";
+
+export const ReconcileMessageSchema = z.object({ trigger: TriggerSchema });
+export type ReconcileMessage = z.infer<typeof ReconcileMessageSchema>;
+
+/** A message as the queue trigger hands it over. */
+export interface QueuedMessage {
+  message: ReconcileMessage;
+  /** When the queue inserted it, by storage's clock. */
+  insertedAt: Date;
+  dequeueCount: number;
+}
+
+export interface ReconcileQueue {
+  send(message: ReconcileMessage): Promise<void>;
+}
+
+/** The Functions host's queue trigger expects Base64 message text by default. */
+export const encodeMessage = (message: ReconcileMessage) => Buffer.from(JSON.stringify(message)).toString("base64");
+
+/** What the host hands the function: the decoded text, or the JSON it parsed from it. */
+export function decodeMessage(entry: unknown): ReconcileMessage {
+  const value = typeof entry === "string" ? (JSON.parse(entry) as unknown) : entry;
+  return ReconcileMessageSchema.parse(value);
+}
+
+export class StorageReconcileQueue implements ReconcileQueue {
+  private constructor(private readonly client: QueueClient) {}
+
+  static async open(connection: StorageConnection, name: string): Promise<StorageReconcileQueue> {
+    const client = queueClient(connection, name);
+    try {
+      await client.createIfNotExists();
+    } catch (error) {
+      throw new StoreError(`create queue ${name}`, error);
+    }
+    return new StorageReconcileQueue(client);
+  }
+
+  async send(message: ReconcileMessage): Promise<void> {
+    try {
+      await this.client.sendMessage(encodeMessage(message));
+    } catch (error) {
+      throw new StoreError(`queue a reconcile on ${this.client.name}`, error);
+    }
+  }
+}
+
+/**
+ * Fewer sends for a burst, none unsafe: a caller joins the next send that has not started yet.
+ * Any send that starts after a caller's facts were written is inserted after them, so the
+ * reconcile serving it reads them. Timer messages are sent on their own (coverage tells them apart).
+ */
+export class CoalescedSends implements ReconcileQueue {
+  private inFlight: Promise<void> | null = null;
+  private next: Promise<void> | null = null;
+
+  constructor(private readonly queue: ReconcileQueue) {}
+
+  send(message: ReconcileMessage): Promise<void> {
+    if (message.trigger === "timer") return this.queue.send(message);
+    this.next ??= (async () => {
+      await this.inFlight?.catch(() => undefined);
+      this.next = null;
+      const sending = this.queue.send(message);
+      this.inFlight = sending;
+      try {
+        await sending;
+      } finally {
+        if (this.inFlight === sending) this.inFlight = null;
+      }
+    })();
+    return this.next;
+  }
+}
+
+/** A queue in process memory for the simulator and tests; `take` plays the queue trigger. */
+export class MemoryReconcileQueue implements ReconcileQueue {
+  private readonly messages: QueuedMessage[] = [];
+  /** Called after each send, e.g. to serve it at once. */
+  onSend?: () => void;
+
+  constructor(private readonly clock: () => Date) {}
+
+  send(message: ReconcileMessage): Promise<void> {
+    this.messages.push({ message: ReconcileMessageSchema.parse(message), insertedAt: this.clock(), dequeueCount: 0 });
+    this.onSend?.();
+    return Promise.resolve();
+  }
+
+  get length(): number {
+    return this.messages.length;
+  }
+
+  /** Takes every waiting message; the caller puts back the ones it failed (`putBack`). */
+  takeAll(): QueuedMessage[] {
+    return this.messages.splice(0).map((m) => ({ ...m, dequeueCount: m.dequeueCount + 1 }));
+  }
+
+  putBack(message: QueuedMessage): void {
+    this.messages.push(message);
+  }
+}
