@@ -1,8 +1,13 @@
-// lab-reset in one deployment: the resource group, monitoring, storage, Key Vault and the Flex
-// Consumption function app with its roles. Deploy with the command in docs/deploy.md.
+// lab-reset in one deployment: the resource group, monitoring and its alerts, storage (with the
+// reconcile queue), Key Vault and the Flex Consumption function app with its roles. Deploy with
+// the command in docs/deploy.md.
 targetScope = 'subscription'
 
-@description('Starts every resource name: 3-12 lowercase letters and digits, e.g. labreset.')
+import { allowedRepositoryList, namePrefixProblem } from 'modules/lib.bicep'
+
+// Bicep has no regular expressions: the length is checked on the parameter, the characters by
+// namePrefixProblem (modules/lib.bicep), and the deployment stops before creating anything.
+@description('Starts every resource name: 3-12 lower-case letters (a-z) and digits (0-9), e.g. labreset; the storage account name st<prefix><8 characters> allows nothing else.')
 @minLength(3)
 @maxLength(12)
 param namePrefix string
@@ -48,13 +53,25 @@ param oidcIssuer string = ''
 @description('Object id of the lab admin: Key Vault Secrets Officer (to put the secrets in) and Storage Table Data Contributor (to clear a pair that gave up); empty grants no one.')
 param adminPrincipalId string = ''
 
+@description('Comma-separated owner/repo list of the other repositories whose runs may report to lab-reset (OIDC tokens and webhook deliveries), e.g. organisation runners shared with them; empty: only the lab repository. The lab repository is always allowed (ALLOWED_REPOSITORIES).')
+param allowedRepositories string = ''
+
+@description('E-mail address (e.g. a distribution list) of the action group every alert notifies; empty: no action group, and the alerts notify no one.')
+param alertEmail string = ''
+
+@description('Client id of the Microsoft Entra app registration that signs people in to the status page and admin routes (App Service authentication); empty: sign-in off.')
+param entraClientId string = ''
+
 @description('Tags on every resource.')
 param tags object = {}
 
 var allTags = union(tags, { app: 'lab-reset', labRepository: '${githubOwner}/${githubRepo}' })
 
+var prefixProblem = namePrefixProblem(namePrefix)
+
 resource resourceGroup 'Microsoft.Resources/resourceGroups@2025-04-01' = {
-  name: resourceGroupName
+  // An unusable prefix stops the deployment here, with this message, before anything exists.
+  name: empty(prefixProblem) ? resourceGroupName : fail('namePrefix \'${namePrefix}\' ${prefixProblem}: use 3-12 lower-case letters (a-z) and digits (0-9), e.g. labreset (LAB_RESET_NAME_PREFIX).')
   location: location
   tags: allTags
 }
@@ -68,7 +85,11 @@ var names = {
   appInsights: 'appi-${namePrefix}-${suffix}'
   plan: 'asp-${namePrefix}-${suffix}'
   functionApp: 'func-${namePrefix}-${suffix}'
+  actionGroup: 'ag-${namePrefix}-${suffix}'
+  alertRules: 'alert-${namePrefix}-${suffix}'
   deploymentContainer: 'app-package'
+  // The app's default for RECONCILE_QUEUE; the host moves failed messages to <name>-poison.
+  reconcileQueue: 'lab-reset-reconcile'
 }
 var audience = empty(oidcAudience) ? 'api://${names.functionApp}' : oidcAudience
 
@@ -88,6 +109,7 @@ module storage 'modules/storage.bicep' = {
     location: location
     storageAccountName: names.storage
     deploymentContainerName: names.deploymentContainer
+    reconcileQueueName: names.reconcileQueue
     adminPrincipalId: adminPrincipalId
     tags: allTags
   }
@@ -121,7 +143,21 @@ module functionApp 'modules/function-app.bicep' = {
     resetSchedule: resetSchedule
     oidcAudience: audience
     oidcIssuer: oidcIssuer
-    allowedRepositories: '${githubOwner}/${githubRepo}'
+    allowedRepositories: allowedRepositoryList('${githubOwner}/${githubRepo}', allowedRepositories)
+    reconcileQueueName: storage.outputs.reconcileQueueName
+    entraClientId: entraClientId
+    tags: allTags
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  scope: resourceGroup
+  params: {
+    location: location
+    appInsightsName: monitoring.outputs.appInsightsName
+    ruleNamePrefix: names.alertRules
+    actionGroupName: names.actionGroup
+    alertEmail: alertEmail
     tags: allTags
   }
 }

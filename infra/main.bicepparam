@@ -12,6 +12,10 @@ param namePrefix = readEnvironmentVariable('LAB_RESET_NAME_PREFIX', 'labreset')
 param githubAppId = readEnvironmentVariable('LAB_RESET_GITHUB_APP_ID')
 param githubAppInstallationId = readEnvironmentVariable('LAB_RESET_GITHUB_APP_INSTALLATION_ID')
 param adminPrincipalId = readEnvironmentVariable('LAB_RESET_ADMIN_PRINCIPAL_ID', '')
+// Optional (docs/deploy.md): who gets the alerts' e-mail, and the Entra app registration that
+// puts the status page and admin routes behind sign-in. Empty: no e-mail; no sign-in.
+param alertEmail = readEnvironmentVariable('LAB_RESET_ALERT_EMAIL', '')
+param entraClientId = readEnvironmentVariable('LAB_RESET_ENTRA_CLIENT_ID', '')
 
 // Edit here and run the deploy command again to change them.
 param resetSchedule = '0 0 */6 * * *'
@@ -20,3 +24,6 @@ param oidcAudience = ''
 param oidcIssuer = ''
 param labConfigPath = 'lab.config.json'
 param tablePrefix = 'labreset'
+// Other repositories whose runs may report (comma-separated owner/repo, e.g. when the lab's
+// organisation runners serve them too); the lab repository is always allowed.
+param allowedRepositories = ''

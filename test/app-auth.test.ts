@@ -1,10 +1,11 @@
 import { generateKeyPairSync } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import * as handlers from "../shared/triggers/job-completed.js";
 import { silentLogger } from "../shared/logger.js";
-import { createRuntime } from "../shared/runtime.js";
+import { createRuntime, type Runtime } from "../shared/runtime.js";
 import { readSettings } from "../shared/settings.js";
 import { GitHubStandin } from "../shared/sim/github-standin.js";
+import { MemoryReconcileQueue } from "../shared/storage/queue.js";
+import { scheduledReset } from "../shared/triggers/timer.js";
 import { hostRunnerName, seedConfig, vmRunnerName } from "./support/lab.js";
 import { openTestStore } from "./support/store.js";
 
@@ -31,26 +32,39 @@ async function appRuntime(privateKeyPem: string) {
     GITHUB_APP_PRIVATE_KEY: privateKeyPem.trim().replace(/\n/g, "\\n"),
     OIDC_DISABLED: "true",
   });
-  return createRuntime(settings, seedConfig, { store: await openTestStore(), logger: silentLogger, githubClient: { retries: 0, timeoutMs: 5_000, writeSpacingMs: 0 } });
+  const queue = new MemoryReconcileQueue(() => new Date());
+  const runtime = await createRuntime(settings, seedConfig, { store: await openTestStore(), queue, logger: silentLogger, githubClient: { retries: 0, timeoutMs: 5_000, writeSpacingMs: 0 } });
+  return { runtime, queue };
+}
+
+/** The timer, then its message served as the queue trigger serves it: the reconcile's result, or the invocation's error. */
+async function timer({ runtime, queue }: { runtime: Runtime; queue: MemoryReconcileQueue }) {
+  await scheduledReset(runtime, silentLogger);
+  const [queued, ...others] = queue.takeAll();
+  expect(others).toEqual([]);
+  const outcome = await runtime.worker.serve(queued!, silentLogger);
+  if (outcome.served !== "reconciled") throw new Error("the timer's message was not reconciled");
+  return outcome.result;
 }
 
 describe("GitHub App authentication", () => {
   it("mints an installation token with an RS256 App JWT, reuses it, and reconciles with it", async () => {
     const { publicKey, privateKey } = appKey();
-    const runtime = await appRuntime(privateKey);
+    const app = await appRuntime(privateKey);
     github!.enableAppAuth({ appId: "123456", installationId: 7890, publicKeyPem: publicKey });
-    const first = await handlers.scheduledReset(runtime, silentLogger);
+    const first = await timer(app);
     expect(first.pairs.map((p) => p.decision)).toEqual(Array(4).fill("reset-dispatched"));
-    await handlers.scheduledReset(runtime, silentLogger);
+    const second = await timer(app);
+    expect(second.pairs.map((p) => p.decision)).toEqual(Array(4).fill("already-resetting"));
     expect(github!.appTokensMinted).toBe(1);
     expect(github!.requests.filter((r) => r.path === "/app/installations/7890/access_tokens").map((r) => [r.method, r.status])).toEqual([["POST", 201]]);
   });
 
   it("fails closed when GitHub refuses the App's JWT (a key that is not the App's)", async () => {
     const { privateKey } = appKey();
-    const runtime = await appRuntime(privateKey);
+    const app = await appRuntime(privateKey);
     github!.enableAppAuth({ appId: "123456", installationId: 7890, publicKeyPem: appKey().publicKey });
-    await expect(handlers.scheduledReset(runtime, silentLogger)).rejects.toThrow(/pairs left alone/);
+    await expect(timer(app)).rejects.toThrow(/the reconcile was incomplete: pairs .* left alone/);
     expect(github!.appTokensMinted).toBe(0);
     expect(github!.dispatches).toHaveLength(0);
   });

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { decide, type DecideInput, type PairObservation, type RunnerFacts } from "../shared/lab/decide.js";
 import { newPairRecord, type PairRecord } from "../shared/lab/pair-record.js";
+import { BUSY_HOLD_MINUTES, jobFactsByPair } from "../shared/reconcile/job-facts.js";
+import { factKey, type JobFact, type StoredFact } from "../shared/storage/facts.js";
 import { seedConfig } from "./support/lab.js";
 
 const pair = seedConfig.pairs.find((p) => p.id === "vm-42-43")!;
@@ -53,14 +55,54 @@ describe("decide", () => {
     expect(out).toMatchObject({ decision: "deferred-busy", dispatch: false, record: { state: "busy", lastJobRunId: 77, lastJobAt: now.toISOString() } });
   });
 
-  it("keeps a pair busy that a webhook reported starting a job, while GitHub still shows the VM idle", () => {
-    const marked = record({ state: "busy", jobSinceReset: true, busyUntil: ago(-10), busyRunId: 5 });
-    expect(run({ record: marked, trigger: "timer" })).toMatchObject({ decision: "deferred-busy", dispatch: false });
-    // Another run's end does not release it (the VM may have moved on to run 5's job)...
-    expect(run({ record: marked, trigger: "webhook", jobReport: { runId: 4, at: ago(0) } }).decision).toBe("deferred-busy");
-    // ...that job's own end does; so does the hold running out.
-    expect(run({ record: marked, trigger: "webhook", jobReport: { runId: 5, at: ago(0) } }).decision).toBe("reset-dispatched");
-    expect(run({ record: { ...marked, busyUntil: ago(1) }, trigger: "timer" }).decision).toBe("reset-dispatched");
+  it("keeps a pair busy while a recorded job start holds it, though GitHub still shows the VM idle", () => {
+    const started = { runId: 5, at: ago(2), heldUntil: ago(-13) };
+    const out = run({ record: clean(600), jobStart: started, trigger: "timer" });
+    expect(out).toMatchObject({ decision: "deferred-busy", dispatch: false, record: { state: "busy", jobSinceReset: true, lastJobRunId: 5, lastJobAt: ago(2) } });
+    expect(out.record.reason).toMatch(/run 5 started a job on the VM \(webhook\)/);
+    // Whatever the trigger: a job-completed call for another run does not release it either.
+    expect(run({ record: out.record, jobStart: started, jobReport: { runId: 4, at: ago(3) }, trigger: "job-completed" }).decision).toBe("deferred-busy");
+  });
+
+  it("releases a recorded job start once its end is recorded, or once the hold runs out", () => {
+    const busy = record({ state: "busy", jobSinceReset: true, lastJobRunId: 5, lastJobAt: ago(2) });
+    // The end recorded: job-facts folds the start to heldUntil null.
+    expect(run({ record: busy, jobStart: { runId: 5, at: ago(2), heldUntil: null }, jobReport: { runId: 5, at: ago(1) }, trigger: "webhook" })).toMatchObject({ decision: "reset-dispatched", dispatch: true });
+    // No end recorded, but the hold is over: GitHub's view decides again.
+    expect(run({ record: busy, jobStart: { runId: 5, at: ago(16), heldUntil: ago(1) }, trigger: "timer" })).toMatchObject({ decision: "reset-dispatched", dispatch: true });
+    // The hold ends at heldUntil, not after it.
+    expect(run({ record: busy, jobStart: { runId: 5, at: ago(15), heldUntil: ago(0) }, trigger: "timer" }).decision).toBe("reset-dispatched");
+  });
+
+  it("a job start recorded before the last reset request does not make a clean pair dirty", () => {
+    const fresh = clean(5); // reset requested 10 minutes ago, completed 5 minutes ago
+    for (const at of [ago(11), ago(10)]) {
+      const out = run({ record: fresh, jobStart: { runId: 5, at, heldUntil: null }, trigger: "job-completed" });
+      expect(out).toMatchObject({ decision: "not-needed", dispatch: false, changed: false, record: { state: "clean", jobSinceReset: false } });
+    }
+    // One recorded after the request makes it dirty, and it is reset.
+    const after = run({ record: fresh, jobStart: { runId: 6, at: ago(9), heldUntil: null }, trigger: "job-completed" });
+    expect(after).toMatchObject({ decision: "reset-dispatched", record: { lastJobRunId: 6, jobSinceReset: true } });
+    expect(after.events.map((e) => e.to)).toEqual(["dirty", "resetting"]);
+  });
+
+  it("a job start recorded before the last reset request still holds the pair busy while no end of it is recorded", () => {
+    const out = run({ record: clean(5), jobStart: { runId: 5, at: ago(11), heldUntil: ago(-4) }, trigger: "timer" });
+    expect(out).toMatchObject({ decision: "deferred-busy", dispatch: false, record: { state: "busy" } });
+  });
+
+  it("ignores a job end recorded at or before the last reset request: that reset cleans it", () => {
+    const fresh = clean(5); // reset requested 10 minutes ago
+    for (const at of [ago(12), ago(10)]) {
+      expect(run({ record: fresh, jobReport: { runId: 55, at }, trigger: "job-completed" })).toMatchObject({ decision: "not-needed", changed: false, record: { jobSinceReset: false, lastJobRunId: null } });
+      expect(run({ record: fresh, jobReport: { runId: 55, at }, trigger: "timer" }).decision).toBe("skipped-fresh");
+    }
+    // While the reset is in flight, an end before its request leaves the pair clean once it succeeds...
+    const succeeded = { found: true as const, runId: 9, status: "completed", conclusion: "success", completedAt: ago(2), url: "u" };
+    const inFlight = resetting(10, { resetRunId: 9, jobSinceReset: false });
+    expect(run({ record: inFlight, resetRun: succeeded, jobReport: { runId: 55, at: ago(11) }, trigger: "job-completed" })).toMatchObject({ decision: "not-needed", record: { state: "clean", jobSinceReset: false } });
+    // ...and one after it makes the pair dirty again, reset at once.
+    expect(run({ record: inFlight, resetRun: succeeded, jobReport: { runId: 55, at: ago(9) }, trigger: "job-completed" })).toMatchObject({ decision: "reset-dispatched", record: { lastJobRunId: 55, jobSinceReset: true } });
   });
 
   it.each([
@@ -185,5 +227,45 @@ describe("decide", () => {
     const second = run({ record: first.record, observation: idle({ vmRunners: [runner("VM-42-43", { busy: true })] }) });
     expect(second.changed).toBe(false);
     expect(second.record).toBe(first.record);
+  });
+});
+
+describe("recorded job facts, as decide gets them", () => {
+  const pairOfRunner = new Map([["vm-42-43", pair]]);
+  const fact = (phase: JobFact["phase"], jobId: number | null, runId: number, at: string, runnerName = "VM-42-43"): StoredFact => {
+    const f: JobFact = { phase, jobId, runId, runnerName, runnerId: null, at, source: "webhook", recordedAt: now.toISOString() };
+    return { key: factKey(f), fact: f };
+  };
+  const folded = (...facts: StoredFact[]) => jobFactsByPair(facts, pairOfRunner).get(pair.id);
+  const holdFrom = (at: string) => new Date(Date.parse(at) + BUSY_HOLD_MINUTES * 60_000).toISOString();
+
+  it("holds a pair busy for 15 minutes from a recorded job start with no recorded end", () => {
+    expect(BUSY_HOLD_MINUTES).toBe(15);
+    expect(folded(fact("started", 50, 5, ago(2)))).toEqual({ jobStart: { runId: 5, at: ago(2), heldUntil: holdFrom(ago(2)) } });
+  });
+
+  it("an end of an earlier job does not release a later start (the VM may run the new job); the job's own end or a later end does", () => {
+    const start = fact("started", 50, 5, ago(2));
+    expect(folded(start, fact("ended", 40, 4, ago(3)))).toEqual({ jobReport: { runId: 4, at: ago(3) }, jobStart: { runId: 5, at: ago(2), heldUntil: holdFrom(ago(2)) } });
+    expect(folded(start, fact("ended", 50, 5, ago(1)))).toEqual({ jobReport: { runId: 5, at: ago(1) }, jobStart: { runId: 5, at: ago(2), heldUntil: null } });
+    // Its own end, even stamped before its start by another clock.
+    expect(folded(start, fact("ended", 50, 5, ago(2.5)))?.jobStart?.heldUntil).toBeNull();
+    // One VM runs one job at a time: an end after the start means the started job is over.
+    expect(folded(start, fact("ended", null, 6, ago(0)))?.jobStart?.heldUntil).toBeNull();
+  });
+
+  it("reports the latest job end on the pair's VM, whatever order the facts were recorded in", () => {
+    expect(folded(fact("ended", 61, 6, ago(1)), fact("ended", 40, 4, ago(30)))?.jobReport).toEqual({ runId: 6, at: ago(1) });
+  });
+
+  it("maps facts to pairs by VM runner name, case-insensitively, and ignores other runners", () => {
+    expect(folded(fact("ended", 61, 6, ago(1), "vm-42-43"))?.jobReport).toEqual({ runId: 6, at: ago(1) });
+    expect(jobFactsByPair([fact("started", 70, 7, ago(1), "GitHub Actions 12"), fact("ended", 71, 7, ago(1), "WIN-B9SEU47NHOT")], pairOfRunner).size).toBe(0);
+  });
+
+  it("a start folded in holds the pair in decide, and its recorded end lets decide reset it", () => {
+    const start = fact("started", 50, 5, ago(2));
+    expect(run({ record: clean(600), ...folded(start) }).decision).toBe("deferred-busy");
+    expect(run({ record: clean(600), ...folded(start, fact("ended", 50, 5, ago(1))) }).decision).toBe("reset-dispatched");
   });
 });

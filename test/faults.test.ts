@@ -9,10 +9,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { labKey } from "../shared/lab/config.js";
-import * as handlers from "../shared/triggers/job-completed.js";
 import { startAzurite, type RunningAzurite } from "../shared/local/azurite.js";
 import type { Logger } from "../shared/logger.js";
 import { TableStore } from "../shared/storage/tables.js";
+import { jobCompleted } from "../shared/triggers/job-completed.js";
 import { finishReset, perfRun, seedConfig, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
 
 let lab: TestLab | undefined;
@@ -31,6 +31,9 @@ const report = (runId: number) => JSON.stringify({ repository: "microsoft/netper
 const stored = async (l: TestLab, id: string) => (await l.runtime.store.getPair(id))?.record;
 const accepted = (l: TestLab) => l.github.dispatches.filter((d) => d.runId !== null);
 
+/** The alert the worker logs when a reconcile fails (its message is then retried). */
+const reconcileFailed = /^lab-reset alert reconcile-failed: reconcile for a [\w-]+ message \(try \d of 5\) failed; the queue retries it: /;
+
 /** Log lines by level, to check what an operator would read. */
 function capturingLogger() {
   const lines: { level: "info" | "warn" | "error"; text: string }[] = [];
@@ -39,7 +42,8 @@ function capturingLogger() {
     warn: (m: string) => lines.push({ level: "warn", text: m }),
     error: (m: string) => lines.push({ level: "error", text: m }),
   };
-  return { logger, lines, errors: () => lines.filter((l) => l.level !== "info").map((l) => l.text) };
+  const errors = () => lines.filter((l) => l.level !== "info").map((l) => l.text);
+  return { logger, lines, errors, alerts: () => errors().filter((l) => reconcileFailed.test(l)).join("\n") };
 }
 
 /** Runs `before` just before the n-th GitHub request whose URL matches (the app's client reads the global fetch). */
@@ -68,19 +72,24 @@ describe("Azurite stopped mid-reconcile", () => {
     azurite = await startAzurite({ location: folder!, port: azurite!.port });
   };
 
-  it("dispatches nothing when the claim cannot be written, answers 503 naming the Table call, and the caller's retry resets the pair once it is back", async () => {
-    const l = await labOnOwnAzurite();
+  it("dispatches nothing when the claim cannot be written; the reconcile fails naming the Table call, and its retried message resets the pair once Azurite is back", async () => {
+    const log = capturingLogger();
+    const l = await labOnOwnAzurite(log.logger);
     const perf = perfRun(l, [vmRunnerName(pairId)], "completed");
-    // The records were listed; Azurite goes away before the claim is written.
+    // The call records the job's end (the facts live on the shared Azurite) and queues a reconcile.
+    const call = await jobCompleted(l.runtime, report(perf.id), l.runtime.logger);
+    expect(call).toMatchObject({ status: 202, body: { pairs: [{ id: pairId, state: "dirty", jobSinceReset: true }], reconcile: "queued" } });
+    // The reconcile lists the records; the pairs' Azurite goes away before the claim is written.
     beforeRequest(/\/actions\/runners/, 1, () => azurite!.stop());
-    const down = await handlers.jobCompleted(l.runtime, report(perf.id), l.runtime.logger);
-    expect(down.status).toBe(503);
-    expect(JSON.stringify(down.body)).toMatch(new RegExp(`pair ${pairId}: Table Storage create pair ${pairId} failed`));
+    expect(await l.settle()).toBeNull();
+    expect(log.alerts()).toMatch(new RegExp(`pair ${pairId}: Table Storage create pair ${pairId} failed`));
     expect(l.github.dispatches).toHaveLength(0);
+    expect(l.queue.length).toBe(1);
 
+    globalThis.fetch = originalFetch;
     await restartAzurite();
-    const back = await handlers.jobCompleted(l.runtime, report(perf.id), l.runtime.logger);
-    expect(back.status).toBe(202);
+    const retried = await l.settle();
+    expect(retried?.pairs[0]).toMatchObject({ id: pairId, decision: "reset-dispatched" });
     expect(accepted(l)).toHaveLength(1);
     expect(await stored(l, pairId)).toMatchObject({ state: "resetting", lastJobRunId: perf.id, resetRequestId: accepted(l)[0]!.inputs.request_id });
   }, 60_000);
@@ -90,7 +99,8 @@ describe("Azurite stopped mid-reconcile", () => {
     const l = await labOnOwnAzurite(log.logger);
     // The second runners listing is the look after the claim: Azurite goes away just before it.
     beforeRequest(/\/actions\/runners/, 2, () => azurite!.stop());
-    await expect(handlers.scheduledReset(l.runtime, log.logger)).rejects.toThrow(new RegExp(`pair ${pairId}: could not release claim`));
+    await expect(l.timer()).rejects.toThrow(/not reconciled/);
+    expect(log.alerts()).toMatch(new RegExp(`pair ${pairId}: could not release claim`));
     expect(l.github.dispatches).toHaveLength(0);
 
     globalThis.fetch = originalFetch;
@@ -98,10 +108,10 @@ describe("Azurite stopped mid-reconcile", () => {
     const claim = await stored(l, pairId);
     expect(claim).toMatchObject({ state: "resetting", resetRunId: null });
     l.advance(31); // resetTimeoutMinutes
-    await handlers.scheduledReset(l.runtime, log.logger);
+    await l.timer();
     expect(await stored(l, pairId)).toMatchObject({ state: "failed", lastError: expect.stringMatching(new RegExp(`no reset run for request ${claim!.resetRequestId} appeared`)) });
     l.advance(16); // the first backoff
-    await handlers.scheduledReset(l.runtime, log.logger);
+    await l.timer();
     expect(accepted(l)).toHaveLength(1);
     expect(await stored(l, pairId)).toMatchObject({ state: "resetting", attempts: 2, resetRequestId: accepted(l)[0]!.inputs.request_id });
   }, 60_000);
@@ -110,7 +120,7 @@ describe("Azurite stopped mid-reconcile", () => {
     const log = capturingLogger();
     const l = await labOnOwnAzurite(log.logger);
     beforeRequest(/\/dispatches$/, 1, () => azurite!.stop());
-    await handlers.scheduledReset(l.runtime, log.logger).catch(() => undefined);
+    await l.timer().catch(() => undefined);
     expect(accepted(l)).toHaveLength(1);
     const { request_id: requestId } = accepted(l)[0]!.inputs;
     expect(log.errors().join("\n")).toMatch(new RegExp(`pair ${pairId}: Table Storage update of claim ${String(requestId)} failed: Table Storage update pair ${pairId} failed`));
@@ -120,11 +130,11 @@ describe("Azurite stopped mid-reconcile", () => {
     // What Azurite kept is the claim: the request id, not yet its run.
     expect(await stored(l, pairId)).toMatchObject({ state: "resetting", resetRequestId: requestId, resetRunId: null });
     l.advance(2);
-    const follow = await handlers.scheduledReset(l.runtime, log.logger);
+    const follow = await l.timer();
     expect(follow.pairs[0]).toMatchObject({ decision: "already-resetting", resetRunId: accepted(l)[0]!.runId });
     finishReset(l, accepted(l)[0]!.runId!);
     l.advance(10);
-    expect((await handlers.scheduledReset(l.runtime, log.logger)).pairs[0]).toMatchObject({ state: "clean" });
+    expect((await l.timer()).pairs[0]).toMatchObject({ state: "clean" });
     expect(l.github.dispatches).toHaveLength(1);
   }, 60_000);
 });
@@ -138,7 +148,7 @@ describe("GitHub limiting, breaking or stalling", () => {
     lab = await startTestLab({ logger: log.logger });
     lab.github.fail({ path: runnersPath }, { status: 429, body: secondaryLimit, headers: { "retry-after": "1" } });
     const started = Date.now();
-    const result = await handlers.scheduledReset(lab.runtime, log.logger);
+    const result = await lab.timer();
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
     expect(result.ok).toBe(true);
     expect(accepted(lab)).toHaveLength(4);
@@ -151,14 +161,20 @@ describe("GitHub limiting, breaking or stalling", () => {
     lab = await startTestLab({ logger: log.logger });
     lab.github.fail({ path: runnersPath }, { status: 429, body: secondaryLimit, headers: { "retry-after": "600" } }, 10);
     const perf = perfRun(lab, [vmRunnerName("vm-42-43")], "completed");
-    const response = await handlers.jobCompleted(lab.runtime, report(perf.id), log.logger);
+    // The call needs the runner list to name the run's pairs.
+    const response = await jobCompleted(lab.runtime, report(perf.id), log.logger);
     expect(response.status).toBe(503);
     expect(response.headers).toMatchObject({ "retry-after": "60" });
-    expect(lab.github.dispatches).toHaveLength(0);
     expect(log.errors().join("\n")).toMatch(/secondary rate limit on GET \S*\/repos\/microsoft\/netperf\/actions\/runners\S*: giving up this read/);
     // GitHub asked for ten minutes of quiet: the read is given up, not sent again.
     expect(lab.github.requests.filter((r) => r.path === runnersPath)).toHaveLength(1);
-    await expect(handlers.scheduledReset(lab.runtime, log.logger)).rejects.toThrow(/actions\/runners failed with 429/);
+    // The reconcile the call queued meets the same limit.
+    expect(await lab.settle()).toBeNull();
+    expect(lab.github.requests.filter((r) => r.path === runnersPath)).toHaveLength(2);
+    expect(lab.github.dispatches).toHaveLength(0);
+    lab.advance(1);
+    await expect(lab.timer()).rejects.toThrow(/not reconciled/);
+    expect(log.alerts()).toMatch(/actions\/runners failed with 429/);
     expect(lab.github.dispatches).toHaveLength(0);
     expect(await stored(lab, "vm-42-43")).toMatchObject({ state: "dirty", lastError: expect.stringMatching(/429/) });
   });
@@ -172,49 +188,68 @@ describe("GitHub limiting, breaking or stalling", () => {
       { status: 403, body: { message: "API rate limit exceeded for installation ID 1.", documentation_url: "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api" }, headers: { "x-ratelimit-remaining": "0", "x-ratelimit-reset": inAnHour } },
       10,
     );
-    await expect(handlers.scheduledReset(lab.runtime, log.logger)).rejects.toThrow(/actions\/runners failed with 403: API rate limit exceeded/);
+    await expect(lab.timer()).rejects.toThrow(/not reconciled/);
+    expect(log.alerts()).toMatch(/actions\/runners failed with 403: API rate limit exceeded/);
     expect(lab.github.dispatches).toHaveLength(0);
     expect(log.errors().join("\n")).toMatch(/primary rate limit on GET \S*\/repos\/microsoft\/netperf\/actions\/runners\S*: giving up this read/);
     expect((await stored(lab, "vm-25-26"))?.lastError).toMatch(/403: API rate limit exceeded.*rate limit is spent/);
   });
 
   it("fails closed on a runner list answered 200 with a body that is not JSON", async () => {
-    lab = await startTestLab();
+    const log = capturingLogger();
+    lab = await startTestLab({ logger: log.logger });
     lab.github.fail({ path: runnersPath }, { status: 200, raw: '{"total_count": 10, "runners": [{"id": 1, "name": "VM-25-', headers: { "content-type": "application/json; charset=utf-8" } }, 10);
-    await expect(handlers.scheduledReset(lab.runtime, lab.runtime.logger)).rejects.toThrow(/GET \/repos\/microsoft\/netperf\/actions\/runners failed/);
+    await expect(lab.timer()).rejects.toThrow(/not reconciled/);
+    expect(log.alerts()).toMatch(/GET \/repos\/microsoft\/netperf\/actions\/runners failed/);
     expect(lab.github.dispatches).toHaveLength(0);
     expect((await stored(lab, "vm-25-26"))?.lastError).toMatch(/could not read GitHub/);
   });
 
   it("fails closed on a read that hangs past the client's time limit, with every try given up in time", async () => {
-    lab = await startTestLab({ githubClient: { timeoutMs: 300, retries: 1 } });
+    const log = capturingLogger();
+    lab = await startTestLab({ logger: log.logger, githubClient: { timeoutMs: 300, retries: 1 } });
     lab.github.hang({ path: runnersPath }, 2);
     const perf = perfRun(lab, [vmRunnerName("vm-05-10")], "completed");
-    const started = Date.now();
-    const response = await handlers.jobCompleted(lab.runtime, report(perf.id), lab.runtime.logger);
+    let started = Date.now();
+    const response = await jobCompleted(lab.runtime, report(perf.id), lab.runtime.logger);
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(response.status).toBe(503);
     expect(JSON.stringify(response.body)).toMatch(/actions\/runners failed.*aborted due to timeout/);
     expect(lab.github.dispatches).toHaveLength(0);
+
+    // The reconcile the call queued meets hanging reads too: it gives up in time and dispatches nothing.
+    lab.github.hang({ path: runnersPath }, 2);
+    started = Date.now();
+    expect(await lab.settle()).toBeNull();
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(log.alerts()).toMatch(/actions\/runners failed.*aborted due to timeout/);
+    expect(lab.github.dispatches).toHaveLength(0);
+    // Its message is retried once GitHub answers, and the pair the run used is reset.
+    expect((await lab.settle())?.pairs.find((p) => p.id === "vm-05-10")).toMatchObject({ decision: "reset-dispatched" });
+    expect(await stored(lab, "vm-05-10")).toMatchObject({ state: "resetting", lastJobRunId: perf.id });
   });
 
   it("keeps the claim of a dispatch that hung, never sends it twice, and retries it after resetTimeoutMinutes and the backoff", async () => {
-    lab = await startTestLab({ githubClient: { timeoutMs: 300 } });
+    const log = capturingLogger();
+    lab = await startTestLab({ logger: log.logger, githubClient: { timeoutMs: 300 } });
     lab.github.hang({ method: "POST", path: /\/dispatches$/ }, 1); // the first pair's dispatch: vm-25-26
-    await expect(handlers.scheduledReset(lab.runtime, lab.runtime.logger)).rejects.toThrow(/vm-25-26: GitHub POST .*dispatches failed with 500: The operation was aborted due to timeout/);
+    await expect(lab.timer()).rejects.toThrow(/not reconciled/);
+    expect(log.alerts()).toMatch(/vm-25-26: GitHub POST .*dispatches failed with 500: The operation was aborted due to timeout/);
     expect(accepted(lab).map((d) => d.inputs.pair)).toEqual(["vm-05-10", "vm-42-43", "vm-11-12"]);
     for (const d of accepted(lab)) finishReset(lab, d.runId!);
     expect(await stored(lab, "vm-25-26")).toMatchObject({ state: "resetting", resetRunId: null, lastError: expect.stringMatching(/dispatch answer unknown/) });
 
     lab.advance(10);
-    await handlers.scheduledReset(lab.runtime, lab.runtime.logger);
+    // The failed timer message is retried with this one: the claim is followed, not dispatched again.
+    await lab.timer();
     expect(accepted(lab)).toHaveLength(3);
+    expect(lab.github.requests.filter((r) => r.method === "POST" && r.path.endsWith("/dispatches"))).toHaveLength(4);
     lab.advance(21); // past resetTimeoutMinutes (30)
-    const timedOut = await handlers.scheduledReset(lab.runtime, lab.runtime.logger);
+    const timedOut = await lab.timer();
     expect(timedOut.pairs[0]).toMatchObject({ id: "vm-25-26", state: "failed", decision: "reset-failed" });
     expect((await stored(lab, "vm-25-26"))?.lastError).toMatch(/no reset run for request .* appeared within 30 minutes/);
     lab.advance(16); // past the first backoff (15 minutes)
-    const retried = await handlers.scheduledReset(lab.runtime, lab.runtime.logger);
+    const retried = await lab.timer();
     expect(retried.pairs[0]).toMatchObject({ id: "vm-25-26", decision: "reset-dispatched" });
     expect(await stored(lab, "vm-25-26")).toMatchObject({ state: "resetting", attempts: 2 });
     expect(accepted(lab).filter((d) => d.inputs.pair === "vm-25-26")).toHaveLength(1);
@@ -223,8 +258,7 @@ describe("GitHub limiting, breaking or stalling", () => {
   it("records a dispatch of a workflow GitHub does not have (404) as failed, with GitHub's answer and the next try", async () => {
     const log = capturingLogger();
     lab = await startTestLab({ config: { ...seedConfig, resetWorkflow: { workflow: "4040404", ref: "main" } }, logger: log.logger });
-    const result = await handlers.scheduledReset(lab.runtime, log.logger).catch((error: Error) => error);
-    expect(result).toBeInstanceOf(Error);
+    await expect(lab.timer()).rejects.toThrow(/not reconciled/);
     expect(accepted(lab)).toHaveLength(0);
     const record = await stored(lab, "vm-25-26");
     expect(record).toMatchObject({ state: "failed", attempts: 1, lastError: expect.stringMatching(/GitHub refused the dispatch: .*dispatches failed with 404: Not Found/) });

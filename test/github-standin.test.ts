@@ -1,7 +1,9 @@
+import { createRequire } from "node:module";
 import { Octokit } from "@octokit/rest";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { components } from "@octokit/openapi-types";
-import { GitHubStandin } from "../shared/sim/github-standin.js";
+import type { WebhookDefinition } from "@octokit/webhooks-examples";
+import { GitHubStandin, hostedRunnerName } from "../shared/sim/github-standin.js";
 import type { StandinOptions } from "../shared/sim/github-standin.js";
 
 type Runner = components["schemas"]["runner"];
@@ -204,10 +206,15 @@ describe("GitHubStandin", () => {
     });
     expect(details.run_url).toBe(run?.url);
     const jobs = ((await (await api(`${repoPath()}/actions/runs/${run?.id}/jobs`)).json()) as { jobs: Job[] }).jobs;
-    expect(jobs.map((j) => [j.status, j.labels, j.runner_name])).toEqual([
-      ["queued", ["self-hosted", "parent=rr1-netperf-26\\localadminuser"], null],
-      ["queued", ["self-hosted", "child=rr1-netperf-25\\localadminuser"], null],
+    // lab-reset.yml's first step: one check per host; the restores come once the checks pass.
+    expect(jobs.map((j) => [j.name, j.status, j.labels, j.runner_name])).toEqual([
+      ["Check netperf-windows-2022-client (parent=rr1-netperf-26\\localadminuser)", "queued", ["self-hosted", "parent=rr1-netperf-26\\localadminuser"], null],
+      ["Check netperf-windows-2022-server (child=rr1-netperf-25\\localadminuser)", "queued", ["self-hosted", "child=rr1-netperf-25\\localadminuser"], null],
     ]);
+    expect(gh.dispatchedHosts(Number(run?.id))).toEqual(JSON.parse(hosts));
+    gh.addJobs(Number(run?.id), [{ name: "Reset netperf-windows-2022-client (parent=rr1-netperf-26\\localadminuser)", status: "queued", labels: ["self-hosted", "parent=rr1-netperf-26\\localadminuser"], runnerName: null }]);
+    expect(gh.jobsOf(Number(run?.id)).map((j) => j.name)).toHaveLength(3);
+    expect(gh.dispatchedHosts(Number(gh.addRun({}).id))).toBeUndefined();
 
     const plain = await api(`${repoPath()}/actions/workflows/lab-reset.yml/dispatches`, {
       method: "POST",
@@ -325,5 +332,153 @@ describe("GitHubStandin", () => {
     }
     expect(gh.requests.filter((r) => r.path.endsWith("/runners")).map((r) => r.query.page)).toEqual([undefined, "2", "3", undefined, "2", "3"]);
     expect(gh.runs().map((r) => r.display_title)).toEqual([`Lab reset vm-25-26 ${gh.url}/api/v3`, `Lab reset vm-25-26 ${gh.url}`]);
+  });
+});
+
+describe("GitHubStandin: a runner's labels", () => {
+  type LabelAnswer = { total_count: number; labels: { id: number; name: string; type: string }[] };
+  const labelsPath = (id: number | string, scope: "repo" | "org" = "repo") =>
+    `${scope === "repo" ? repoPath() : `/orgs/${gh.owner}`}/actions/runners/${id}/labels`;
+  const names = async (response: Response) => ((await response.json()) as LabelAnswer).labels.map((l) => l.name);
+
+  it("lists, adds and removes custom labels like GitHub, case-insensitively, keeping the read-only ones", async () => {
+    const vm = gh.addRunner({ name: "VM-11-12", labels: ["lab", "os-linux", "vm-11-12"], os: "Linux", arch: "ARM64" });
+    const listed = await api(labelsPath(vm.id));
+    expect(listed.status).toBe(200);
+    expect(((await listed.json()) as LabelAnswer)).toEqual({
+      total_count: 6,
+      labels: [
+        { id: 1, name: "self-hosted", type: "read-only" },
+        { id: 2, name: "Linux", type: "read-only" },
+        { id: 3, name: "ARM64", type: "read-only" },
+        { id: 4, name: "lab", type: "custom" },
+        { id: 5, name: "os-linux", type: "custom" },
+        { id: 6, name: "vm-11-12", type: "custom" },
+      ],
+    });
+
+    const removed = await api(`${labelsPath(vm.id)}/LAB`, { method: "DELETE" });
+    expect(removed.status).toBe(200);
+    expect(await names(removed)).toEqual(["self-hosted", "Linux", "ARM64", "os-linux", "vm-11-12"]);
+    // The runner list shows the edit at once.
+    expect(gh.getRunner("VM-11-12")?.labels.map((l) => l.name)).not.toContain("lab");
+    expect((await api(`${labelsPath(vm.id)}/lab`, { method: "DELETE" })).status).toBe(404);
+
+    const added = await api(labelsPath(vm.id), { method: "POST", json: { labels: ["lab", "Os-Linux"] } });
+    expect(added.status).toBe(200);
+    const body = (await added.json()) as LabelAnswer;
+    expect(body.total_count).toBe(6);
+    expect(body.labels.find((l) => l.name === "lab")).toEqual({ id: 4, name: "lab", type: "custom" });
+
+    expect(gh.labelCalls.map((c) => [c.operation, c.scope, c.runnerName, c.labels, c.status])).toEqual([
+      ["list", "repo", "VM-11-12", [], 200],
+      ["remove", "repo", "VM-11-12", ["LAB"], 200],
+      ["remove", "repo", "VM-11-12", ["lab"], 404],
+      ["add", "repo", "VM-11-12", ["lab", "Os-Linux"], 200],
+    ]);
+  });
+
+  it("answers 404 for an unknown runner and 422 for read-only labels or a bad body", async () => {
+    const vm = gh.addRunner({ name: "VM-25-26", labels: ["lab"] });
+    expect((await api(labelsPath(999))).status).toBe(404);
+    expect((await api(labelsPath(999), { method: "POST", json: { labels: ["lab"] } })).status).toBe(404);
+    for (const readOnly of ["self-hosted", "Windows", "x64"]) {
+      const removal = await api(`${labelsPath(vm.id)}/${readOnly}`, { method: "DELETE" });
+      expect(removal.status).toBe(422);
+      expect(await removal.json()).toMatchObject({ message: "Validation Failed", errors: [expect.stringContaining(readOnly)] });
+      expect((await api(labelsPath(vm.id), { method: "POST", json: { labels: [readOnly] } })).status).toBe(422);
+    }
+    for (const json of [{}, { labels: "lab" }, { labels: [] }, { labels: [7] }]) {
+      const response = await api(labelsPath(vm.id), { method: "POST", json });
+      expect(response.status).toBe(422);
+      expect(((await response.json()) as { message: string }).message).toMatch(/^Invalid request\./);
+    }
+    expect(gh.getRunner("VM-25-26")?.labels.map((l) => l.name)).toEqual(["self-hosted", "Windows", "X64", "lab"]);
+  });
+
+  it("serves set (PUT) and remove-all too, also for org runners, and records them so a test can forbid them", async () => {
+    const vm = gh.addRunner({ name: "VM-42-43", labels: ["lab", "vm-42-43"] });
+    const octokit = new Octokit({ auth: gh.token, baseUrl: gh.url });
+    const set = await octokit.rest.actions.setCustomLabelsForSelfHostedRunnerForRepo({ owner: gh.owner, repo: gh.repo, runner_id: vm.id, labels: ["vm-42-43", "held"] });
+    expect(set.data.labels.map((l) => [l.name, l.type])).toEqual([
+      ["self-hosted", "read-only"],
+      ["Windows", "read-only"],
+      ["X64", "read-only"],
+      ["vm-42-43", "custom"],
+      ["held", "custom"],
+    ]);
+    const cleared = await octokit.rest.actions.removeAllCustomLabelsFromSelfHostedRunnerForOrg({ org: gh.owner, runner_id: vm.id });
+    expect(cleared.data).toMatchObject({ total_count: 3 });
+    const org = await octokit.rest.actions.addCustomLabelsToSelfHostedRunnerForOrg({ org: gh.owner, runner_id: vm.id, labels: ["lab"] });
+    expect(org.data.labels.map((l) => l.name)).toEqual(["self-hosted", "Windows", "X64", "lab"]);
+    await octokit.rest.actions.removeCustomLabelFromSelfHostedRunnerForOrg({ org: gh.owner, runner_id: vm.id, name: "lab" });
+    expect(await names(await api(labelsPath(vm.id, "org")))).toEqual(["self-hosted", "Windows", "X64"]);
+    expect((await api(labelsPath(vm.id).replace(gh.owner, "someone"), { method: "PUT", json: { labels: [] } })).status).toBe(404);
+    expect(gh.labelCalls.map((c) => `${c.scope} ${c.operation}`)).toEqual(["repo set", "org remove-all", "org add", "org remove", "org list"]);
+    expect(gh.labelCalls.filter((c) => c.operation === "set" || c.operation === "remove-all")).toHaveLength(2);
+  });
+
+  it("answers 403 'Resource not accessible by integration' to label calls its rule denies, and changes nothing", async () => {
+    const vm = gh.addRunner({ name: "VM-05-10", labels: ["lab"] });
+    gh.denyLabelCall = (call) => call.operation !== "list";
+    const denied = await api(`${labelsPath(vm.id)}/lab`, { method: "DELETE" });
+    expect(denied.status).toBe(403);
+    expect(await denied.json()).toMatchObject({ message: "Resource not accessible by integration", status: "403" });
+    expect((await api(labelsPath(vm.id), { method: "POST", json: { labels: ["x"] } })).status).toBe(403);
+    expect(await names(await api(labelsPath(vm.id)))).toEqual(["self-hosted", "Windows", "X64", "lab"]);
+    expect(gh.labelCalls.map((c) => c.status)).toEqual([403, 403, 200]);
+  });
+
+  it("lets a label edit reach job assignment only labelEffectDelaySeconds later", async () => {
+    let now = new Date("2026-11-27T12:00:00Z");
+    await start({ clock: () => now, labelEffectDelaySeconds: 30 });
+    const vm = gh.addRunner({ name: "VM-25-26", labels: ["lab", "vm-25-26"] });
+    const edits: [string, string][] = [];
+    gh.onLabelsEdited = (runner, at) => edits.push([runner, at.toISOString()]);
+    expect((await api(`${labelsPath(vm.id)}/lab`, { method: "DELETE" })).status).toBe(200);
+    expect(edits).toEqual([["VM-25-26", "2026-11-27T12:00:30.000Z"]]);
+    expect(gh.assignableLabels("VM-25-26")).toContain("lab");
+    now = new Date("2026-11-27T12:00:29Z");
+    expect(gh.assignableLabels("VM-25-26")).toContain("lab");
+    now = new Date("2026-11-27T12:00:30Z");
+    expect(gh.assignableLabels("VM-25-26")).toEqual(["self-hosted", "Windows", "X64", "vm-25-26"]);
+    // Adding a label the runner has already is no edit.
+    await api(labelsPath(vm.id), { method: "POST", json: { labels: ["VM-25-26"] } });
+    expect(edits).toHaveLength(1);
+    expect(gh.assignableLabels("nobody")).toBeUndefined();
+  });
+});
+
+describe("GitHubStandin: workflow_job payloads", () => {
+  const definitions = createRequire(import.meta.url)("@octokit/webhooks-examples") as WebhookDefinition[];
+  const examples = definitions.find((d): d is WebhookDefinition<"workflow_job"> => d.name === "workflow_job")!.examples;
+  const example = (action: string) => examples.find((e) => e.action === action && "run_attempt" in e.workflow_job)!;
+
+  it("has the fields of GitHub's recorded deliveries, the runner once a runner has the job", () => {
+    gh.addRunner({ name: "VM-25-26", labels: ["lab", "vm-25-26"] });
+    const run = gh.addRun({ status: "queued", jobs: [{ name: "perf", status: "queued", labels: ["self-hosted", "lab", "vm-25-26"], runnerName: null }] });
+    const jobId = Number(gh.jobsOf(Number(run.id))[0]?.id);
+    const queued = gh.workflowJobEvent(jobId, "queued");
+    gh.setJob(jobId, { status: "in_progress", runnerName: "VM-25-26" });
+    const started = gh.workflowJobEvent(jobId, "in_progress");
+    gh.setJob(jobId, { status: "completed", conclusion: "failure" });
+    const completed = gh.workflowJobEvent(jobId, "completed");
+    for (const event of [queued, started, completed]) {
+      expect(Object.keys(event.workflow_job).sort()).toEqual(Object.keys(example(event.action).workflow_job).sort());
+      expect(Object.keys(event).sort()).toEqual(["action", "installation", "repository", "sender", "workflow_job"]);
+      // Only fields the schema leaves optional may be left out of the repository.
+      const missing = Object.keys(example(event.action).repository).filter((key) => !(key in event.repository));
+      expect(missing.filter((key) => !["is_template", "topics", "web_commit_signoff_required", "custom_properties"].includes(key))).toEqual([]);
+      expect(event.repository.full_name).toBe("microsoft/netperf");
+      expect(event.workflow_job).toMatchObject({ id: jobId, run_id: run.id, run_attempt: 1, labels: ["self-hosted", "lab", "vm-25-26"] });
+    }
+    expect(queued.workflow_job).toMatchObject({ status: "queued", runner_id: null, runner_name: null, runner_group_name: null, conclusion: null, completed_at: null });
+    expect(started.workflow_job).toMatchObject({ status: "in_progress", runner_name: "VM-25-26", runner_group_name: "Default", conclusion: null });
+    expect(completed.workflow_job).toMatchObject({ status: "completed", runner_name: "VM-25-26", conclusion: "failure", completed_at: expect.any(String) });
+  });
+
+  it("names GitHub-hosted runners in their own group", () => {
+    const run = gh.addRun({ jobs: [{ name: "report", labels: ["ubuntu-latest"], runnerName: hostedRunnerName(3) }] });
+    expect(gh.jobsOf(Number(run.id))[0]).toMatchObject({ runner_id: 3, runner_name: "GitHub Actions 3", runner_group_name: "GitHub Actions" });
   });
 });

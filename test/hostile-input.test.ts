@@ -1,8 +1,9 @@
 /**
  * Hostile input against both public endpoints, over HTTP through the local host, with OIDC on
  * and a webhook secret set, as in Azure. Every case must get its 4xx with a JSON error that
- * echoes no secret, and leave Table Storage and the dispatches untouched. The one 5xx case is
- * an unreachable key set: that is our failure, not the caller's, so the caller may retry (503).
+ * echoes no secret, write no pair record and no job fact, queue no reconcile and dispatch
+ * nothing. The one 5xx case is an unreachable key set: that is our failure, not the caller's, so
+ * the caller may retry (503).
  */
 import { generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -28,7 +29,7 @@ async function serve(issuerOptions: Parameters<typeof TestIssuer.start>[0], sett
   const issuer = await TestIssuer.start(issuerOptions);
   const lab = await startTestLab({ settings: { OIDC_ISSUER: issuer.url, OIDC_AUDIENCE: AUDIENCE, ...settings } });
   const runtime = lab.runtime;
-  const host = await startLocalHost({ definitions: functionDefinitions(() => Promise.resolve(runtime), "0 0 */6 * * *"), port: 0, logger: silentLogger });
+  const host = await startLocalHost({ definitions: functionDefinitions(() => Promise.resolve(runtime), runtime.settings), port: 0, logger: silentLogger });
   return { issuer, lab, host };
 }
 
@@ -60,6 +61,8 @@ async function expectRefused(served: Served, attempt: Attempt, status: number, m
   expect(answer.error).toMatch(message);
   for (const secret of [...attempt.secrets, WEBHOOK_SECRET]) expect(text).not.toContain(secret);
   expect(await served.lab.runtime.store.listPairs()).toEqual([]);
+  expect(await served.lab.runtime.facts.listSince(new Date(0))).toEqual([]);
+  expect(served.lab.queue.length).toBe(0);
   expect(served.lab.github.dispatches).toEqual([]);
 }
 

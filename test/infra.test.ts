@@ -4,10 +4,14 @@
  * reset workflow that the app dispatches.
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { HostSchema, loadLabConfigFile } from "../shared/lab/config.js";
+import { ALERTS, alert, type Logger } from "../shared/logger.js";
+import { DEFAULT_RECONCILE_QUEUE } from "../shared/settings.js";
 
 /** Whatever the compiled JSON holds there: the tests read ARM JSON loosely. */
 type Json = ReturnType<typeof JSON.parse>;
@@ -18,6 +22,7 @@ interface ArmResource {
   apiVersion: string;
   condition?: string;
   scope?: string;
+  resourceGroup?: string;
   kind?: string;
   sku?: Record<string, unknown>;
   identity?: { type: string };
@@ -35,6 +40,7 @@ type PlacedResource = ArmResource & { module: string; variables: Record<string, 
 const ROLE = {
   storageBlobDataOwner: "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
   storageTableDataContributor: "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
+  storageQueueDataContributor: "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
   monitoringMetricsPublisher: "3913510d-42f4-4e42-8a64-420c390055eb",
   keyVaultSecretsUser: "4633458b-17de-408a-b874-0445c86b69e6",
   keyVaultSecretsOfficer: "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
@@ -68,6 +74,87 @@ function roleOf(assignment: PlacedResource): string {
   return Object.entries(ROLE).find(([, roleId]) => roleId === id)?.[0] ?? `unknown role ${expression}`;
 }
 
+/**
+ * Evaluates exported functions of infra/modules/lib.bicep with the Bicep CLI itself: a throwaway
+ * parameters file (`using none`) sets one parameter per call, and build-params computes them.
+ */
+function evaluateLib(calls: Record<string, string>): Record<string, unknown> {
+  const dir = mkdtempSync(join(tmpdir(), "lab-reset-bicep-"));
+  try {
+    const lib = relative(dir, resolve("infra/modules/lib.bicep")).split("\\").join("/");
+    const file = join(dir, "calls.bicepparam");
+    writeFileSync(file, [`using none`, `import * as lib from '${lib}'`, ...Object.entries(calls).map(([name, call]) => `param ${name} = lib.${call}`)].join("\n"));
+    const { parametersJson } = JSON.parse(bicep(["build-params", file])) as { parametersJson: string };
+    const { parameters } = JSON.parse(parametersJson) as { parameters: Record<string, { value: unknown }> };
+    return Object.fromEntries(Object.entries(parameters).map(([name, { value }]) => [name, value]));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A Bicep string literal. */
+const bicepString = (text: string) => `'${text.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+
+/**
+ * Evaluates the little of GitHub's expression language a workflow value here uses: string
+ * literals, context values, startsWith (case-insensitive), fromJSON, && and || (short-circuiting,
+ * each gives an operand back; "" is falsy, arrays are truthy) and parentheses. Anything else throws.
+ */
+function evaluateGithubExpression(expression: string, context: Record<string, string>): unknown {
+  type Node = () => unknown;
+  const tokens = expression.match(/'(?:[^']|'')*'|&&|\|\||[(),]|[A-Za-z_][\w.-]*|\S/g) ?? [];
+  let at = 0;
+  const next = () => tokens[at++];
+  const expectToken = (token: string) => {
+    if (next() !== token) throw new Error(`expected ${token} at token ${at} of ${expression}`);
+  };
+  const functions: Record<string, (...args: unknown[]) => unknown> = {
+    startsWith: (text, prefix) => String(text).toLowerCase().startsWith(String(prefix).toLowerCase()),
+    fromJSON: (text) => JSON.parse(String(text)),
+  };
+  const primary = (): Node => {
+    const token = next();
+    if (token === undefined) throw new Error(`unexpected end of ${expression}`);
+    if (token === "(") {
+      const inner = or();
+      expectToken(")");
+      return inner;
+    }
+    if (token.startsWith("'")) return () => token.slice(1, -1).replace(/''/g, "'");
+    if (token in context) return () => context[token];
+    const fn = functions[token];
+    if (!fn) throw new Error(`unknown name ${token} in ${expression}`);
+    expectToken("(");
+    const args: Node[] = [];
+    while (tokens[at] !== ")") {
+      args.push(or());
+      if (tokens[at] === ",") next();
+    }
+    expectToken(")");
+    return () => fn(...args.map((arg) => arg()));
+  };
+  const chain = (operator: string, operand: () => Node, keepLeft: (value: unknown) => boolean): Node => {
+    const operands = [operand()];
+    while (tokens[at] === operator) {
+      next();
+      operands.push(operand());
+    }
+    return () => {
+      let value: unknown;
+      for (const node of operands) {
+        value = node();
+        if (keepLeft(value)) return value;
+      }
+      return value;
+    };
+  };
+  const and = (): Node => chain("&&", primary, (value) => !value);
+  const or = (): Node => chain("||", and, (value) => Boolean(value));
+  const root = or();
+  if (at !== tokens.length) throw new Error(`unexpected ${tokens[at]} in ${expression}`);
+  return root();
+}
+
 let template: ArmTemplate;
 let templateText: string;
 let resources: PlacedResource[];
@@ -77,6 +164,13 @@ const one = (type: string) => {
   expect(found, type).toHaveLength(1);
   return found[0]!;
 };
+/** The parameters main.bicep passes to one of its modules, as ARM expressions. */
+const moduleParameters = (module: string): Record<string, string> => {
+  const deployment = resources.find((r) => r.module === "main" && r.type === "Microsoft.Resources/deployments" && r.name.startsWith(`[format('${module}-`));
+  expect(deployment, `module ${module}`).toBeDefined();
+  return Object.fromEntries(Object.entries(deployment!.properties.parameters as Record<string, { value: string }>).map(([name, { value }]) => [name, value]));
+};
+const appSettings = () => new Map<string, string>(one("Microsoft.Web/sites").properties.siteConfig.appSettings.map((s: { name: string; value: string }) => [s.name, s.value]));
 
 beforeAll(() => {
   templateText = bicep(["build", "infra/main.bicep"]);
@@ -114,10 +208,13 @@ describe("infra/main.bicep compiled to ARM", () => {
   });
 
   it("gives the app settings the app reads, with secrets only as Key Vault references", () => {
-    const settings = new Map<string, string>(one("Microsoft.Web/sites").properties.siteConfig.appSettings.map((s: { name: string; value: string }) => [s.name, s.value]));
+    const settings = appSettings();
     expect([...settings.keys()]).toEqual(
       expect.arrayContaining([
         "AzureWebJobsStorage__accountName",
+        "AzureWebJobsStorage__queueServiceUri",
+        "RECONCILE_QUEUE",
+        "ALLOWED_REPOSITORIES",
         "APPLICATIONINSIGHTS_CONNECTION_STRING",
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
         "GITHUB_API_URL",
@@ -147,7 +244,7 @@ describe("infra/main.bicep compiled to ARM", () => {
     expect(settings.get("APPLICATIONINSIGHTS_CONNECTION_STRING")).toMatch(/^\[reference\(resourceId\('Microsoft\.Insights\/components'.*\)\.ConnectionString\]$/);
   });
 
-  it("grants the app's identity exactly the four roles it uses, each scoped to its resource", () => {
+  it("grants the app's identity exactly the five roles it uses, each scoped to its resource", () => {
     const appRoles = ofType("Microsoft.Authorization/roleAssignments").filter((r) => r.module === "functionApp");
     const granted = appRoles.map((r) => ({
       role: roleOf(r),
@@ -156,6 +253,7 @@ describe("infra/main.bicep compiled to ARM", () => {
     expect(granted).toEqual([
       { role: "storageBlobDataOwner", scope: "Microsoft.Storage/storageAccounts" },
       { role: "storageTableDataContributor", scope: "Microsoft.Storage/storageAccounts" },
+      { role: "storageQueueDataContributor", scope: "Microsoft.Storage/storageAccounts" },
       { role: "monitoringMetricsPublisher", scope: "Microsoft.Insights/components" },
       { role: "keyVaultSecretsUser", scope: "Microsoft.KeyVault/vaults" },
     ]);
@@ -163,6 +261,80 @@ describe("infra/main.bicep compiled to ARM", () => {
       expect(role.properties.principalId).toMatch(/^\[reference\(resourceId\('Microsoft\.Web\/sites', parameters\('functionAppName'\)\), '[\d-]+', 'full'\)\.identity\.principalId\]$/);
       expect(role.properties.principalType).toBe("ServicePrincipal");
     }
+  });
+
+  it("creates the reconcile queue, with the app's default name, and its poison queue in the app's storage account", () => {
+    const queues = ofType("Microsoft.Storage/storageAccounts/queueServices/queues");
+    expect(queues.map((q) => q.module)).toEqual(["storage", "storage"]);
+    expect(queues.map((q) => q.name)).toEqual([
+      "[format('{0}/{1}/{2}', parameters('storageAccountName'), 'default', parameters('reconcileQueueName'))]",
+      "[format('{0}/{1}/{2}', parameters('storageAccountName'), 'default', format('{0}-poison', parameters('reconcileQueueName')))]",
+    ]);
+    // The name main.bicep gives both modules is the app's default (shared/settings.ts), and the
+    // app setting is the very queue the storage module created.
+    expect(moduleParameters("storage").reconcileQueueName).toBe("[variables('names').reconcileQueue]");
+    expect((template.variables?.names as Record<string, string>).reconcileQueue).toBe(DEFAULT_RECONCILE_QUEUE);
+    expect(moduleParameters("functionApp").reconcileQueueName).toBe("[reference('storage').outputs.reconcileQueueName.value]");
+    const settings = appSettings();
+    expect(settings.get("RECONCILE_QUEUE")).toBe("[parameters('reconcileQueueName')]");
+    // The queue endpoint comes from the account itself (no cloud's DNS suffix in the template),
+    // beside the account name the host and the app's tables use.
+    expect(settings.get("AzureWebJobsStorage__queueServiceUri")).toMatch(/^\[reference\(resourceId\('Microsoft\.Storage\/storageAccounts', parameters\('storageAccountName'\)\), '[\d-]+'\)\.primaryEndpoints\.queue\]$/);
+    expect(settings.get("AzureWebJobsStorage__accountName")).toBe("[parameters('storageAccountName')]");
+  });
+
+  it("passes ALLOWED_REPOSITORIES as the lab repository followed by the allowedRepositories parameter's, each once", () => {
+    expect(appSettings().get("ALLOWED_REPOSITORIES")).toBe("[parameters('allowedRepositories')]");
+    expect(moduleParameters("functionApp").allowedRepositories).toBe("[__bicep.allowedRepositoryList(format('{0}/{1}', parameters('githubOwner'), parameters('githubRepo')), parameters('allowedRepositories'))]");
+    expect(evaluateLib({
+      none: "allowedRepositoryList('microsoft/netperf', '')",
+      blank: "allowedRepositoryList('microsoft/netperf', ' , ')",
+      others: "allowedRepositoryList('microsoft/netperf', ' microsoft/msquic ,microsoft/netperf,, microsoft/xdp-for-windows')",
+    })).toEqual({ none: "microsoft/netperf", blank: "microsoft/netperf", others: "microsoft/netperf,microsoft/msquic,microsoft/xdp-for-windows" });
+  }, 60_000);
+
+  it("refuses a name prefix that would make an illegal resource name, before creating the resource group", () => {
+    const parameter = (template as Json).parameters.namePrefix;
+    expect(parameter).toMatchObject({ type: "string", minLength: 3, maxLength: 12 });
+    expect(template.variables?.prefixProblem).toBe("[__bicep.namePrefixProblem(parameters('namePrefix'))]");
+    const group = one("Microsoft.Resources/resourceGroups");
+    expect(group.name).toMatch(/^\[if\(empty\(variables\('prefixProblem'\)\), parameters\('resourceGroupName'\), fail\(format\('namePrefix ''\{0\}'' \{1\}: use 3-12 lower-case letters \(a-z\) and digits \(0-9\)/);
+    // Every module is deployed into that resource group, so none starts when the prefix is refused.
+    for (const deployment of ofType("Microsoft.Resources/deployments").filter((r) => r.module === "main")) expect(deployment.resourceGroup, deployment.name).toBe(group.name);
+    // The rule itself, evaluated by the Bicep CLI.
+    const good = ["labreset", "lab2", "abc", "a23456789012", "0lab"];
+    const bad = ["LabReset", "lab-reset", "lab_reset", "lab reset", "läbreset", "ab", "abcdefghijklm", ""];
+    const results = evaluateLib(Object.fromEntries([...good, ...bad].map((prefix, i) => [`p${i}`, `namePrefixProblem(${bicepString(prefix)})`])));
+    const problems = [...good, ...bad].map((prefix, i) => [prefix, results[`p${i}`]] as const);
+    for (const [prefix, problem] of problems.slice(0, good.length)) expect(problem, prefix).toBe("");
+    for (const [prefix, problem] of problems.slice(good.length)) expect(problem, prefix).not.toBe("");
+    expect(new Map(problems).get("ab")).toBe("is 2 characters long, not 3-12");
+    expect(new Map(problems).get("lab-reset")).toBe("holds a character other than the lower-case letters a-z and the digits 0-9");
+  }, 60_000);
+
+  it("puts people, not keys, in front of the status page and admin routes when an Entra client id is given", () => {
+    const auth = one("Microsoft.Web/sites/config");
+    expect(auth.module).toBe("functionApp");
+    expect(auth.name).toMatch(/'authsettingsV2'\)\]$/);
+    expect(auth.condition).toBe("[not(empty(parameters('entraClientId')))]");
+    expect(moduleParameters("functionApp").entraClientId).toBe("[parameters('entraClientId')]");
+    const { globalValidation, identityProviders, platform } = auth.properties;
+    expect(platform.enabled).toBe(true);
+    expect(globalValidation).toMatchObject({ requireAuthentication: true, unauthenticatedClientAction: "RedirectToLoginPage", redirectToProvider: "azureactivedirectory" });
+    // Only the routes machines call (they prove themselves with an OIDC token or an HMAC), and the
+    // host's master-key admin API, skip sign-in.
+    expect(globalValidation.excludedPaths).toEqual(["/api/job-completed", "/api/github-webhook", "/admin/*"]);
+    const definitions = readFileSync("functions/definitions.ts", "utf8");
+    for (const route of ["job-completed", "github-webhook"]) expect(definitions).toContain(`route: "${route}"`);
+    for (const path of ["/api/status", "/api/plan", "/api/pairs", "/api/pairs/vm-42-43/clear"]) {
+      expect(globalValidation.excludedPaths.some((excluded: string) => path === excluded || (excluded.endsWith("/*") && path.startsWith(excluded.slice(0, -1)))), path).toBe(false);
+    }
+    const aad = identityProviders.azureActiveDirectory;
+    expect(aad.enabled).toBe(true);
+    expect(aad.registration.clientId).toBe("[parameters('entraClientId')]");
+    expect(aad.registration.openIdIssuer).toBe("[format('{0}{1}/v2.0', environment().authentication.loginEndpoint, tenant().tenantId)]");
+    // No client secret to store or rotate: the sign-in uses the ID token.
+    expect(aad.registration.clientSecretSettingName).toBeUndefined();
   });
 
   it("keeps secrets in an RBAC Key Vault that only an admin named at deployment may write", () => {
@@ -193,15 +365,124 @@ describe("infra/main.bicep compiled to ARM", () => {
     expect(Object.keys(template.outputs ?? {})).toEqual(expect.arrayContaining(["functionAppName", "baseUrl", "resourceGroupName", "keyVaultName", "oidcAudience"]));
   });
 
-  it("takes the repository from lab.config.json in infra/main.bicepparam", () => {
-    const env = { ...process.env, LAB_RESET_GITHUB_APP_ID: "123", LAB_RESET_GITHUB_APP_INSTALLATION_ID: "456" };
-    const { parametersJson } = JSON.parse(bicep(["build-params", "infra/main.bicepparam"], env)) as { parametersJson: string };
-    const { parameters } = JSON.parse(parametersJson) as { parameters: Record<string, { value: string }> };
+  it("takes the repository from lab.config.json in infra/main.bicepparam, and the optional e-mail and Entra client id from the environment", () => {
+    const base: NodeJS.ProcessEnv = { ...process.env, LAB_RESET_GITHUB_APP_ID: "123", LAB_RESET_GITHUB_APP_INSTALLATION_ID: "456" };
+    delete base.LAB_RESET_ALERT_EMAIL;
+    delete base.LAB_RESET_ENTRA_CLIENT_ID;
+    delete base.LAB_RESET_NAME_PREFIX;
+    const build = (env: NodeJS.ProcessEnv) => {
+      const { parametersJson } = JSON.parse(bicep(["build-params", "infra/main.bicepparam"], env)) as { parametersJson: string };
+      return (JSON.parse(parametersJson) as { parameters: Record<string, { value: string }> }).parameters;
+    };
+    const parameters = build(base);
     const lab = loadLabConfigFile("lab.config.json");
     expect(parameters.githubOwner?.value).toBe(lab.github.owner);
     expect(parameters.githubRepo?.value).toBe(lab.github.repo);
     expect(parameters.githubAppId?.value).toBe("123");
-  }, 60_000);
+    expect(parameters.alertEmail?.value).toBe("");
+    expect(parameters.entraClientId?.value).toBe("");
+    expect(parameters.allowedRepositories?.value).toBe("");
+    // The default prefix passes the rule main.bicep enforces.
+    expect(evaluateLib({ p: `namePrefixProblem(${bicepString(parameters.namePrefix!.value)})` }).p).toBe("");
+    const set = build({ ...base, LAB_RESET_ALERT_EMAIL: "lab-admins@example.com", LAB_RESET_ENTRA_CLIENT_ID: "11111111-2222-3333-4444-555555555555" });
+    expect(set.alertEmail?.value).toBe("lab-admins@example.com");
+    expect(set.entraClientId?.value).toBe("11111111-2222-3333-4444-555555555555");
+  }, 90_000);
+
+  it("names the GitHub App key and webhook secrets in Key Vault as docs/deploy.md stores them", () => {
+    const variables = resources.find((r) => r.module === "functionApp")!.variables as Record<string, string>;
+    expect(variables.githubAppPrivateKeySecret).toBe("github-app-private-key");
+    expect(variables.githubWebhookSecret).toBe("github-webhook-secret");
+    const settings = appSettings();
+    expect(settings.get("GITHUB_APP_PRIVATE_KEY")).toContain("variables('githubAppPrivateKeySecret')");
+    expect(settings.get("GITHUB_WEBHOOK_SECRET")).toContain("variables('githubWebhookSecret')");
+    const deploy = readFileSync("docs/deploy.md", "utf8");
+    const stored = [...deploy.matchAll(/az keyvault secret set [^\n]*--name ([\w-]+)/g)].map((m) => m[1]);
+    expect(new Set(stored)).toEqual(new Set(["github-app-private-key", "github-webhook-secret"]));
+    // No other spelling of the App key's secret anywhere in the deploy guide.
+    expect(new Set(deploy.match(/github-app-[\w-]*key\b/g))).toEqual(new Set(["github-app-private-key"]));
+  });
+});
+
+describe("infra/modules/alerts.bicep, the alerts on the app's Application Insights", () => {
+  const alertsOf = () => {
+    const rules = ofType("Microsoft.Insights/scheduledQueryRules");
+    expect(rules).toHaveLength(1); // one copy loop over the alerts variable
+    const rule = rules[0]!;
+    expect(rule.module).toBe("alerts");
+    const list = rule.variables.alerts as { name: string; severity: number; query: string; description: string }[];
+    return { rule, list };
+  };
+
+  it("has one rule per alert the app logs, each querying the trace that shared/logger.ts writes", () => {
+    const { rule, list } = alertsOf();
+    expect((rule as Json).copy.count).toBe("[length(variables('alerts'))]");
+    expect(list.map((a) => a.name).sort()).toEqual([...ALERTS].sort());
+    for (const name of ALERTS) {
+      const { query } = list.find((a) => a.name === name)!;
+      const prefix = query.match(/traces \| where message startswith "([^"]+)"/)?.[1];
+      expect(prefix, name).toBe(`lab-reset alert ${name}:`);
+      // What the app really logs for that alert starts with it.
+      const logged: string[] = [];
+      const logger: Logger = { info: () => {}, warn: () => {}, error: (message) => logged.push(message) };
+      alert(logger, name, "pair vm-42-43: something happened");
+      expect(logged).toHaveLength(1);
+      expect(logged[0]!.startsWith(prefix!), name).toBe(true);
+    }
+    // Failed invocations of the timer and of the queue-triggered reconcile count as reconcile-failed.
+    expect(list.find((a) => a.name === "reconcile-failed")!.query).toContain('(requests | where success == false and operation_Name in ("scheduledReset", "reconcileLab"))');
+    // Nothing else is queried by the other rules.
+    for (const { name, query } of list.filter((a) => a.name !== "reconcile-failed")) expect(query, name).toBe(`traces | where message startswith "lab-reset alert ${name}:"`);
+    expect(list.map((a) => [a.name, a.severity])).toEqual(
+      expect.arrayContaining([
+        ["pair-gave-up", 1],
+        ["poison-message", 1],
+        ["reset-failed-twice", 2],
+        ["reconcile-failed", 2],
+      ]),
+    );
+    for (const { description } of list) expect(description.length).toBeGreaterThan(20);
+  });
+
+  it("evaluates every 5 minutes over at most 15, on the app's Application Insights, once per event", () => {
+    const { rule } = alertsOf();
+    expect(rule.kind).toBe("LogAlert");
+    const p = rule.properties;
+    expect(p.enabled).toBe(true);
+    expect(p.scopes).toEqual(["[resourceId('Microsoft.Insights/components', parameters('appInsightsName'))]"]);
+    expect(moduleParameters("alerts").appInsightsName).toBe("[reference('monitoring').outputs.appInsightsName.value]");
+    expect(p.evaluationFrequency).toBe("PT5M");
+    expect(["PT5M", "PT10M", "PT15M"]).toContain(p.windowSize);
+    expect(p.autoMitigate).toBe(true);
+    expect(p.severity).toBe("[variables('alerts')[copyIndex()].severity]");
+    expect(p.criteria.allOf).toEqual([
+      {
+        query: "[variables('alerts')[copyIndex()].query]",
+        timeAggregation: "Count",
+        operator: "GreaterThan",
+        threshold: 0,
+        failingPeriods: { numberOfEvaluationPeriods: 1, minFailingPeriodsToAlert: 1 },
+      },
+    ]);
+    // The rules run with Azure Monitor's own access: no identity, no role for them, none for the app.
+    expect(rule.identity).toBeUndefined();
+    expect(ofType("Microsoft.Authorization/roleAssignments").filter((r) => r.module === "alerts")).toEqual([]);
+  });
+
+  it("e-mails alertEmail through one action group, which exists (and is wired to the rules) only when the address is set", () => {
+    const group = one("Microsoft.Insights/actionGroups");
+    expect(group.module).toBe("alerts");
+    expect(group.condition).toBe("[not(empty(parameters('alertEmail')))]");
+    expect(group.properties.emailReceivers).toEqual([{ name: "lab-admin", emailAddress: "[parameters('alertEmail')]", useCommonAlertSchema: true }]);
+    expect(group.properties.groupShortName.length).toBeLessThanOrEqual(12);
+    const { rule } = alertsOf();
+    expect(rule.properties.actions).toEqual({
+      actionGroups: "[if(empty(parameters('alertEmail')), createArray(), createArray(resourceId('Microsoft.Insights/actionGroups', parameters('actionGroupName'))))]",
+    });
+    expect(group.name).toBe("[parameters('actionGroupName')]");
+    expect(moduleParameters("alerts").alertEmail).toBe("[parameters('alertEmail')]");
+    expect((template as Json).parameters.alertEmail).toEqual(expect.objectContaining({ type: "string", defaultValue: "" }));
+  });
 });
 
 describe("infra/github/lab-reset.yml, the reset workflow the app dispatches", () => {
@@ -236,7 +517,7 @@ describe("infra/github/lab-reset.yml, the reset workflow the app dispatches", ()
     expect(check["runs-on"]).toEqual(["self-hosted", "${{ matrix.host.runnerLabel }}"]);
     expect(job.needs).toBe("check");
     const guard = checkSteps.find((s) => /Invoke-Command -VMName \$env:VM_NAME[\s\S]*Runner\.Worker/.test(s.run));
-    expect(guard?.run).toMatch(/if \(\$workers -gt 0\) \{\s*Write-Output "::error::A job is running in VM/);
+    expect(guard?.run).toMatch(/if \(\$workers -gt 0\) \{\s*Write-Output "::error::A job is running in VM[^\n]*\n\s*exit 1/);
     const index = (pattern: RegExp) => steps.findIndex((s) => pattern.test(s.run));
     const restore = index(/Get-VMCheckpoint -VMName \$env:VM_NAME -Name LATEST[\s\S]*Restore-VMCheckpoint/);
     const start = index(/Start-VM[\s\S]*IPAddresses/);
@@ -247,5 +528,49 @@ describe("infra/github/lab-reset.yml, the reset workflow the app dispatches", ()
     expect(workflow.concurrency).toEqual({ group: "lab-reset-${{ inputs.pair }}", "cancel-in-progress": false });
     // Inputs reach the scripts through env only, so a crafted VM name cannot inject PowerShell.
     for (const step of [...steps, ...checkSteps]) expect(step.run).not.toContain("${{");
+  });
+
+  it("looks again inside the VM, with the check job's very function, right before turning it off and restoring it", () => {
+    // Label edits reach GitHub's job assignment late: a job may have reached the VM since the check job.
+    type Step = { name: string; run: string; env?: Record<string, string> };
+    const definition = /^function Assert-NoJobInVM \{\n[\s\S]*?\n\}$/m;
+    const checkStep = (workflow.jobs.check.steps as Step[]).find((s) => definition.test(s.run))!;
+    const restoreStep = (steps as Step[]).find((s) => /Restore-VMCheckpoint/.test(s.run))!;
+    expect(checkStep, "the check job defines Assert-NoJobInVM").toBeDefined();
+    const checkFunction = checkStep.run.match(definition)![0];
+    const restoreFunction = restoreStep.run.match(definition)?.[0];
+    expect(restoreFunction, "the restore step defines the same function").toBe(checkFunction);
+    // The function refuses a VM with a running job, or one it cannot look into.
+    expect(checkFunction).toMatch(/Invoke-Command -VMName \$env:VM_NAME -Credential \$credential -ScriptBlock \{\s*@\(Get-Process -Name Runner\.Worker[^\n]*\)\.Count/);
+    expect(checkFunction).toMatch(/if \(\$workers -gt 0\) \{\s*Write-Output "::error::A job is running in VM[^\n]*\n\s*exit 1\s*\}/);
+    expect(checkFunction).toMatch(/\} catch \{\s*Write-Output "::error::Cannot look inside VM[^\n]*\n\s*exit 1/);
+    // Both steps call it; the restore step after finding the checkpoint and before anything stops
+    // or restores the VM.
+    const after = (run: string) => run.slice(run.search(definition) + run.match(definition)![0].length);
+    expect(after(checkStep.run)).toMatch(/^\s*Assert-NoJobInVM\s*$/m);
+    const body = after(restoreStep.run);
+    const at = (pattern: RegExp) => body.search(pattern);
+    const call = at(/^\s*Assert-NoJobInVM\s*$/m);
+    expect(call).toBeGreaterThan(at(/Get-VMCheckpoint -VMName \$env:VM_NAME -Name LATEST/));
+    expect(call).toBeLessThan(at(/Stop-VM/));
+    expect(at(/Stop-VM/)).toBeLessThan(at(/Restore-VMCheckpoint/));
+    expect(restoreStep.run.slice(0, restoreStep.run.search(definition))).not.toMatch(/Stop-VM|Restore-VMCheckpoint/);
+    // It has what the function reads: the guest account and the list of VMs it cannot enter.
+    expect(restoreStep.env).toEqual(checkStep.env);
+    expect(Object.keys(restoreStep.env ?? {}).sort()).toEqual(["UNCHECKED_VMS", "VM_GUEST_PASSWORD", "VM_GUEST_USERNAME"]);
+  });
+
+  it("runs the report job where LAB_RESET_REPORT_RUNS_ON says (a label or a JSON list), else on ubuntu-latest", () => {
+    const report = workflow.jobs.report;
+    expect(report.needs).toBe("reset");
+    const runsOn = String(report["runs-on"]);
+    const expression = runsOn.match(/^\$\{\{(.*)\}\}$/)?.[1];
+    expect(expression, runsOn).toBeDefined();
+    const runsOnFor = (value: string) => evaluateGithubExpression(expression!, { "vars.LAB_RESET_REPORT_RUNS_ON": value });
+    expect(runsOnFor("")).toBe("ubuntu-latest");
+    expect(runsOnFor("lab-utility")).toBe("lab-utility");
+    expect(runsOnFor('["self-hosted", "linux", "utility"]')).toEqual(["self-hosted", "linux", "utility"]);
+    // Still only when lab-reset's URL is known, and whatever the resets' outcome.
+    expect(report.if).toBe("always() && vars.LAB_RESET_URL != ''");
   });
 });

@@ -36,7 +36,7 @@ beforeAll(async () => {
   issuer = await TestIssuer.start();
   lab = await startTestLab({ settings: { OIDC_ISSUER: issuer.url, OIDC_AUDIENCE: AUDIENCE } });
   const runtime = lab.runtime;
-  host = await startLocalHost({ definitions: functionDefinitions(() => Promise.resolve(runtime), "0 0 */6 * * *"), port: 0, logger: silentLogger });
+  host = await startLocalHost({ definitions: functionDefinitions(() => Promise.resolve(runtime), runtime.settings), port: 0, logger: silentLogger });
   // As GitHub's: the request token as bearer, the audience in the query, the JWT in `value`.
   tokenEndpoint = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
@@ -99,12 +99,18 @@ describe.skipIf(!tools)("the job-completed composite action", () => {
     expect(code).toBe(0);
     expect(audiencesRequested.at(-1)).toBe(AUDIENCE);
     expect(log).toMatch(/::add-mask::function-key-value/);
+    // lab-reset answered once the run's job end was recorded; the reset follows when the queue is served.
+    const facts = (await lab.runtime.facts.listSince(new Date(0))).map((f) => f.fact);
+    expect(facts).toContainEqual(expect.objectContaining({ phase: "ended", runId: perf.id, runnerName: vmRunnerName("vm-42-43"), source: "job-completed" }));
+    expect(lab.queue.length).toBeGreaterThan(0);
+    await lab.settle();
     expect(lab.github.dispatches.filter((d) => d.inputs.pair === "vm-42-43").length).toBeGreaterThan(0);
   });
 
   it("retries with a fresh token while lab-reset answers 503, then succeeds", async () => {
     const perf = perfRun(lab, [vmRunnerName("vm-11-12")], "completed");
-    lab.github.fail({ path: "/repos/microsoft/netperf/actions/runners" }, { status: 500 }, 3);
+    // Three answers of 500 to the run's jobs: the first read and both of the client's retries.
+    lab.github.fail({ path: `/repos/microsoft/netperf/actions/runs/${perf.id}/attempts/1/jobs` }, { status: 500 }, 3);
     const requested = audiencesRequested.length;
     const { code, log } = await runAction(perf.id, inputs());
     expect(log).toMatch(/answered 503 \(attempt 1\)[\s\S]*answered 202 \(attempt 2\)/);

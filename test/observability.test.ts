@@ -3,9 +3,10 @@
  * reconcile, and every error naming the pair and the GitHub or Table Storage call that failed.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import * as handlers from "../shared/triggers/job-completed.js";
 import type { Logger } from "../shared/logger.js";
+import { ReconcileWorker } from "../shared/reconcile/worker.js";
 import type { PairStore } from "../shared/storage/tables.js";
+import { scheduledReset } from "../shared/triggers/timer.js";
 import { finishReset, perfRun, seedConfig, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
 
 let lab: TestLab | undefined;
@@ -23,7 +24,7 @@ function capturingLogger() {
     error: (m: string) => errors.push(m),
   };
   const summaries = () => lines.filter((l) => l.startsWith("reconcile {")).map((l) => JSON.parse(l.slice("reconcile ".length)));
-  return { logger, errors, summaries };
+  return { logger, lines, errors, summaries };
 }
 
 const seedPairs = seedConfig.pairs.map((p) => p.id);
@@ -33,7 +34,7 @@ describe("the reconcile summary line", () => {
     const log = capturingLogger();
     lab = await startTestLab({ logger: log.logger });
     lab.github.clearRequests();
-    await handlers.scheduledReset(lab.runtime, log.logger);
+    await lab.timer();
     const [timer] = log.summaries();
     expect(log.summaries()).toHaveLength(1);
     expect(timer).toEqual({
@@ -48,18 +49,25 @@ describe("the reconcile summary line", () => {
     });
     expect(timer.rateLimitRemaining).toBeLessThan(5000);
 
+    lab.advance(1);
     const perf = perfRun(lab, [vmRunnerName("vm-42-43")], "completed");
-    await handlers.jobCompleted(lab.runtime, JSON.stringify({ repository: "microsoft/netperf", runId: perf.id }), log.logger);
+    await lab.jobCompleted(JSON.stringify({ repository: "microsoft/netperf", runId: perf.id }));
+    // The call names its run; the reconcile it queued logs its own summary.
+    expect(log.lines).toContain(`job-completed: run ${perf.id} recorded (1 job ends); a reconcile is queued`);
     expect(log.summaries()).toHaveLength(2);
-    expect(log.summaries()[1]).toMatchObject({ trigger: "job-completed", ok: true, pairs: { resetting: 4 }, dispatches: 0, runId: perf.id });
+    expect(log.summaries()[1]).toMatchObject({ trigger: "job-completed", ok: true, pairs: { resetting: 4 }, dispatches: 0 });
   });
 
-  it("is logged, not ok, when the pairs' records cannot be listed", async () => {
+  it("is logged, not ok, when the pairs' records cannot be listed, and the queue invocation fails with an alert", async () => {
     const log = capturingLogger();
     lab = await startTestLab({ logger: log.logger });
     const store: PairStore = { ...lab.runtime.store, listPairs: () => Promise.reject(new Error("Table Storage list labresetPairs failed: 503 Service Unavailable")) };
-    await expect(handlers.scheduledReset({ ...lab.runtime, store }, log.logger)).rejects.toThrow(/list labresetPairs failed/);
+    const worker = new ReconcileWorker(() => ({ ...lab!.runtime, store }));
+    await scheduledReset(lab.runtime, log.logger);
+    const [queued] = lab.queue.takeAll();
+    await expect(worker.serve(queued!, log.logger)).rejects.toThrow(/list labresetPairs failed/);
     expect(log.summaries()).toEqual([expect.objectContaining({ trigger: "timer", ok: false, dispatches: 0 })]);
+    expect(log.errors).toContainEqual(expect.stringMatching(/^lab-reset alert reconcile-failed: reconcile for a timer message \(try 1 of 5\) failed; the queue retries it: .*list labresetPairs failed/));
   });
 });
 
@@ -68,9 +76,9 @@ describe("error lines", () => {
     const log = capturingLogger();
     lab = await startTestLab({ logger: log.logger });
     log.errors.length = 0; // start-up's warning that OIDC is off in tests
-    await handlers.scheduledReset(lab.runtime, log.logger);
+    await lab.timer();
     lab.advance(5);
-    await handlers.scheduledReset(lab.runtime, log.logger);
+    await lab.timer();
     expect(lab.github.requests.some((r) => r.status === 304)).toBe(true);
     expect(log.errors).toEqual([]);
   });
@@ -79,7 +87,7 @@ describe("error lines", () => {
     const log = capturingLogger();
     lab = await startTestLab({ logger: log.logger });
     lab.github.fail({ method: "POST", path: /\/dispatches$/ }, { status: 500 }, 1);
-    await handlers.scheduledReset(lab.runtime, log.logger).catch(() => undefined);
+    await expect(lab.timer()).rejects.toThrow(/not reconciled/);
     expect(log.errors.join("\n")).toMatch(/pair vm-25-26: GitHub POST \/repos\/microsoft\/netperf\/actions\/workflows\/lab-reset\.yml\/dispatches failed with 500/);
   });
 
@@ -87,7 +95,7 @@ describe("error lines", () => {
     const log = capturingLogger();
     lab = await startTestLab({ logger: log.logger });
     lab.github.fail({ path: "/repos/microsoft/netperf/actions/runners" }, { status: 502 }, 10);
-    await handlers.scheduledReset(lab.runtime, log.logger).catch(() => undefined);
+    await expect(lab.timer()).rejects.toThrow(/not reconciled/);
     const failing = log.errors.filter((l) => /GET \/repos\/microsoft\/netperf\/actions\/runners failed with 502/.test(l));
     expect(failing.length).toBeGreaterThan(0);
     for (const pair of seedPairs) expect(failing.join("\n")).toContain(pair);
@@ -96,22 +104,23 @@ describe("error lines", () => {
   it("name the pair and the GitHub call when its reset run cannot be read", async () => {
     const log = capturingLogger();
     lab = await startTestLab({ logger: log.logger });
-    await handlers.scheduledReset(lab.runtime, log.logger);
+    await lab.timer();
     const run = lab.github.dispatches.find((d) => d.inputs.pair === "vm-11-12")!.runId!;
     lab.github.fail({ path: `/repos/microsoft/netperf/actions/runs/${run}` }, { status: 502 }, 10);
-    await handlers.scheduledReset(lab.runtime, log.logger).catch(() => undefined);
+    lab.advance(1);
+    await expect(lab.timer()).rejects.toThrow(/not reconciled/);
     expect(log.errors.join("\n")).toMatch(new RegExp(`pair vm-11-12: .*GitHub GET /repos/microsoft/netperf/actions/runs/${run} failed with 502`));
   });
 
   it("name the pair, its error and the next try when a reset fails, and say so when the pair is given up", async () => {
     const log = capturingLogger();
     lab = await startTestLab({ config: { ...seedConfig, maxResetAttempts: 1 }, logger: log.logger });
-    await handlers.scheduledReset(lab.runtime, log.logger);
+    await lab.timer();
     const run = lab.github.dispatches.find((d) => d.inputs.pair === "vm-05-10")!.runId!;
     finishReset(lab, run, "failure");
     for (const d of lab.github.dispatches) if (d.runId !== run) finishReset(lab, d.runId!);
     lab.advance(10);
-    await handlers.scheduledReset(lab.runtime, log.logger);
+    await lab.timer();
     expect(log.errors.join("\n")).toMatch(new RegExp(`pair vm-05-10: .*reset run ${run} ended with conclusion "failure".*gave up after 1 failed resets`));
   });
 });

@@ -26,13 +26,39 @@ async function withOidc(options: { basePath?: string; settings?: Record<string, 
 const call = (l: TestLab, body: Record<string, unknown>, token?: string) =>
   handlers.jobCompleted(l.runtime, JSON.stringify(body), silentLogger, token === undefined ? {} : { authorization: `Bearer ${token}` });
 
+const facts = async (l: TestLab) => (await l.runtime.facts.listSince(new Date(0))).map((f) => f.fact);
+
 describe("job-completed with a GitHub Actions OIDC token", () => {
-  it("reconciles the run the token names, reading the jobs of the token's attempt", async () => {
+  it("records the jobs of the run and attempt the token names and queues a reconcile, which resets the pair the run used", async () => {
     const { lab, issuer } = await withOidc();
     const perf = perfRun(lab, [vmRunnerName("vm-42-43")], "completed");
-    const response = await call(lab, { repository: "microsoft/netperf", runId: perf.id }, await issuer.mint({ runId: perf.id, runAttempt: 1 }));
-    expect(response).toMatchObject({ status: 202, body: { runId: perf.id, pairs: [{ id: "vm-42-43", decision: "reset-dispatched" }] } });
+    const [job] = lab.github.jobsOf(perf.id);
+    // The body names no attempt: the token's is read.
+    const { response, result } = await lab.jobCompleted(JSON.stringify({ repository: "microsoft/netperf", runId: perf.id }), { authorization: `Bearer ${await issuer.mint({ runId: perf.id, runAttempt: 1 })}` });
+    expect(response).toEqual({ status: 202, body: { runId: perf.id, pairs: [{ id: "vm-42-43", state: "dirty", jobSinceReset: true }], reconcile: "queued" } });
     expect(lab.github.requests.some((r) => r.path === `/repos/microsoft/netperf/actions/runs/${perf.id}/attempts/1/jobs`)).toBe(true);
+    expect(await facts(lab)).toMatchObject([{ phase: "ended", jobId: job!.id, runId: perf.id, runnerName: vmRunnerName("vm-42-43"), source: "job-completed" }]);
+    expect(result).toMatchObject({ trigger: "job-completed" });
+    expect(result?.pairs.find((p) => p.id === "vm-42-43")).toMatchObject({ decision: "reset-dispatched" });
+    expect(lab.github.dispatches.map((d) => d.inputs.pair)).toContain("vm-42-43");
+  });
+
+  it("reads the jobs of the attempt the token names, not of the run's latest attempt", async () => {
+    const { lab, issuer } = await withOidc();
+    const run = lab.github.addRun({ name: "perf", status: "completed", conclusion: "success", runAttempt: 2, jobs: [{ runnerName: vmRunnerName("vm-11-12") }] });
+    const response = await call(lab, { repository: "microsoft/netperf", runId: run.id }, await issuer.mint({ runId: run.id, runAttempt: 2 }));
+    expect(response).toMatchObject({ status: 202, body: { pairs: [{ id: "vm-11-12" }] } });
+    expect(lab.github.requests.filter((r) => r.path.startsWith(`/repos/microsoft/netperf/actions/runs/${run.id}/`)).map((r) => r.path)).toEqual([
+      `/repos/microsoft/netperf/actions/runs/${run.id}/attempts/2/jobs`,
+    ]);
+  });
+
+  it("answers 404 for a run GitHub does not know, recording nothing and queueing nothing", async () => {
+    const { lab, issuer } = await withOidc();
+    const response = await call(lab, { repository: "microsoft/netperf", runId: 424_242 }, await issuer.mint({ runId: 424_242 }));
+    expect(response).toMatchObject({ status: 404, body: { error: expect.stringMatching(/no run 424242/) } });
+    expect(await facts(lab)).toEqual([]);
+    expect(lab.queue.length).toBe(0);
   });
 
   it("reads the issuer's discovery document and keys once, then verifies from the cache", async () => {
@@ -65,8 +91,16 @@ describe("job-completed with a GitHub Actions OIDC token", () => {
     const token = await issuer.mint({ repository: "microsoft/msquic", runId: 9001 });
     const withoutRunner = await call(lab, { repository: "microsoft/msquic", runId: 9001 }, token);
     expect(withoutRunner).toMatchObject({ status: 400, body: { error: expect.stringMatching(/name the VM runner in runnerName/) } });
+    expect(await facts(lab)).toEqual([]);
+    expect(lab.queue.length).toBe(0);
+    const requests = lab.github.requests.length;
     const response = await call(lab, { repository: "microsoft/msquic", runId: 9001, runnerName: "VM-05-10" }, token);
-    expect(response).toMatchObject({ status: 202, body: { pairs: [{ id: "vm-05-10", decision: "reset-dispatched" }] } });
+    expect(response).toMatchObject({ status: 202, body: { runId: 9001, pairs: [{ id: "vm-05-10", jobSinceReset: true }], reconcile: "queued" } });
+    // lab-reset cannot read another repository's jobs: the call itself is the fact.
+    expect(lab.github.requests.slice(requests).some((r) => r.path.includes("/actions/runs/"))).toBe(false);
+    expect(await facts(lab)).toMatchObject([{ phase: "ended", jobId: null, runId: 9001, runnerName: "VM-05-10", source: "job-completed" }]);
+    const result = await lab.settle();
+    expect(result?.pairs.find((p) => p.id === "vm-05-10")).toMatchObject({ decision: "reset-dispatched" });
     expect(await lab.runtime.store.getPair("vm-05-10")).toMatchObject({ record: { lastJobRunId: 9001, jobSinceReset: true } });
   });
 });

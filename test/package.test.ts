@@ -37,25 +37,46 @@ describe("npm run package", () => {
     expect(manifest.devDependencies).toBeUndefined();
   });
 
-  it("loads from the unpacked zip alone and registers every function", () => {
+  it("loads from the unpacked zip alone and registers every function, each with its trigger (the reconcile on its storage queue)", () => {
     const appDir = join(workDir, "app");
     for (const [name, data] of Object.entries(files)) {
       mkdirSync(dirname(join(appDir, name)), { recursive: true });
       writeFileSync(join(appDir, name), data);
     }
+    // Outside the Functions host @azure/functions runs in test mode and warns once per function
+    // instead of registering it; the frame below its `generic` names the app.* call that was made
+    // (e.g. "Object.storageQueue", or "Object.http3" where the bundler renamed a clash).
+    const probe = `
+      const warn = console.warn;
+      const calls = [];
+      console.warn = (message, ...rest) => {
+        const name = /register function "(\\w+)"/.exec(String(message))?.[1];
+        if (name) {
+          const frames = (new Error().stack ?? "").split("\\n").map((line) => line.trim().split(" ")[1]);
+          const caller = frames[frames.indexOf("generic") + 1] ?? "";
+          calls.push([name, /^(?:Object\\.)?([A-Za-z]+?)\\d*$/.exec(caller)?.[1] ?? caller]);
+        }
+        warn(message, ...rest);
+      };
+      await import(${JSON.stringify(`./${ENTRY}`)});
+      process.stdout.write(JSON.stringify(calls));
+    `;
     // As the Functions host starts it: working directory = the app folder, lab.config.json found there.
-    const result = spawnSync(process.execPath, ["--input-type=module", "-e", `await import(${JSON.stringify(`./${ENTRY}`)})`], {
+    const result = spawnSync(process.execPath, ["--input-type=module", "-e", probe], {
       cwd: appDir,
       env: { PATH: process.env.PATH, GITHUB_TOKEN: "x", AzureWebJobsStorage: "UseDevelopmentStorage=true", OIDC_AUDIENCE: "package-test" },
       encoding: "utf8",
       timeout: 30_000,
     });
     expect(result.status, result.stderr).toBe(0);
-    // Outside the Functions host @azure/functions runs in test mode and says so for each function.
     const lines = result.stderr.split("\n").filter((line) => line.trim() !== "");
     for (const line of lines) expect(line).toMatch(/^WARNING: (Failed to detect the Azure Functions runtime|Skipping call to register function)/);
-    const registered = lines.flatMap((line) => line.match(/register function "(\w+)"/)?.[1] ?? []);
-    const expected = functionDefinitions(() => Promise.reject(new Error("not used")), "0 0 * * * *").map((d) => d.name);
-    expect(registered.sort()).toEqual(expected.sort());
+    const registered = (JSON.parse(result.stdout) as [string, string | null][]).sort(([a], [b]) => a.localeCompare(b));
+    const registration = { http: "http", timer: "timer", queue: "storageQueue" } as const;
+    const expected = functionDefinitions(() => Promise.reject(new Error("not used")), { resetSchedule: "0 0 * * * *", reconcileQueue: "labreset-reconcile" })
+      .map((d): [string, string] => [d.name, registration[d.kind]])
+      .sort(([a], [b]) => a.localeCompare(b));
+    expect(registered).toEqual(expected);
+    expect(registered).toContainEqual(["reconcileLab", "storageQueue"]);
   });
 });

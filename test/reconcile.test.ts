@@ -1,20 +1,67 @@
 import { afterEach, describe, expect, it } from "vitest";
-import * as handlers from "../shared/triggers/job-completed.js";
-import { silentLogger } from "../shared/logger.js";
+import { silentLogger, type Logger } from "../shared/logger.js";
 import { reconcile } from "../shared/reconcile/reconcile.js";
+import { ReconcileWorker } from "../shared/reconcile/worker.js";
+import { hostedRunnerName, labResetJobs } from "../shared/sim/github-standin.js";
+import type { JobFact } from "../shared/storage/facts.js";
+import { jobCompleted } from "../shared/triggers/job-completed.js";
+import { scheduledReset } from "../shared/triggers/timer.js";
 import { finishReset, hostRunnerName, perfRun, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
 
 let lab: TestLab;
-afterEach(async () => lab?.close());
+const originalFetch = globalThis.fetch;
+afterEach(async () => {
+  globalThis.fetch = originalFetch;
+  await lab?.close();
+});
 
 const dispatchedPairs = (l: TestLab) => l.github.dispatches.filter((d) => d.runId !== null).map((d) => d.inputs.pair);
 const report = (runId: number, extra: Record<string, unknown> = {}) => JSON.stringify({ repository: "microsoft/netperf", runId, ...extra });
 const stored = async (l: TestLab, id: string) => (await l.runtime.store.getPair(id))?.record;
 
+/** A fact as a trigger records it (the webhook's `in_progress` is a start), stamped with the test's clock. */
+const jobFact = (l: TestLab, fact: Pick<JobFact, "phase" | "jobId" | "runId" | "runnerName"> & Partial<JobFact>): JobFact => ({
+  runnerId: null,
+  at: l.now.value.toISOString(),
+  source: "webhook",
+  recordedAt: l.now.value.toISOString(),
+  ...fact,
+});
+
+/** Error lines, where the worker's alert of a failed reconcile lands. */
+function errorLog() {
+  const lines: string[] = [];
+  const logger: Logger = { info: () => {}, warn: () => {}, error: (m: string) => lines.push(m) };
+  return { logger, text: () => lines.join("\n") };
+}
+
+/** Runs `before` just before the n-th GitHub request whose URL matches (the app's client reads the global fetch). */
+function beforeRequest(pattern: RegExp, n: number, before: () => void | Promise<void>) {
+  let seen = 0;
+  globalThis.fetch = async (input, init) => {
+    const url = input instanceof Request ? input.url : input.toString();
+    if (pattern.test(url) && ++seen === n) await before();
+    return originalFetch(input, init);
+  };
+}
+/** A timer reconcile lists runners twice: the first look, then the second look after the claims. */
+const beforeSecondLook = (before: () => void | Promise<void>) => beforeRequest(/\/actions\/runners/, 2, before);
+
+/** A lab whose four pairs were all reset a while ago and are clean. */
+async function cleanLab(l: TestLab) {
+  await l.timer();
+  for (const d of l.github.dispatches) if (d.runId !== null) finishReset(l, d.runId);
+  l.advance(10);
+  await l.timer();
+}
+
+// The memory queue stamps messages with the test's clock, and a message inserted at the instant
+// of one already served counts as served: tests move the clock between triggers.
+
 describe("reconcile against the GitHub stand-in and Azurite", () => {
   it("the first timer run resets every idle pair of an unknown lab, with the inputs the reset workflow expects", async () => {
     lab = await startTestLab();
-    const result = await handlers.scheduledReset(lab.runtime, silentLogger);
+    const result = await lab.timer();
     expect(result.pairs.map((p) => p.decision)).toEqual(Array(4).fill("reset-dispatched"));
     expect(dispatchedPairs(lab).sort()).toEqual(["vm-05-10", "vm-11-12", "vm-25-26", "vm-42-43"]);
     const dispatch = lab.github.dispatches.find((d) => d.inputs.pair === "vm-25-26")!;
@@ -29,11 +76,21 @@ describe("reconcile against the GitHub stand-in and Azurite", () => {
     expect(events.map((e) => `${e.kind}:${e.to}:${e.trigger}`)).toEqual(["dispatch:resetting:timer", "state:resetting:timer"]);
   });
 
+  it("the timer only queues: nothing is read or dispatched until the queue is served", async () => {
+    lab = await startTestLab();
+    await scheduledReset(lab.runtime, silentLogger);
+    expect(lab.queue.length).toBe(1);
+    expect(lab.github.requests).toHaveLength(0);
+    expect(await lab.runtime.store.listPairs()).toEqual([]);
+    expect((await lab.settle())?.dispatches).toBe(4);
+  });
+
   it("running the timer twice changes nothing the second time", async () => {
     lab = await startTestLab();
-    await handlers.scheduledReset(lab.runtime, silentLogger);
+    await lab.timer();
     const before = await lab.runtime.store.listPairs();
-    const second = await handlers.scheduledReset(lab.runtime, silentLogger);
+    lab.advance(1);
+    const second = await lab.timer();
     expect(second.pairs.map((p) => p.decision)).toEqual(Array(4).fill("already-resetting"));
     expect(lab.github.dispatches).toHaveLength(4);
     expect(await lab.runtime.store.listPairs()).toEqual(before);
@@ -41,16 +98,23 @@ describe("reconcile against the GitHub stand-in and Azurite", () => {
 
   it("follows a reset run to clean, then a job-completed call resets only the pair the run used", async () => {
     lab = await startTestLab();
-    await handlers.scheduledReset(lab.runtime, silentLogger);
+    await lab.timer();
     for (const d of lab.github.dispatches) finishReset(lab, d.runId!);
     lab.advance(10);
-    const after = await handlers.scheduledReset(lab.runtime, silentLogger);
+    const after = await lab.timer();
     expect(after.pairs.map((p) => [p.state, p.decision])).toEqual(Array(4).fill(["clean", "skipped-fresh"]));
 
+    lab.advance(1);
     const perf = perfRun(lab, [vmRunnerName("vm-42-43")], "completed");
-    const response = await handlers.jobCompleted(lab.runtime, report(perf.id), silentLogger);
-    expect(response.status).toBe(202);
-    expect(response.body).toMatchObject({ runId: perf.id, pairs: [{ id: "vm-42-43", state: "resetting", decision: "reset-dispatched" }], alsoReconciled: [] });
+    const { response, result } = await lab.jobCompleted(report(perf.id));
+    expect(response).toEqual({ status: 202, body: { runId: perf.id, pairs: [{ id: "vm-42-43", state: "dirty", jobSinceReset: true }], reconcile: "queued" } });
+    expect(result?.trigger).toBe("job-completed");
+    expect(result?.pairs.map((p) => [p.id, p.state, p.decision])).toEqual([
+      ["vm-25-26", "clean", "not-needed"],
+      ["vm-05-10", "clean", "not-needed"],
+      ["vm-42-43", "resetting", "reset-dispatched"],
+      ["vm-11-12", "clean", "not-needed"],
+    ]);
     expect(dispatchedPairs(lab).filter((p) => p === "vm-42-43")).toHaveLength(2);
     expect(lab.github.dispatches).toHaveLength(5);
     expect(await stored(lab, "vm-42-43")).toMatchObject({ lastJobRunId: perf.id, jobSinceReset: true });
@@ -59,7 +123,7 @@ describe("reconcile against the GitHub stand-in and Azurite", () => {
   it("does not reset a pair whose VM runs a job while GitHub's busy flag still reads false", async () => {
     lab = await startTestLab();
     perfRun(lab, [vmRunnerName("vm-25-26")]); // job in progress; the runner's busy flag lags
-    const result = await handlers.scheduledReset(lab.runtime, silentLogger);
+    const result = await lab.timer();
     expect(result.pairs.find((p) => p.id === "vm-25-26")).toMatchObject({ state: "busy", decision: "deferred-busy" });
     expect(dispatchedPairs(lab)).not.toContain("vm-25-26");
   });
@@ -67,22 +131,37 @@ describe("reconcile against the GitHub stand-in and Azurite", () => {
   it("does not reset a pair whose VM runner reports busy", async () => {
     lab = await startTestLab();
     lab.github.setRunner(vmRunnerName("vm-05-10"), { busy: true });
-    const result = await handlers.scheduledReset(lab.runtime, silentLogger);
+    const result = await lab.timer();
     expect(result.pairs.find((p) => p.id === "vm-05-10")).toMatchObject({ decision: "deferred-busy" });
     expect(dispatchedPairs(lab)).not.toContain("vm-05-10");
+  });
+
+  it("does not reset a pair a recorded job start holds busy (the webhook ahead of GitHub's busy flag and job list), until its end is recorded", async () => {
+    lab = await startTestLab();
+    await cleanLab(lab);
+    lab.advance(5);
+    await lab.runtime.facts.record([jobFact(lab, { phase: "started", jobId: 9001, runId: 901, runnerName: "vm-42-43" })]);
+    const held = await lab.timer();
+    expect(held.pairs.find((p) => p.id === "vm-42-43")).toMatchObject({ state: "busy", decision: "deferred-busy" });
+    expect(lab.github.dispatches).toHaveLength(4);
+    lab.advance(5);
+    await lab.runtime.facts.record([jobFact(lab, { phase: "ended", jobId: 9001, runId: 901, runnerName: "VM-42-43" })]);
+    const ended = await lab.timer();
+    expect(ended.pairs.find((p) => p.id === "vm-42-43")).toMatchObject({ state: "resetting", decision: "reset-dispatched" });
+    expect(dispatchedPairs(lab).filter((p) => p === "vm-42-43")).toHaveLength(2);
   });
 
   it("a job on a GitHub-hosted or unrelated runner in the same repository affects no pair", async () => {
     lab = await startTestLab();
     perfRun(lab, ["GitHub Actions 12", "WIN-B9SEU47NHOT"]);
-    const result = await handlers.scheduledReset(lab.runtime, silentLogger);
+    const result = await lab.timer();
     expect(result.pairs.map((p) => p.decision)).toEqual(Array(4).fill("reset-dispatched"));
   });
 
   it("records a pair offline and does not reset it when a host runner is offline", async () => {
     lab = await startTestLab();
     lab.github.setRunner(hostRunnerName("child=rr1-netperf-11\\localadminuser"), { status: "offline" });
-    const result = await handlers.scheduledReset(lab.runtime, silentLogger);
+    const result = await lab.timer();
     expect(result.pairs.find((p) => p.id === "vm-11-12")).toMatchObject({ state: "offline", decision: "skipped-offline" });
     expect(dispatchedPairs(lab)).not.toContain("vm-11-12");
     expect((await stored(lab, "vm-11-12"))?.reason).toMatch(/host runner RR1-NETPERF-11 is offline/);
@@ -90,14 +169,16 @@ describe("reconcile against the GitHub stand-in and Azurite", () => {
 
   it("a pair whose reset finished before a job ran on it is reset again in the same pass (follow, then dispatch)", async () => {
     lab = await startTestLab();
-    await handlers.scheduledReset(lab.runtime, silentLogger);
+    await lab.timer();
     const first = lab.github.dispatches.find((d) => d.inputs.pair === "vm-42-43")!;
     lab.advance(8);
     finishReset(lab, first.runId!);
     lab.advance(5);
     const perf = perfRun(lab, [vmRunnerName("vm-42-43")], "completed");
-    const response = await handlers.jobCompleted(lab.runtime, report(perf.id), silentLogger);
-    expect(response.body).toMatchObject({ pairs: [{ id: "vm-42-43", state: "resetting", decision: "reset-dispatched" }] });
+    const { response, result } = await lab.jobCompleted(report(perf.id));
+    // The call answers from the record as it was: the reset is still being followed.
+    expect(response.body).toEqual({ runId: perf.id, pairs: [{ id: "vm-42-43", state: "resetting", jobSinceReset: true }], reconcile: "queued" });
+    expect(result?.pairs.find((p) => p.id === "vm-42-43")).toMatchObject({ state: "resetting", decision: "reset-dispatched" });
     expect(dispatchedPairs(lab).filter((p) => p === "vm-42-43")).toHaveLength(2);
     expect((await stored(lab, "vm-42-43"))?.resetRunId).not.toBe(first.runId);
   });
@@ -105,102 +186,207 @@ describe("reconcile against the GitHub stand-in and Azurite", () => {
   it("a busy pair is reset by the first later trigger that finds it idle", async () => {
     lab = await startTestLab();
     const perf = perfRun(lab, [vmRunnerName("vm-42-43")]);
-    await handlers.scheduledReset(lab.runtime, silentLogger);
+    await lab.timer();
     expect(await stored(lab, "vm-42-43")).toMatchObject({ state: "busy" });
     lab.github.setRun(perf.id, { status: "completed", conclusion: "success" });
     lab.advance(5);
-    const result = await handlers.scheduledReset(lab.runtime, silentLogger);
+    const result = await lab.timer();
     expect(result.pairs.find((p) => p.id === "vm-42-43")).toMatchObject({ decision: "reset-dispatched" });
   });
 
-  it("30 concurrent job-completed calls for one pair dispatch exactly one reset", async () => {
+  it("30 concurrent job-completed calls for one pair, served by several instances at once, dispatch exactly one reset", async () => {
     lab = await startTestLab();
-    await handlers.scheduledReset(lab.runtime, silentLogger);
-    for (const d of lab.github.dispatches) finishReset(lab, d.runId!);
-    lab.advance(10);
-    await handlers.scheduledReset(lab.runtime, silentLogger);
+    await cleanLab(lab);
+    lab.advance(1);
     const perf = perfRun(lab, [vmRunnerName("vm-25-26")], "completed");
     const before = lab.github.dispatches.length;
-    const responses = await Promise.all(Array.from({ length: 30 }, () => handlers.jobCompleted(lab.runtime, report(perf.id), silentLogger)));
-    expect(responses.map((r) => r.status)).toEqual(Array(30).fill(202));
+    const responses = await Promise.all(Array.from({ length: 30 }, () => jobCompleted(lab.runtime, report(perf.id), silentLogger)));
+    for (const response of responses) expect(response).toEqual({ status: 202, body: { runId: perf.id, pairs: [{ id: "vm-25-26", state: "dirty", jobSinceReset: true }], reconcile: "queued" } });
+    expect(lab.github.dispatches.length - before).toBe(0);
+    // Six instances reconcile at once: they race for the claim, and one wins it.
+    const results = await Promise.all(Array.from({ length: 6 }, () => reconcile({ ...lab.runtime }, "job-completed")));
     expect(lab.github.dispatches.length - before).toBe(1);
-    const decisions = responses.map((r) => (r.body as { pairs: { decision: string }[] }).pairs[0]!.decision);
+    const decisions = results.map((r) => r.pairs.find((p) => p.id === "vm-25-26")!.decision);
     expect(decisions.filter((d) => d === "reset-dispatched")).toHaveLength(1);
     expect(new Set(decisions.filter((d) => d !== "reset-dispatched"))).toEqual(new Set(["already-resetting"]));
+    // The calls' messages are served as well, and dispatch nothing more.
+    await lab.settle();
+    expect(lab.queue.length).toBe(0);
+    expect(lab.github.dispatches.length - before).toBe(1);
   });
 
-  it("a GitHub 500 during a reconcile dispatches nothing and answers 503", async () => {
+  it("four instances serving timer messages at once claim each pair once and dispatch each reset once", async () => {
     lab = await startTestLab();
+    for (let i = 0; i < 4; i++) await scheduledReset(lab.runtime, silentLogger);
+    const messages = lab.queue.takeAll();
+    expect(messages).toHaveLength(4);
+    const outcomes = await Promise.all(messages.map((queued) => new ReconcileWorker(() => lab.runtime).serve(queued, silentLogger)));
+    expect(dispatchedPairs(lab).sort()).toEqual(["vm-05-10", "vm-11-12", "vm-25-26", "vm-42-43"]);
+    expect(lab.github.dispatches).toHaveLength(4);
+    const results = outcomes.flatMap((o) => (o.served === "reconciled" ? [o.result] : []));
+    expect(results.length).toBeGreaterThan(1);
+    for (const pairId of ["vm-05-10", "vm-11-12", "vm-25-26", "vm-42-43"]) {
+      expect(results.map((r) => r.pairs.find((p) => p.id === pairId)!.decision).filter((d) => d === "reset-dispatched")).toHaveLength(1);
+    }
+  });
+
+  it("a GitHub 500 during a reconcile dispatches nothing, answers 503, and the failed reconcile's message is retried", async () => {
+    const log = errorLog();
+    lab = await startTestLab({ logger: log.logger });
     const perf = perfRun(lab, [vmRunnerName("vm-25-26")], "completed");
-    lab.github.fail({ path: "/repos/microsoft/netperf/actions/runners" }, { status: 500 }, 10);
-    const response = await handlers.jobCompleted(lab.runtime, report(perf.id), silentLogger);
+    lab.github.fail({ path: "/repos/microsoft/netperf/actions/runners" }, { status: 500 }, 50);
+    const { response, result } = await lab.jobCompleted(report(perf.id));
     expect(response.status).toBe(503);
     expect(JSON.stringify(response.body)).toMatch(/runners failed with 500/);
+    expect(result).toBeNull();
+    expect(lab.queue.length).toBe(1);
+    expect(log.text()).toMatch(/lab-reset alert reconcile-failed: .*pairs vm-25-26, vm-05-10, vm-42-43, vm-11-12 left alone: .*runners failed with 500/);
     expect(lab.github.dispatches).toHaveLength(0);
-    await expect(handlers.scheduledReset(lab.runtime, silentLogger)).rejects.toThrow(/pairs left alone/);
+    lab.advance(1);
+    await expect(lab.timer()).rejects.toThrow(/not reconciled/);
     expect(lab.github.dispatches).toHaveLength(0);
     expect(await stored(lab, "vm-25-26")).toMatchObject({ state: "dirty", lastError: expect.stringMatching(/500/) });
   });
 
   it("fails closed when the jobs of an in-progress run cannot be read", async () => {
-    lab = await startTestLab();
+    const log = errorLog();
+    lab = await startTestLab({ logger: log.logger });
     const perf = perfRun(lab, [vmRunnerName("vm-42-43")]);
     lab.github.fail({ path: `/repos/microsoft/netperf/actions/runs/${perf.id}/jobs` }, { status: 502 }, 10);
-    await expect(handlers.scheduledReset(lab.runtime, silentLogger)).rejects.toThrow(/502/);
+    await expect(lab.timer()).rejects.toThrow(/not reconciled/);
+    expect(log.text()).toMatch(/lab-reset alert reconcile-failed: .*left alone: .*502/);
     expect(lab.github.dispatches).toHaveLength(0);
   });
 
   it("retries a read that failed once (Octokit's retry plugin) and goes on", async () => {
     lab = await startTestLab();
     lab.github.fail({ path: "/repos/microsoft/netperf/actions/runners" }, { status: 502 }, 1);
-    const result = await handlers.scheduledReset(lab.runtime, silentLogger);
+    const result = await lab.timer();
     expect(result.ok).toBe(true);
     expect(lab.github.dispatches).toHaveLength(4);
   });
 
-  it("looks again after claiming: a job that started after the first look stops the dispatch", async () => {
+  it.each([
+    ["the VM runner's busy flag turns true", (l: TestLab) => l.github.setRunner(vmRunnerName("vm-42-43"), { busy: true })],
+    ["a job starts on the VM while the busy flag lags", (l: TestLab) => void perfRun(l, [vmRunnerName("vm-42-43")])],
+  ])("looks again after claiming: %s after the first look, and the claim is released", async (_, start) => {
     lab = await startTestLab();
-    let looks = 0;
-    // The second listing of runners happens after the claims; start a job on vm-42-43 just before it.
-    const originalFetch = globalThis.fetch;
-    globalThis.fetch = async (input, init) => {
-      if ((input instanceof Request ? input.url : input.toString()).includes("/actions/runners") && ++looks === 2) lab.github.setRunner(vmRunnerName("vm-42-43"), { busy: true });
-      return originalFetch(input, init);
-    };
-    try {
-      const result = await handlers.scheduledReset(lab.runtime, silentLogger);
-      expect(result.pairs.find((p) => p.id === "vm-42-43")).toMatchObject({ state: "busy", decision: "deferred-busy" });
-    } finally {
-      globalThis.fetch = originalFetch;
-    }
+    beforeSecondLook(() => start(lab));
+    const result = await lab.timer();
+    expect(result.pairs.find((p) => p.id === "vm-42-43")).toMatchObject({ state: "busy", decision: "deferred-busy" });
     expect(dispatchedPairs(lab)).not.toContain("vm-42-43");
     expect(dispatchedPairs(lab)).toHaveLength(3);
-    expect((await stored(lab, "vm-42-43"))?.reason).toMatch(/claim released before dispatch/);
+    expect(await stored(lab, "vm-42-43")).toMatchObject({ state: "busy", attempts: 0, reason: expect.stringMatching(/claim released before dispatch/) });
+  });
+
+  it("a job start recorded between the claim and the second look releases the claim (a webhook ahead of GitHub)", async () => {
+    lab = await startTestLab();
+    await cleanLab(lab);
+    lab.advance(61);
+    beforeSecondLook(async () => {
+      await lab.runtime.facts.record([jobFact(lab, { phase: "started", jobId: 9901, runId: 99, runnerName: "VM-25-26" })]);
+    });
+    const result = await lab.timer();
+    const periodic = lab.github.dispatches.slice(4).map((d) => d.inputs.pair);
+    expect(periodic).not.toContain("vm-25-26");
+    expect(periodic).toHaveLength(3);
+    expect(result.pairs.find((p) => p.id === "vm-25-26")).toMatchObject({ state: "busy", decision: "deferred-busy" });
+    expect(await stored(lab, "vm-25-26")).toMatchObject({ state: "busy", lastJobRunId: 99, attempts: 0, reason: expect.stringMatching(/claim released before dispatch/) });
+    expect((await lab.runtime.store.listEvents("vm-25-26"))[0]).toMatchObject({ kind: "state", from: "resetting", to: "busy" });
+  });
+
+  it("a job start delivered late (its hold already run out), recorded between the claim and the second look, still releases the claim", async () => {
+    lab = await startTestLab();
+    await cleanLab(lab);
+    lab.advance(61);
+    const startedAt = new Date(lab.now.value.getTime() - 20 * 60_000).toISOString();
+    beforeSecondLook(async () => {
+      await lab.runtime.facts.record([jobFact(lab, { phase: "started", jobId: 9902, runId: 98, runnerName: "VM-25-26", at: startedAt })]);
+    });
+    await lab.timer();
+    expect(lab.github.dispatches.slice(4).map((d) => d.inputs.pair)).not.toContain("vm-25-26");
+    expect(await stored(lab, "vm-25-26")).toMatchObject({ attempts: 0, reason: expect.stringMatching(/claim released before dispatch: run 98 started a job on the VM \(webhook\) since the first look/) });
+    // The start is not forgotten: the next reconcile finds the pair dirty (its hold is over) and resets it.
+    lab.advance(1);
+    const next = await lab.timer();
+    expect(next.pairs.find((p) => p.id === "vm-25-26")).toMatchObject({ decision: "reset-dispatched" });
+    expect(await stored(lab, "vm-25-26")).toMatchObject({ state: "resetting", lastJobRunId: 98, jobSinceReset: true });
+  });
+
+  it("a job end recorded between the claim and the dispatch does not release the claim: the pair is dispatched once", async () => {
+    lab = await startTestLab();
+    await cleanLab(lab);
+    lab.advance(61);
+    beforeSecondLook(async () => {
+      await lab.runtime.facts.record([jobFact(lab, { phase: "ended", jobId: 9903, runId: 97, runnerName: "VM-25-26", source: "job-completed" })]);
+    });
+    const result = await lab.timer();
+    const periodic = lab.github.dispatches.slice(4).filter((d) => d.inputs.pair === "vm-25-26");
+    expect(periodic).toHaveLength(1);
+    expect(lab.github.dispatches).toHaveLength(8);
+    expect(result.pairs.find((p) => p.id === "vm-25-26")).toMatchObject({ state: "resetting", decision: "reset-dispatched", resetRunId: periodic[0]!.runId });
+    expect(await stored(lab, "vm-25-26")).toMatchObject({ state: "resetting", resetRunId: periodic[0]!.runId, resetRequestId: periodic[0]!.inputs.request_id, attempts: 1 });
+    expect((await lab.runtime.store.listEvents("vm-25-26")).map((e) => e.reason)).not.toContainEqual(expect.stringMatching(/claim released/));
+  });
+
+  it("re-reads the claim before dispatching: a claim another reconcile took over (another request id) is not dispatched", async () => {
+    lab = await startTestLab();
+    await cleanLab(lab);
+    lab.advance(61);
+    beforeSecondLook(async () => {
+      const claimed = (await lab.runtime.store.getPair("vm-25-26"))!;
+      await lab.runtime.store.replacePair({ ...claimed.record, resetRequestId: "another-reconciles-request" }, claimed.etag);
+    });
+    const result = await lab.timer();
+    const periodic = lab.github.dispatches.slice(4).map((d) => d.inputs.pair);
+    expect(periodic).not.toContain("vm-25-26");
+    expect(periodic).toHaveLength(3);
+    expect(result.pairs.find((p) => p.id === "vm-25-26")?.decision).not.toBe("reset-dispatched");
+    // Left to the claim's owner.
+    expect(await stored(lab, "vm-25-26")).toMatchObject({ state: "resetting", resetRequestId: "another-reconciles-request" });
+  });
+
+  it("re-reads the claim before dispatching: a claim rewritten meanwhile that still carries its request id is dispatched once", async () => {
+    lab = await startTestLab();
+    await cleanLab(lab);
+    lab.advance(61);
+    let requestId: string | null = null;
+    beforeSecondLook(async () => {
+      const claimed = (await lab.runtime.store.getPair("vm-25-26"))!;
+      requestId = claimed.record.resetRequestId;
+      // Another reconcile following the claim rewrote it (a new ETag), still ours.
+      await lab.runtime.store.replacePair({ ...claimed.record, lastError: "noted by another reconcile" }, claimed.etag);
+    });
+    await lab.timer();
+    const dispatched = lab.github.dispatches.slice(4).filter((d) => d.inputs.pair === "vm-25-26");
+    expect(dispatched).toHaveLength(1);
+    expect(dispatched[0]!.inputs.request_id).toBe(requestId);
+    expect(await stored(lab, "vm-25-26")).toMatchObject({ state: "resetting", resetRequestId: requestId, resetRunId: dispatched[0]!.runId });
   });
 
   it("marks a pair failed when its reset run fails, and retries it at the first trigger after the backoff", async () => {
     lab = await startTestLab();
-    await handlers.scheduledReset(lab.runtime, silentLogger);
+    await lab.timer();
     const first = lab.github.dispatches.find((d) => d.inputs.pair === "vm-05-10")!;
     finishReset(lab, first.runId!, "failure");
     lab.advance(10);
-    const result = await handlers.scheduledReset(lab.runtime, silentLogger);
+    const result = await lab.timer();
     expect(result.pairs.find((p) => p.id === "vm-05-10")).toMatchObject({ state: "failed", decision: "reset-failed" });
     expect((await stored(lab, "vm-05-10"))?.lastError).toMatch(/ended with conclusion "failure"/);
     lab.advance(10);
-    const early = await handlers.scheduledReset(lab.runtime, silentLogger);
+    const early = await lab.timer();
     expect(early.pairs.find((p) => p.id === "vm-05-10")).toMatchObject({ state: "failed", decision: "retry-later" });
     lab.advance(6);
-    const retry = await handlers.scheduledReset(lab.runtime, silentLogger);
+    const retry = await lab.timer();
     expect(retry.pairs.find((p) => p.id === "vm-05-10")).toMatchObject({ state: "resetting", decision: "reset-dispatched" });
     expect(await stored(lab, "vm-05-10")).toMatchObject({ attempts: 2 });
   });
 
   it("marks a reset that never completes failed after resetTimeoutMinutes, and cancels its run", async () => {
     lab = await startTestLab();
-    await handlers.scheduledReset(lab.runtime, silentLogger);
+    await lab.timer();
     lab.advance(31);
-    const result = await handlers.scheduledReset(lab.runtime, silentLogger);
+    const result = await lab.timer();
     expect(result.pairs.map((p) => p.decision)).toEqual(Array(4).fill("reset-failed"));
     expect((await stored(lab, "vm-25-26"))?.lastError).toMatch(/did not complete within 30 minutes/);
     // A run left queued could restore the VM hours later without any check.
@@ -211,46 +397,35 @@ describe("reconcile against the GitHub stand-in and Azurite", () => {
 
   it("sees a reset done when its host jobs are, while the run's own report job still runs", async () => {
     lab = await startTestLab();
-    await handlers.scheduledReset(lab.runtime, silentLogger);
+    await lab.timer();
     const reset = lab.github.dispatches.find((d) => d.inputs.pair === "vm-42-43")!;
     lab.github.setRun(reset.runId!, { status: "in_progress" });
     lab.advance(7);
     for (const job of lab.github.jobsOf(reset.runId!)) lab.github.setJob(Number(job.id), { status: "completed", conclusion: "success" });
+    lab.github.addJobs(reset.runId!, [{ name: labResetJobs.report, status: "in_progress", runnerName: hostedRunnerName(2), labels: ["ubuntu-latest"] }]);
     // The reset workflow's last job calls job-completed for its own run, which is still in progress.
-    const response = await handlers.jobCompleted(lab.runtime, report(reset.runId!), silentLogger);
-    expect(response.status).toBe(202);
+    const { response, result } = await lab.jobCompleted(report(reset.runId!));
+    expect(response).toEqual({ status: 202, body: { runId: reset.runId, pairs: [], reconcile: "queued" } });
+    expect(result?.pairs.find((p) => p.id === "vm-42-43")).toMatchObject({ state: "clean", resetRunId: reset.runId });
     expect(await stored(lab, "vm-42-43")).toMatchObject({ state: "clean", resetRunId: reset.runId });
   });
 
-  it("does not dispatch when the claimed record was written meanwhile (a webhook's job start)", async () => {
+  it("judges a completed reset run by its host jobs: a failed report job does not fail a good reset", async () => {
     lab = await startTestLab();
-    await cleanLab(lab);
-    lab.advance(61);
-    let looks = 0;
-    const originalFetch = globalThis.fetch;
-    globalThis.fetch = async (input, init) => {
-      const url = input instanceof Request ? input.url : input.toString();
-      // The second look happens after the claims: a webhook delivery lands on vm-25-26 just then.
-      if (url.includes("/actions/runners") && ++looks === 2) {
-        const claimed = (await lab.runtime.store.getPair("vm-25-26"))!;
-        await lab.runtime.store.replacePair({ ...claimed.record, busyUntil: new Date(lab.now.value.getTime() + 15 * 60_000).toISOString(), busyRunId: 99 }, claimed.etag);
-      }
-      return originalFetch(input, init);
-    };
-    try {
-      await handlers.scheduledReset(lab.runtime, silentLogger);
-    } finally {
-      globalThis.fetch = originalFetch;
-    }
-    const periodic = lab.github.dispatches.slice(4).map((d) => d.inputs.pair);
-    expect(periodic).not.toContain("vm-25-26");
-    expect(periodic).toHaveLength(3);
-    expect(await stored(lab, "vm-25-26")).toMatchObject({ state: "clean", busyRunId: 99, attempts: 0, reason: expect.stringMatching(/changed while it was claimed/) });
+    await lab.timer();
+    const reset = lab.github.dispatches.find((d) => d.inputs.pair === "vm-42-43")!;
+    lab.advance(7);
+    for (const job of lab.github.jobsOf(reset.runId!)) lab.github.setJob(Number(job.id), { status: "completed", conclusion: "success" });
+    lab.github.addJobs(reset.runId!, [{ name: labResetJobs.report, status: "completed", conclusion: "failure", runnerName: hostedRunnerName(2), labels: ["ubuntu-latest"] }]);
+    lab.github.setRun(reset.runId!, { status: "completed", conclusion: "failure" });
+    const result = await lab.timer();
+    expect(result.pairs.find((p) => p.id === "vm-42-43")).toMatchObject({ state: "clean", decision: "skipped-fresh" });
+    expect(await stored(lab, "vm-42-43")).toMatchObject({ state: "clean", attempts: 0, lastError: null });
   });
 
   it("on GitHub Enterprise Server (no return_run_details) dispatches plainly and finds the run by request id", async () => {
     lab = await startTestLab({ ghes: true });
-    await handlers.scheduledReset(lab.runtime, silentLogger);
+    await lab.timer();
     const accepted = lab.github.dispatches.filter((d) => d.runId !== null);
     expect(accepted).toHaveLength(4);
     expect(accepted.every((d) => !d.returnRunDetails)).toBe(true);
@@ -258,11 +433,12 @@ describe("reconcile against the GitHub stand-in and Azurite", () => {
     expect(lab.github.dispatches.filter((d) => d.returnRunDetails)).toHaveLength(1);
     expect(await stored(lab, "vm-25-26")).toMatchObject({ state: "resetting", resetRunId: null });
     lab.advance(2);
-    await handlers.scheduledReset(lab.runtime, silentLogger);
+    await lab.timer();
     const runId = accepted.find((d) => d.inputs.pair === "vm-25-26")!.runId;
     expect(await stored(lab, "vm-25-26")).toMatchObject({ state: "resetting", resetRunId: runId });
     finishReset(lab, runId!);
-    await handlers.scheduledReset(lab.runtime, silentLogger);
+    lab.advance(1);
+    await lab.timer();
     expect(await stored(lab, "vm-25-26")).toMatchObject({ state: "clean" });
   });
 
@@ -282,12 +458,16 @@ describe("reconcile against the GitHub stand-in and Azurite", () => {
     expect(await stored(lab, "vm-25-26")).toMatchObject({ state: "resetting", lastError: expect.stringMatching(/dispatch answer unknown/) });
     await reconcile({ ...lab.runtime }, "timer");
     expect(lab.github.requests.filter((r) => r.method === "POST")).toHaveLength(4);
+    // Nor does the queue's retry of the failed reconcile.
+    lab.advance(1);
+    await lab.timer();
+    expect(lab.github.requests.filter((r) => r.method === "POST")).toHaveLength(4);
   });
 
   it("uses the org runner list when runnerScope is org", async () => {
     const { seedConfig } = await import("./support/lab.js");
     lab = await startTestLab({ config: { ...seedConfig, github: { ...seedConfig.github, runnerScope: "org" } } });
-    await handlers.scheduledReset(lab.runtime, silentLogger);
+    await lab.timer();
     expect(lab.github.requests.some((r) => r.path === "/orgs/microsoft/actions/runners")).toBe(true);
     expect(lab.github.requests.some((r) => r.path === "/repos/microsoft/netperf/actions/runners")).toBe(false);
   });
@@ -303,11 +483,13 @@ describe("job-completed input", () => {
     ["another repository", JSON.stringify({ repository: "someone/else", runId: 1 }), 403, /serves microsoft\/netperf/],
     ["a run GitHub does not know", JSON.stringify({ repository: "microsoft/netperf", runId: 424242 }), 404, /no run 424242/],
     ["a body over 64 KiB", JSON.stringify({ repository: "microsoft/netperf", runId: 1, runnerName: "x".repeat(70_000) }), 413, /larger than 65536/],
-  ])("answers %s with its 4xx and writes nothing", async (_, body, status, message) => {
+  ])("answers %s with its 4xx, records and queues nothing", async (_, body, status, message) => {
     lab = await startTestLab();
-    const response = await handlers.jobCompleted(lab.runtime, body, silentLogger);
+    const response = await jobCompleted(lab.runtime, body, silentLogger);
     expect(response.status).toBe(status);
     expect(JSON.stringify(response.body)).toMatch(message);
+    expect(lab.queue.length).toBe(0);
+    expect(await lab.runtime.facts.listSince(new Date(0))).toEqual([]);
     expect(await lab.runtime.store.listPairs()).toEqual([]);
     expect(lab.github.dispatches).toHaveLength(0);
   });
@@ -315,20 +497,12 @@ describe("job-completed input", () => {
   it("accepts quoted numbers and a runnerName, and records the job on that runner's pair", async () => {
     lab = await startTestLab();
     const perf = { id: Number(lab.github.addRun({ status: "in_progress", jobs: [{ runnerName: "GitHub Actions 3", status: "in_progress" }] }).id) };
-    const response = await handlers.jobCompleted(lab.runtime, JSON.stringify({ repository: "Microsoft/NetPerf", runId: String(perf.id), runAttempt: "1", runnerName: "VM-11-12" }), silentLogger);
-    expect(response.status).toBe(202);
-    expect(response.body).toMatchObject({ pairs: [{ id: "vm-11-12", decision: "reset-dispatched" }] });
+    const { response, result } = await lab.jobCompleted(JSON.stringify({ repository: "Microsoft/NetPerf", runId: String(perf.id), runAttempt: "1", runnerName: "VM-11-12" }));
+    expect(response).toEqual({ status: 202, body: { runId: perf.id, pairs: [{ id: "vm-11-12", state: "dirty", jobSinceReset: true }], reconcile: "queued" } });
+    expect(result?.pairs.find((p) => p.id === "vm-11-12")).toMatchObject({ decision: "reset-dispatched" });
     expect(await stored(lab, "vm-11-12")).toMatchObject({ lastJobRunId: perf.id });
   });
 });
-
-/** A lab whose four pairs were all reset a while ago and are clean. */
-async function cleanLab(l: TestLab) {
-  await handlers.scheduledReset(l.runtime, silentLogger);
-  for (const d of l.github.dispatches) if (d.runId !== null) finishReset(l, d.runId);
-  l.advance(10);
-  await handlers.scheduledReset(l.runtime, silentLogger);
-}
 
 describe("the timer as backstop for lost job-completed calls (I3)", () => {
   it("resets a pair whose perf run finished without calling job-completed", async () => {
@@ -337,7 +511,7 @@ describe("the timer as backstop for lost job-completed calls (I3)", () => {
     lab.advance(5);
     const perf = perfRun(lab, [vmRunnerName("vm-42-43")], "completed"); // its job-completed call is lost
     lab.advance(5);
-    const result = await handlers.scheduledReset(lab.runtime, silentLogger);
+    const result = await lab.timer();
     expect(result.pairs.map((p) => [p.id, p.decision])).toEqual([
       ["vm-25-26", "skipped-fresh"],
       ["vm-05-10", "skipped-fresh"],
@@ -353,21 +527,37 @@ describe("the timer as backstop for lost job-completed calls (I3)", () => {
     lab.advance(1);
     await cleanLab(lab);
     lab.advance(5);
-    const result = await handlers.scheduledReset(lab.runtime, silentLogger);
+    const result = await lab.timer();
     expect(result.pairs.map((p) => p.decision)).toEqual(Array(4).fill("skipped-fresh"));
+  });
+
+  it("a job-completed reconcile does not look for lost calls: only the timer's does", async () => {
+    lab = await startTestLab();
+    await cleanLab(lab);
+    lab.advance(5);
+    perfRun(lab, [vmRunnerName("vm-42-43")], "completed"); // its job-completed call is lost
+    const other = perfRun(lab, ["GitHub Actions 4"], "completed");
+    lab.advance(1);
+    lab.github.clearRequests();
+    const { result } = await lab.jobCompleted(report(other.id));
+    expect(result?.pairs.map((p) => p.decision)).toEqual(Array(4).fill("not-needed"));
+    expect(lab.github.requests.some((r) => r.path === "/repos/microsoft/netperf/actions/runs" && r.query.status === "completed")).toBe(false);
+    lab.advance(1);
+    expect((await lab.timer()).pairs.find((p) => p.id === "vm-42-43")).toMatchObject({ decision: "reset-dispatched" });
   });
 });
 
 describe("GitHub request budget", () => {
-  it("one reconcile of the seed lab stays within its budget, and unchanged lists are answered 304", async () => {
+  const runnerPages = Math.ceil(10 / 100);
+
+  it("one timer reconcile of the seed lab stays within its budget, and unchanged lists are answered 304", async () => {
     lab = await startTestLab();
     await cleanLab(lab);
     lab.advance(61); // no longer fresh: every idle pair gets its periodic reset
     perfRun(lab, [vmRunnerName("vm-25-26")]); // one in-progress run, its VM busy
     perfRun(lab, [vmRunnerName("vm-11-12")], "completed"); // one finished run not seen before
     lab.github.clearRequests();
-    const result = await handlers.scheduledReset(lab.runtime, silentLogger);
-    const runnerPages = Math.ceil(10 / 100);
+    const result = await lab.timer();
     const inProgressRuns = 1;
     const budget =
       runnerPages + 1 + inProgressRuns + // first look: runners, in-progress runs, their jobs
@@ -376,11 +566,13 @@ describe("GitHub request budget", () => {
       result.dispatches + // one dispatch per reset
       (result.dispatches > 0 ? runnerPages + 1 + inProgressRuns : 0); // the second look after claiming
     expect(result.dispatches).toBe(3);
+    expect(result.githubRequests).toBe(lab.github.requests.length);
     expect(lab.github.requests.length).toBeLessThanOrEqual(budget);
 
     // Nothing changed on GitHub: the same lists are asked for again with their ETags.
     lab.github.clearRequests();
-    await handlers.scheduledReset(lab.runtime, silentLogger);
+    lab.advance(1);
+    await lab.timer();
     // Only the three new reset runs (and their jobs) are read for the first time.
     const resetRuns = new Set(lab.github.dispatches.slice(-3).map((d) => d.runId));
     const gets = lab.github.requests.filter((r) => r.method === "GET" && !resetRuns.has(Number(/\/actions\/runs\/(\d+)/.exec(r.path)?.[1])));
@@ -388,5 +580,37 @@ describe("GitHub request budget", () => {
     expect(gets.every((r) => r.status === 304)).toBe(true);
     expect(lab.runtime.github.stats().notModified).toBeGreaterThanOrEqual(gets.length);
   });
-});
 
+  it("a burst of job-completed calls for one run reads its jobs once, and the reconciles that serve them stay within their budget", async () => {
+    lab = await startTestLab();
+    await cleanLab(lab);
+    lab.advance(5);
+    const perf = perfRun(lab, [vmRunnerName("vm-42-43")], "completed");
+    lab.github.clearRequests();
+    const responses = await Promise.all(Array.from({ length: 10 }, () => jobCompleted(lab.runtime, report(perf.id), silentLogger)));
+    expect(responses.map((r) => r.status)).toEqual(Array(10).fill(202));
+    const jobsPath = `/repos/microsoft/netperf/actions/runs/${perf.id}/jobs`;
+    // The calls: the run's jobs once, the runner list (to name the pairs) once.
+    expect(lab.github.requests.filter((r) => r.path === jobsPath)).toHaveLength(1);
+    expect(lab.github.requests.length).toBeLessThanOrEqual(1 + runnerPages);
+
+    lab.github.clearRequests();
+    const reconcilesBefore = lab.runtime.worker.reconciles;
+    await lab.settle();
+    const reconciles = lab.runtime.worker.reconciles - reconcilesBefore;
+    expect(reconciles).toBeGreaterThanOrEqual(1);
+    const dispatching =
+      runnerPages + 1 + // look: runners, in-progress runs (none); a job-completed reconcile does not look for lost calls
+      1 + // the dispatch
+      runnerPages + 1; // the second look after claiming
+    const following = runnerPages + 1 + 2; // look, then the reset run in flight and its jobs
+    expect(lab.github.dispatches.slice(4).map((d) => d.inputs.pair)).toEqual(["vm-42-43"]);
+    expect(lab.github.requests.length).toBeLessThanOrEqual(dispatching + (reconciles - 1) * following);
+    expect(lab.github.requests.some((r) => r.path === jobsPath)).toBe(false);
+
+    // A late copy of the call reads nothing of the finished run again.
+    lab.github.clearRequests();
+    expect((await jobCompleted(lab.runtime, report(perf.id), silentLogger)).status).toBe(202);
+    expect(lab.github.requests.filter((r) => r.path === jobsPath)).toHaveLength(0);
+  });
+});

@@ -1,7 +1,15 @@
+/**
+ * The workflow_job webhook: a delivery is checked, recorded as one job fact and a reconcile is
+ * queued; the answer never waits on GitHub. What the pair becomes is the reconcile's to say, so
+ * each behaviour is checked in the answer, then again once the queue is served (`lab.settle()`).
+ */
 import { afterEach, describe, expect, it } from "vitest";
-import * as handlers from "../shared/triggers/job-completed.js";
 import { silentLogger } from "../shared/logger.js";
-import { githubWebhook } from "../shared/triggers/webhook.js";
+import type { Runtime } from "../shared/runtime.js";
+import { StoreError } from "../shared/storage/connection.js";
+import type { FactStore } from "../shared/storage/facts.js";
+import type { ReconcileQueue } from "../shared/storage/queue.js";
+import { githubWebhook, type WebhookDelivery } from "../shared/triggers/webhook.js";
 import { finishReset, perfRun, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
 import { signedDelivery, WEBHOOK_SECRET, workflowJobPayload } from "./support/webhook-deliveries.js";
 
@@ -12,94 +20,171 @@ afterEach(async () => {
 });
 
 const start = (settings: Record<string, string> = {}) => startTestLab({ settings: { GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET, ...settings } });
-const deliver = async (l: TestLab, delivery: Awaited<ReturnType<typeof signedDelivery>>) => githubWebhook(l.runtime, delivery, silentLogger);
+const deliver = (l: TestLab, delivery: WebhookDelivery, runtime: Runtime = l.runtime) => githubWebhook(runtime, delivery, silentLogger);
 const stored = async (l: TestLab, id: string) => (await l.runtime.store.getPair(id))?.record;
+const facts = async (l: TestLab) => (await l.runtime.facts.listSince(new Date(0))).map((f) => f.fact);
 const dispatchedPairs = (l: TestLab) => l.github.dispatches.filter((d) => d.runId !== null).map((d) => d.inputs.pair);
+const resultOf = (result: { pairs: { id: string }[] } | null, id: string) => result?.pairs.find((p) => p.id === id);
 
-/** Every pair reset once and clean, at the lab's clock. */
-async function cleanLab(l: TestLab) {
-  await handlers.scheduledReset(l.runtime, silentLogger);
+/** Every pair reset once and clean: resets requested at 12:00, the lab's clock at 12:10 + `thenMinutes`. */
+async function cleanLab(l: TestLab, thenMinutes = 1) {
+  await l.timer();
   for (const d of l.github.dispatches) finishReset(l, d.runId!);
   l.advance(10);
-  await handlers.scheduledReset(l.runtime, silentLogger);
+  const after = await l.timer();
+  expect(after.pairs.every((p) => p.state === "clean")).toBe(true);
   l.github.dispatches.length = 0;
+  // Later messages are inserted after the timer's (see "the hand-over to the reconcile").
+  l.advance(thenMinutes);
 }
 
+/** The runtime with each call to its store, facts and queue logged by name, in order. */
+function watched(l: TestLab): { runtime: Runtime; calls: string[] } {
+  const calls: string[] = [];
+  const watch = <T extends object>(target: T, name: string): T =>
+    new Proxy(target, {
+      get(t, property, receiver) {
+        const value: unknown = Reflect.get(t, property, receiver);
+        if (typeof value !== "function") return value;
+        return (...args: unknown[]) => {
+          calls.push(`${name}.${String(property)}`);
+          return (value as (...a: unknown[]) => unknown).apply(t, args);
+        };
+      },
+    });
+  const runtime = { ...l.runtime, store: watch(l.runtime.store, "store"), facts: watch(l.runtime.facts, "facts"), queue: watch(l.runtime.queue, "queue") };
+  return { runtime, calls };
+}
+
+/** Table Storage refusing the fact's insert, as a throttled or unreachable account does. */
+function failingFacts(l: TestLab): FactStore {
+  return {
+    record: () => Promise.reject(new StoreError("record job 1 started", new Error("503 Server Busy"))),
+    listSince: (since) => l.runtime.facts.listSince(since),
+    prune: (before) => l.runtime.facts.prune(before),
+  };
+}
+const failingQueue: ReconcileQueue = { send: () => Promise.reject(new StoreError("queue a reconcile on labreset-reconcile", new Error("503 Server Busy"))) };
+
 describe("workflow_job in_progress", () => {
-  it("marks the pair busy and ran-a-job at once, while GitHub's runner still reads idle", async () => {
+  it("records the job's start with one storage write and no GitHub request; the reconcile then holds the pair busy while GitHub's runner still reads idle", async () => {
     lab = await start();
     const startedAt = "2026-11-27T12:00:05Z";
-    const response = await deliver(lab, await signedDelivery(workflowJobPayload("in_progress", { runnerName: "vm-25-26", runId: 777, startedAt })));
-    expect(response).toMatchObject({ status: 202, body: { pair: "vm-25-26", applied: true, state: "busy" } });
+    const delivery = await signedDelivery(workflowJobPayload("in_progress", { runnerName: "vm-25-26", runId: 777, jobId: 4001, startedAt }));
+    const { runtime, calls } = watched(lab);
+    const requests = lab.github.requests.length;
+    const response = await deliver(lab, delivery, runtime);
+    expect(response).toEqual({
+      status: 202,
+      body: { deliveryId: delivery.deliveryId, action: "in_progress", jobId: 4001, runId: 777, runner: "vm-25-26", recorded: "started", reconcile: "queued" },
+    });
+    expect(lab.github.requests.length).toBe(requests);
+    expect(calls).toEqual(["facts.record", "queue.send"]);
+    expect(await facts(lab)).toEqual([
+      { phase: "started", jobId: 4001, runId: 777, runnerName: "vm-25-26", runnerId: expect.any(Number), at: "2026-11-27T12:00:05.000Z", source: "webhook", recordedAt: lab.now.value.toISOString() },
+    ]);
+    expect(lab.queue.length).toBe(1);
+    // The answer wrote no pair record: that is the reconcile's.
+    expect(await lab.runtime.store.listPairs()).toEqual([]);
+
+    const result = await lab.settle();
+    expect(resultOf(result, "vm-25-26")).toMatchObject({ state: "busy", decision: "deferred-busy" });
     expect(await stored(lab, "vm-25-26")).toMatchObject({ state: "busy", jobSinceReset: true, lastJobRunId: 777, lastJobAt: "2026-11-27T12:00:05.000Z" });
-    const events = await lab.runtime.store.listEvents("vm-25-26");
-    expect(events.map((e) => [e.trigger, e.to])).toEqual([["webhook", "busy"]]);
-    expect(lab.github.dispatches).toHaveLength(0);
+    expect((await lab.runtime.store.listEvents("vm-25-26")).map((e) => [e.trigger, e.to])).toEqual([["webhook", "busy"]]);
+    expect(dispatchedPairs(lab)).not.toContain("vm-25-26");
   });
 
-  it("answers a repeated delivery as a duplicate without writing again", async () => {
+  it("answers a repeated delivery as a duplicate without recording it again, and still queues a reconcile", async () => {
     lab = await start();
-    const delivery = await signedDelivery(workflowJobPayload("in_progress", { runnerName: "VM-05-10", runId: 31 }));
-    expect((await deliver(lab, delivery)).status).toBe(202);
-    const first = await lab.runtime.store.getPair("vm-05-10");
+    const delivery = await signedDelivery(workflowJobPayload("in_progress", { runnerName: "VM-05-10", runId: 31, startedAt: lab.now.value.toISOString() }));
+    expect(await deliver(lab, delivery)).toMatchObject({ status: 202, body: { recorded: "started" } });
+    const first = await lab.runtime.facts.listSince(new Date(0));
     const again = await deliver(lab, delivery);
-    expect(again).toMatchObject({ status: 200, body: { duplicate: true, pair: "vm-05-10" } });
-    expect((await lab.runtime.store.getPair("vm-05-10"))?.etag).toBe(first?.etag);
+    expect(again).toMatchObject({ status: 200, body: { deliveryId: delivery.deliveryId, recorded: "started", duplicate: true, reconcile: "queued" } });
+    expect(await lab.runtime.facts.listSince(new Date(0))).toEqual(first);
+    // The first delivery's hand-over may be what failed: a repeat queues too.
+    expect(lab.queue.length).toBe(2);
+    expect(resultOf(await lab.settle(), "vm-05-10")).toMatchObject({ state: "busy" });
+  });
+
+  it("dedupes by job and phase, not by delivery id: another delivery of the same start, even at the same moment, is a duplicate", async () => {
+    lab = await start();
+    const payload = workflowJobPayload("in_progress", { runnerName: "VM-05-10", runId: 31, jobId: 7007 });
+    const [a, b] = await Promise.all([signedDelivery(payload), signedDelivery(payload)]);
+    expect(a.deliveryId).not.toBe(b.deliveryId);
+    const answers = await Promise.all([deliver(lab, a), deliver(lab, b)]);
+    expect(answers.map((r) => r.status).sort()).toEqual([200, 202]);
+    expect(await facts(lab)).toHaveLength(1);
+    const third = await deliver(lab, await signedDelivery(payload));
+    expect(third).toMatchObject({ status: 200, body: { duplicate: true } });
+    expect(await facts(lab)).toHaveLength(1);
   });
 
   it("lets no job that started earlier overwrite the newer job the pair records (out-of-order deliveries)", async () => {
     lab = await start();
-    await deliver(lab, await signedDelivery(workflowJobPayload("in_progress", { runnerName: "VM-42-43", runId: 52, jobId: 9002, startedAt: "2026-11-27T12:10:00Z" })));
-    const older = await deliver(lab, await signedDelivery(workflowJobPayload("in_progress", { runnerName: "VM-42-43", runId: 51, jobId: 9001, startedAt: "2026-11-27T12:05:00Z" })));
-    expect(older).toMatchObject({ status: 202, body: { applied: false } });
-    expect(await stored(lab, "vm-42-43")).toMatchObject({ lastJobRunId: 52, lastJobAt: "2026-11-27T12:10:00.000Z" });
+    await deliver(lab, await signedDelivery(workflowJobPayload("in_progress", { runnerName: "VM-42-43", runId: 52, jobId: 9002, startedAt: "2026-11-27T11:55:00Z" })));
+    const older = await deliver(lab, await signedDelivery(workflowJobPayload("in_progress", { runnerName: "VM-42-43", runId: 51, jobId: 9001, startedAt: "2026-11-27T11:50:00Z" })));
+    // Both are facts; the trigger does not judge them.
+    expect(older).toMatchObject({ status: 202, body: { recorded: "started", runId: 51 } });
+    await lab.settle();
+    expect(await stored(lab, "vm-42-43")).toMatchObject({ state: "busy", lastJobRunId: 52, lastJobAt: "2026-11-27T11:55:00.000Z" });
   });
 
   it("keeps a reset in flight followed, and makes the pair dirty again when the reset ends", async () => {
     lab = await start();
-    await handlers.scheduledReset(lab.runtime, silentLogger);
+    await lab.timer();
+    lab.advance(1);
     const reset = lab.github.dispatches.find((d) => d.inputs.pair === "vm-25-26")!;
     const response = await deliver(lab, await signedDelivery(workflowJobPayload("in_progress", { runnerName: "VM-25-26", runId: 88, startedAt: "2026-11-27T12:01:00Z" })));
-    expect(response).toMatchObject({ status: 202, body: { applied: true, state: "resetting" } });
+    expect(response).toMatchObject({ status: 202, body: { recorded: "started" } });
+    expect(resultOf(await lab.settle(), "vm-25-26")).toMatchObject({ state: "resetting", decision: "already-resetting" });
     expect(await stored(lab, "vm-25-26")).toMatchObject({ state: "resetting", resetRunId: reset.runId, jobSinceReset: true, lastJobRunId: 88 });
     finishReset(lab, reset.runId!);
     lab.advance(5);
     // GitHub does not show job 88 at all, but the webhook said it started: the pair stays busy.
-    const held = await handlers.scheduledReset(lab.runtime, silentLogger);
-    expect(held.pairs.find((p) => p.id === "vm-25-26")).toMatchObject({ state: "busy", decision: "deferred-busy" });
+    const held = await lab.timer();
+    expect(resultOf(held, "vm-25-26")).toMatchObject({ state: "busy", decision: "deferred-busy" });
     lab.advance(15);
-    const next = await handlers.scheduledReset(lab.runtime, silentLogger);
-    expect(next.pairs.find((p) => p.id === "vm-25-26")).toMatchObject({ decision: "reset-dispatched" });
+    const next = await lab.timer();
+    expect(resultOf(next, "vm-25-26")).toMatchObject({ decision: "reset-dispatched" });
   });
 
   it("holds a pair busy for a job that started just before its reset was requested (the job a lagging busy flag hid)", async () => {
     lab = await start();
-    await handlers.scheduledReset(lab.runtime, silentLogger); // resets requested at 12:00
+    await lab.timer(); // resets requested at 12:00
+    lab.advance(1);
+    const reset = lab.github.dispatches.find((d) => d.inputs.pair === "vm-11-12")!;
     const response = await deliver(lab, await signedDelivery(workflowJobPayload("in_progress", { runnerName: "VM-11-12", runId: 5, startedAt: "2026-11-27T11:59:58Z" })));
-    expect(response).toMatchObject({ status: 202, body: { applied: true, state: "resetting" } });
-    expect(await stored(lab, "vm-11-12")).toMatchObject({ state: "resetting", busyRunId: 5, jobSinceReset: true });
-  });
-
-  it("ignores a job end from before the pair's last reset was requested", async () => {
-    lab = await start();
-    await handlers.scheduledReset(lab.runtime, silentLogger); // resets requested at 12:00
-    const before = await lab.runtime.store.getPair("vm-11-12");
-    const perf = perfRun(lab, [vmRunnerName("vm-11-12")], "completed");
-    const payload = workflowJobPayload("completed", { runnerName: "VM-11-12", runId: perf.id, completedAt: "2026-11-27T11:58:00Z" });
-    const response = await deliver(lab, await signedDelivery(payload));
-    expect(response).toMatchObject({ status: 202, body: { applied: false } });
-    expect((await lab.runtime.store.getPair("vm-11-12"))?.etag).toBe(before?.etag);
+    expect(response).toMatchObject({ status: 202, body: { recorded: "started" } });
+    expect(resultOf(await lab.settle(), "vm-11-12")).toMatchObject({ state: "resetting", decision: "already-resetting" });
+    finishReset(lab, reset.runId!);
+    lab.advance(5);
+    // The reset succeeded, but the start recorded at 11:59:58 still holds the VM (until 12:14:58).
+    expect(resultOf(await lab.timer(), "vm-11-12")).toMatchObject({ state: "busy", decision: "deferred-busy" });
+    lab.advance(15);
+    expect(resultOf(await lab.timer(), "vm-11-12")).toMatchObject({ decision: "reset-dispatched" });
   });
 });
 
 describe("workflow_job completed", () => {
-  it("runs the job-completed reconcile: the pair the job ran on is reset, recorded as a webhook trigger", async () => {
+  it("records the job's end with no GitHub request; the reconcile resets the pair the job ran on, recorded as a webhook trigger", async () => {
     lab = await start();
     await cleanLab(lab);
     const perf = perfRun(lab, [vmRunnerName("vm-42-43")], "completed");
     const payload = workflowJobPayload("completed", { runnerName: "VM-42-43", runId: perf.id, completedAt: lab.now.value.toISOString() });
-    const response = await deliver(lab, await signedDelivery(payload));
-    expect(response).toMatchObject({ status: 202, body: { applied: true, pairs: [{ id: "vm-42-43", decision: "reset-dispatched" }] } });
+    const { runtime, calls } = watched(lab);
+    const requests = lab.github.requests.length;
+    const response = await deliver(lab, await signedDelivery(payload), runtime);
+    expect(response).toMatchObject({ status: 202, body: { action: "completed", runId: perf.id, runner: "VM-42-43", recorded: "ended", reconcile: "queued" } });
+    expect(response.body).not.toHaveProperty("pairs");
+    expect(lab.github.requests.length).toBe(requests);
+    expect(calls).toEqual(["facts.record", "queue.send"]);
+    expect(await facts(lab)).toMatchObject([{ phase: "ended", runId: perf.id, runnerName: "VM-42-43", at: lab.now.value.toISOString(), source: "webhook" }]);
+    expect(lab.github.dispatches).toHaveLength(0);
+
+    const result = await lab.settle();
+    expect(result).toMatchObject({ trigger: "webhook" });
+    expect(resultOf(result, "vm-42-43")).toMatchObject({ decision: "reset-dispatched" });
     expect(dispatchedPairs(lab)).toEqual(["vm-42-43"]);
     expect((await lab.runtime.store.listEvents("vm-42-43", 2)).map((e) => [e.kind, e.trigger])).toEqual([
       ["dispatch", "webhook"],
@@ -107,57 +192,135 @@ describe("workflow_job completed", () => {
     ]);
   });
 
-  it("changes nothing for a job that ended before the pair's last reset was requested", async () => {
+  it("leaves no pair held busy by a job whose completed arrived before its in_progress, nor by that in_progress redelivered", async () => {
     lab = await start();
-    await handlers.scheduledReset(lab.runtime, silentLogger);
-    const perf = perfRun(lab, [vmRunnerName("vm-05-10")], "completed");
-    const response = await deliver(lab, await signedDelivery(workflowJobPayload("completed", { runnerName: "VM-05-10", runId: perf.id, completedAt: "2026-11-27T11:30:00Z" })));
-    expect(response).toMatchObject({ status: 202, body: { applied: false } });
-    expect(lab.github.dispatches).toHaveLength(4);
-    expect(lab.github.requests.some((r) => r.path.endsWith(`/runs/${perf.id}`))).toBe(false);
+    await cleanLab(lab);
+    lab.advance(5); // 12:16
+    const perf = perfRun(lab, [vmRunnerName("vm-42-43")], "completed");
+    const jobId = lab.github.jobsOf(perf.id)[0]!.id;
+    const job = { runnerName: "VM-42-43", runId: perf.id, jobId, startedAt: "2026-11-27T12:12:00Z" };
+    const completed = await deliver(lab, await signedDelivery(workflowJobPayload("completed", { ...job, completedAt: "2026-11-27T12:15:00Z" })));
+    const late = await signedDelivery(workflowJobPayload("in_progress", job));
+    const started = await deliver(lab, late);
+    expect([completed.status, started.status]).toEqual([202, 202]);
+    // The start alone would hold the pair until 12:27; its recorded end says the job is over.
+    expect(await lab.settle()).not.toBeNull();
+    expect(dispatchedPairs(lab)).toEqual(["vm-42-43"]);
+    const reset = lab.github.dispatches.find((d) => d.inputs.pair === "vm-42-43")!;
+    finishReset(lab, reset.runId!);
+    lab.advance(2);
+    expect(await deliver(lab, late)).toMatchObject({ status: 200, body: { duplicate: true, recorded: "started" } });
+    expect(resultOf(await lab.settle(), "vm-42-43")).toMatchObject({ state: "clean", decision: "not-needed" });
   });
 
-  it("forgets a delivery whose handling failed, so that GitHub's redelivery is handled", async () => {
+  it("ignores a job end from before the pair's last reset was requested", async () => {
     lab = await start();
+    await lab.timer(); // resets requested at 12:00
+    lab.advance(1);
+    const before = await lab.runtime.store.getPair("vm-11-12");
+    const ends = [
+      workflowJobPayload("completed", { runnerName: "VM-11-12", runId: 4711, jobId: 5001, completedAt: "2026-11-27T11:58:00Z" }),
+      workflowJobPayload("completed", { runnerName: "VM-05-10", runId: 4712, jobId: 5002, completedAt: "2026-11-27T11:30:00Z" }),
+    ];
+    for (const payload of ends) expect(await deliver(lab, await signedDelivery(payload))).toMatchObject({ status: 202, body: { recorded: "ended" } });
+    expect(await lab.settle()).toMatchObject({ trigger: "webhook" });
+    expect((await lab.runtime.store.getPair("vm-11-12"))?.etag).toBe(before?.etag);
+    expect(await stored(lab, "vm-05-10")).toMatchObject({ lastJobRunId: null, state: "resetting" });
+    expect(lab.github.dispatches).toHaveLength(4);
+  });
+
+  it("answers 503 and queues nothing when the fact cannot be recorded, so that GitHub's redelivery is handled", async () => {
+    lab = await start();
+    await cleanLab(lab);
     const perf = perfRun(lab, [vmRunnerName("vm-25-26")], "completed");
     const delivery = await signedDelivery(workflowJobPayload("completed", { runnerName: "VM-25-26", runId: perf.id, completedAt: lab.now.value.toISOString() }));
-    // Three answers of 500: the first read and both of the client's retries.
-    lab.github.fail({ path: `/repos/microsoft/netperf/actions/runs/${perf.id}` }, { status: 500 }, 3);
-    const failed = await deliver(lab, delivery);
-    expect(failed).toMatchObject({ status: 503, body: { error: expect.stringMatching(/500/) } });
-    expect(lab.github.dispatches).toHaveLength(0);
+    const failed = await deliver(lab, delivery, { ...lab.runtime, facts: failingFacts(lab) });
+    expect(failed).toMatchObject({ status: 503, body: { error: expect.stringMatching(/record job .* failed: 503 Server Busy/) }, headers: { "retry-after": "60" } });
+    expect(lab.queue.length).toBe(0);
+    expect(await facts(lab)).toEqual([]);
     const redelivered = await deliver(lab, delivery);
-    expect(redelivered.status).toBe(202);
-    expect(dispatchedPairs(lab)).toContain("vm-25-26");
+    expect(redelivered).toMatchObject({ status: 202, body: { recorded: "ended" } });
+    await lab.settle();
+    expect(dispatchedPairs(lab)).toEqual(["vm-25-26"]);
   });
 
-  it("notes a job of another allowed repository from the delivery itself, then reconciles", async () => {
+  it("answers 503 when the reconcile cannot be queued, and a redelivery (a duplicate by then) queues it", async () => {
+    lab = await start();
+    await cleanLab(lab);
+    const perf = perfRun(lab, [vmRunnerName("vm-25-26")], "completed");
+    const delivery = await signedDelivery(workflowJobPayload("completed", { runnerName: "VM-25-26", runId: perf.id, completedAt: lab.now.value.toISOString() }));
+    const failed = await deliver(lab, delivery, { ...lab.runtime, queue: failingQueue });
+    expect(failed).toMatchObject({ status: 503, body: { error: expect.stringMatching(/queue a reconcile .* failed/) }, headers: { "retry-after": "60" } });
+    expect(lab.queue.length).toBe(0);
+    const redelivered = await deliver(lab, delivery);
+    expect(redelivered).toMatchObject({ status: 200, body: { duplicate: true, reconcile: "queued" } });
+    expect(lab.queue.length).toBe(1);
+    await lab.settle();
+    expect(dispatchedPairs(lab)).toEqual(["vm-25-26"]);
+  });
+
+  it("records a job of another allowed repository from the delivery itself; the reconcile resets the pair", async () => {
     lab = await start({ ALLOWED_REPOSITORIES: "microsoft/netperf, microsoft/msquic" });
     await cleanLab(lab);
     const payload = workflowJobPayload("completed", { repository: "microsoft/msquic", runnerName: "VM-11-12", runId: 4242, completedAt: lab.now.value.toISOString() });
+    const requests = lab.github.requests.length;
     const response = await deliver(lab, await signedDelivery(payload));
-    expect(response).toMatchObject({ status: 202, body: { applied: true, pairs: [{ id: "vm-11-12", decision: "reset-dispatched" }] } });
+    expect(response).toMatchObject({ status: 202, body: { runId: 4242, recorded: "ended", reconcile: "queued" } });
+    expect(lab.github.requests.length).toBe(requests);
+    expect(resultOf(await lab.settle(), "vm-11-12")).toMatchObject({ decision: "reset-dispatched" });
     expect(dispatchedPairs(lab)).toEqual(["vm-11-12"]);
     expect(await stored(lab, "vm-11-12")).toMatchObject({ lastJobRunId: 4242 });
   });
 });
 
-describe("deliveries that concern no pair", () => {
-  it("acknowledges GitHub's recorded completed payload of a GitHub-hosted job and changes nothing", async () => {
+describe("the hand-over to the reconcile", () => {
+  // Azure Queue Storage stamps insertion times to the second (RFC 1123), so a delivery's message
+  // may carry the very insertion time of the message a reconcile has just served, although its
+  // fact was recorded after that reconcile read the facts. The test's frozen clock is that second.
+  it("reconciles a delivery whose message carries the same insertion time as the message the reconcile before it served", async () => {
     lab = await start();
-    const payload = workflowJobPayload("completed"); // runner "GitHub Actions 5", as recorded
+    await cleanLab(lab, 0);
+    const response = await deliver(lab, await signedDelivery(workflowJobPayload("in_progress", { runnerName: "VM-42-43", runId: 61, startedAt: lab.now.value.toISOString() })));
+    expect(response).toMatchObject({ status: 202, body: { reconcile: "queued" } });
+    const result = await lab.settle();
+    expect(result, "the delivery's message was taken as covered by the timer's reconcile").not.toBeNull();
+    expect(resultOf(result, "vm-42-43")).toMatchObject({ state: "busy", decision: "deferred-busy" });
+    expect(await stored(lab, "vm-42-43")).toMatchObject({ state: "busy", lastJobRunId: 61 });
+  });
+});
+
+describe("deliveries that concern no pair", () => {
+  it("records GitHub's recorded completed payload of a GitHub-hosted job, and the reconcile leaves every pair alone", async () => {
+    lab = await start();
+    await cleanLab(lab);
+    const payload = workflowJobPayload("completed", { completedAt: lab.now.value.toISOString() }); // runner "GitHub Actions 5", as recorded
     const response = await deliver(lab, await signedDelivery(payload));
-    expect(response).toMatchObject({ status: 202, body: { ignored: expect.stringMatching(/GitHub Actions 5 is not the VM runner/) } });
-    expect(await lab.runtime.store.listPairs()).toEqual([]);
+    expect(response).toMatchObject({ status: 202, body: { runner: "GitHub Actions 5", recorded: "ended" } });
+    const result = await lab.settle();
+    expect(result?.pairs.map((p) => [p.id, p.state, p.decision])).toEqual(lab.config.pairs.map((p) => [p.id, "clean", "not-needed"]));
     expect(lab.github.dispatches).toHaveLength(0);
   });
 
-  it("acknowledges queued jobs and pings without reading GitHub", async () => {
+  it("acknowledges queued and waiting jobs, jobs that never reached a runner, and pings, writing and queueing nothing and reading no GitHub", async () => {
     lab = await start();
-    expect(await deliver(lab, await signedDelivery(workflowJobPayload("queued", { runnerName: "VM-25-26" })))).toMatchObject({ status: 202, body: { ignored: expect.stringMatching(/queued/) } });
+    const ignored = [
+      workflowJobPayload("queued", { runnerName: "VM-25-26" }),
+      workflowJobPayload("waiting", { runnerName: "VM-25-26" }),
+      workflowJobPayload("in_progress", { runnerName: null }),
+      workflowJobPayload("completed", { runnerName: null }),
+    ];
+    const answers = await Promise.all(ignored.map(async (payload) => deliver(lab!, await signedDelivery(payload))));
+    expect(answers).toMatchObject([
+      { status: 202, body: { ignored: expect.stringMatching(/queued/) } },
+      { status: 202, body: { ignored: expect.stringMatching(/waiting/) } },
+      { status: 202, body: { ignored: expect.stringMatching(/never reached a runner/) } },
+      { status: 202, body: { ignored: expect.stringMatching(/never reached a runner/) } },
+    ]);
     const ping = await deliver(lab, await signedDelivery({ zen: "Keep it logically awesome.", hook_id: 1 }, { event: "ping" }));
     expect(ping).toMatchObject({ status: 200, body: { ok: true } });
     expect(lab.github.requests).toHaveLength(0);
+    expect(await facts(lab)).toEqual([]);
+    expect(lab.queue.length).toBe(0);
     expect(await lab.runtime.store.listPairs()).toEqual([]);
   });
 });

@@ -17,16 +17,23 @@ param resetSchedule string
 param oidcAudience string
 @description('Empty: the app\'s default, GitHub.com\'s issuer.')
 param oidcIssuer string
+@description('Comma-separated owner/repo list (ALLOWED_REPOSITORIES).')
 param allowedRepositories string
+@description('The queue the triggers hand "look now" to (RECONCILE_QUEUE); created in the storage account.')
+param reconcileQueueName string
+@description('Client id of the Entra app registration for App Service authentication; empty: off.')
+param entraClientId string
 param tags object
 
-// Names of the secrets in Key Vault; docs/deploy.md tells the admin to create them.
+// Names of the secrets in Key Vault; docs/deploy.md (step 3) tells the admin to create them, and
+// test/infra.test.ts checks that the docs use these names.
 var githubAppPrivateKeySecret = 'github-app-private-key'
 var githubWebhookSecret = 'github-webhook-secret'
 
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
 }
@@ -70,6 +77,10 @@ resource functionApp 'Microsoft.Web/sites@2025-03-01' = {
       // from functionAppConfig.
       appSettings: [
         { name: 'AzureWebJobsStorage__accountName', value: storage.name }
+        // The queue trigger and the app's sender; from the account's own endpoints, so no cloud's
+        // DNS suffix is written here.
+        { name: 'AzureWebJobsStorage__queueServiceUri', value: storage.properties.primaryEndpoints.queue }
+        { name: 'RECONCILE_QUEUE', value: reconcileQueueName }
         { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: appInsights.properties.ConnectionString }
         { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'Authorization=AAD' }
         { name: 'GITHUB_API_URL', value: githubApiUrl }
@@ -112,6 +123,41 @@ resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@20
   properties: { allow: false }
 }
 
+// App Service authentication (Easy Auth) with Microsoft Entra: a person signs in before any route
+// but the machine routes, which prove their caller themselves (an OIDC token or the webhook's
+// HMAC) and which GitHub calls without a browser. docs/deploy.md, "Put the status page and admin
+// routes behind Entra sign-in", creates the app registration. No client secret: the sign-in uses
+// the ID token, which the registration must be allowed to issue.
+resource authSettings 'Microsoft.Web/sites/config@2025-03-01' = if (!empty(entraClientId)) {
+  parent: functionApp
+  name: 'authsettingsV2'
+  properties: {
+    platform: { enabled: true }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'RedirectToLoginPage'
+      redirectToProvider: 'azureactivedirectory'
+      // The host's admin API (/admin/…) keeps needing the master key, which only holders of
+      // Azure rights on the app can read.
+      excludedPaths: ['/api/job-completed', '/api/github-webhook', '/admin/*']
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: entraClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+        }
+      }
+    }
+    login: {
+      // Nothing reads the users' tokens; the session cookie is enough.
+      tokenStore: { enabled: false }
+    }
+    httpSettings: { requireHttps: true }
+  }
+}
+
 // Host storage (leases, keys) and the deployment container.
 resource blobDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(storage.id, functionApp.id, roles.storageBlobDataOwner)
@@ -129,6 +175,18 @@ resource tableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-0
   scope: storage
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The reconcile queue: the triggers send to it, the queue trigger reads and deletes, and the host
+// moves failed messages to the poison queue.
+resource queueDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, functionApp.id, roles.storageQueueDataContributor)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
     principalId: functionApp.identity.principalId
     principalType: 'ServicePrincipal'
   }

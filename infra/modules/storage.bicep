@@ -1,10 +1,13 @@
-// The app's one storage account: Functions host storage (blob), the Flex deployment container and
-// this app's tables, which the app creates itself. Reached by managed identity only: shared keys
-// and public blob access are off.
+// The app's one storage account: Functions host storage (blob), the Flex deployment container,
+// the queue that hands "look now" from the triggers to the queue-triggered reconcile (and the
+// poison queue the Functions host moves failed messages to), and this app's tables, which the app
+// creates itself. Reached by managed identity only: shared keys and public blob access are off.
 
 param location string
 param storageAccountName string
 param deploymentContainerName string
+@description('The reconcile queue (RECONCILE_QUEUE); the Functions host moves a message that failed maxDequeueCount times to <name>-poison.')
+param reconcileQueueName string
 param tags object
 @description('Object id of the admin who may clear a pair record (Storage Table Data Contributor); empty grants no one.')
 param adminPrincipalId string = ''
@@ -36,6 +39,20 @@ resource storage 'Microsoft.Storage/storageAccounts@2025-01-01' = {
       properties: { publicAccess: 'None' }
     }
   }
+
+  resource queueService 'queueServices' = {
+    name: 'default'
+
+    resource reconcileQueue 'queues' = {
+      name: reconcileQueueName
+    }
+
+    // Created here rather than by the host on the first failure, so it exists (and can be watched)
+    // from the start.
+    resource poisonQueue 'queues' = {
+      name: '${reconcileQueueName}-poison'
+    }
+  }
 }
 
 // Shared keys are off, so the admin needs a data role to clear a pair that gave up (README, "What it decides").
@@ -49,4 +66,5 @@ resource adminTableData 'Microsoft.Authorization/roleAssignments@2022-04-01' = i
 }
 
 output storageAccountName string = storage.name
+output reconcileQueueName string = storage::queueService::reconcileQueue.name
 output deploymentContainerUrl string = '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'

@@ -9,6 +9,9 @@ import { CliError, usageError } from "./errors.js";
 
 export const DEFAULT_URL = "http://127.0.0.1:7071";
 
+/** The hint after a 404 on a pair's route: usually a mistyped pair; for a listed pair, an app older than this command. */
+export const UNKNOWN_PAIR = "lab-reset status lists the pairs (a 404 for a listed pair means the app predates this command)";
+
 /** The options every command that talks to the app takes. */
 export interface RemoteOptions {
   url?: string;

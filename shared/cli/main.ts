@@ -26,7 +26,8 @@ function buildProgram(context: CliContext, exitWith: ExitWith): Command {
     // Set before adding commands: commander copies these settings into each command.
     .exitOverride()
     .configureOutput({ writeOut: (text) => context.stdout(text), writeErr: (text) => context.stderr(text), outputError: () => {} })
-    .showSuggestionAfterError(false);
+    .showSuggestionAfterError(false)
+    .addHelpText("after", "\nExit codes: 0 ok, 1 failed (the message says why), 2 usage error.\nEvery command has --help, e.g. lab-reset import-matrix --help.");
   addFileCommands(program, context, exitWith);
   addRemoteCommands(program, context, exitWith);
   return program;

@@ -721,7 +721,7 @@ export class GitHubStandin {
     const fixed = runner.labels.filter((l) => l.type !== "custom");
     switch (call.operation) {
       case "list":
-        return { status: 200, body: labelList(runner.labels) satisfies LabelList & OrgLabelList };
+        return { status: 200, body: labelList(runner.labels) satisfies LabelList satisfies OrgLabelList };
       case "add": {
         const added = uniqueNames(call.labels).filter((name) => !custom.some((l) => sameName(l.name, name)));
         runner.labels = [...runner.labels, ...added.map((name) => this.label(name, "custom"))];
@@ -1143,11 +1143,12 @@ function bodyLabels(body: unknown): string[] {
 /** GitHub's problems with an add or set body, in the words of its 422 answers; undefined when valid. */
 function labelsBodyProblem(body: unknown, operation: "add" | "set"): string | undefined {
   if (!isObject(body) || !("labels" in body)) return "Invalid input: object is missing required key: labels.";
-  if (!Array.isArray(body.labels)) return `For 'properties/labels', ${JSON.stringify(body.labels)} is not an array.`;
-  const bad = body.labels.find((l: unknown) => typeof l !== "string" || l === "");
+  const labels: unknown = body.labels;
+  if (!Array.isArray(labels)) return `For 'properties/labels', ${JSON.stringify(labels)} is not an array.`;
+  const bad = (labels as unknown[]).find((l) => typeof l !== "string" || l === "");
   if (bad !== undefined) return `For 'items', ${JSON.stringify(bad)} is not a non-empty string.`;
   // Adding nothing is refused; setting nothing removes every custom label.
-  if (operation === "add" && body.labels.length === 0) return "For 'properties/labels', [] has fewer than 1 items.";
+  if (operation === "add" && labels.length === 0) return "For 'properties/labels', [] has fewer than 1 items.";
   return undefined;
 }
 

@@ -673,12 +673,9 @@ export class SimLab {
       record.deliveredAt = this.time();
       return this.onWorkflowJobDelivery?.(delivery);
     };
-    if (lost) return;
-    if (holdBack) {
-      this.heldBack.set(jobId, send);
-      return;
-    }
-    this.after(delayMs, send);
+    if (!lost && holdBack) this.heldBack.set(jobId, send);
+    if (!lost && !holdBack) this.after(delayMs, send);
+    // A held in_progress follows its job's completed one, whether or not that one arrives.
     const held = action === "completed" ? this.heldBack.get(jobId) : undefined;
     if (held === undefined) return;
     this.heldBack.delete(jobId);

@@ -14,7 +14,13 @@
 import fc from "fast-check";
 import type { LabConfig, Pair } from "../../shared/lab/config.js";
 import { GitHubError, type DispatchResult, type Job, type LabGitHub, type Runner } from "../../shared/github/client.js";
-import * as handlers from "../../shared/triggers/job-completed.js";
+import { jobCompleted as jobCompletedHandler } from "../../shared/triggers/job-completed.js";
+import { scheduledReset } from "../../shared/triggers/timer.js";
+import { githubWebhook } from "../../shared/triggers/webhook.js";
+import { ReconcileWorker } from "../../shared/reconcile/worker.js";
+import { MemoryCoverageStore } from "../../shared/storage/coverage.js";
+import { MemoryFactStore, type FactStore, type JobFact, type StoredFact } from "../../shared/storage/facts.js";
+import { MemoryReconcileQueue, type QueuedMessage, type ReconcileMessage, type ReconcileQueue } from "../../shared/storage/queue.js";
 import type { Logger } from "../../shared/logger.js";
 import { MemoryStore } from "../../shared/storage/memory.js";
 import type { PairEvent, PairRecord } from "../../shared/lab/pair-record.js";
@@ -23,10 +29,10 @@ import { createRuntime, type Runtime } from "../../shared/runtime.js";
 import { readSettings } from "../../shared/settings.js";
 import { useImmediateZeroTimeouts } from "../../shared/sim/timers.js";
 import { StoreError, type PairStore, type StoredPair } from "../../shared/storage/tables.js";
-import { MemoryDeliveryLog } from "../../shared/triggers/webhook.js";
 import { GitHubStandin } from "../../shared/sim/github-standin.js";
 import { hostRunnerName, seedConfig, vmRunnerName } from "./lab.js";
 import { MemoryGitHub, type CreatedResetRun, type LabControls } from "./memory-github.js";
+import { signedDelivery, WEBHOOK_SECRET, workflowJobPayload } from "./webhook-deliveries.js";
 
 // ---- The scenario language ----
 
@@ -41,8 +47,15 @@ export interface LabEvent {
   atCall: number | null;
 }
 
-/** job-completed reports one of the runs that ended (`run`: newest first, modulo their number). */
-export type TriggerSpec = { kind: "timer" } | { kind: "job-completed"; run: number; copies: number };
+/**
+ * job-completed reports one of the runs that ended (`run`: newest first, modulo their number); a
+ * webhook delivers a job's start or end (`job`: newest first among the jobs that started, or
+ * ended), repeats included. Each only records facts and queues; the queue is served after each.
+ */
+export type TriggerSpec =
+  | { kind: "timer" }
+  | { kind: "job-completed"; run: number; copies: number }
+  | { kind: "webhook"; job: number; action: "in_progress" | "completed"; copies: number };
 
 /** How GitHub fails a request: after the client's retries, a read throws and a dispatch is rejected or unknown. */
 export type GitHubFaultKind = "5xx" | "5xx-after-effect" | "429" | "rate-limit-403" | "timeout" | "malformed" | "422";
@@ -92,12 +105,20 @@ const labEvent: fc.Arbitrary<LabEvent> = fc.record({
 
 const timer: TriggerSpec = { kind: "timer" };
 const jobCompleted: fc.Arbitrary<TriggerSpec> = fc.record({ kind: fc.constant("job-completed" as const), run: fc.nat({ max: 5 }), copies: fc.integer({ min: 1, max: 4 }) });
+const webhook: fc.Arbitrary<TriggerSpec> = fc.record({
+  kind: fc.constant("webhook" as const),
+  job: fc.nat({ max: 5 }),
+  action: fc.constantFrom("in_progress" as const, "completed" as const),
+  copies: fc.integer({ min: 1, max: 3 }),
+});
+const jobEnd = fc.oneof(jobCompleted, webhook.map((w) => ({ ...w, action: "completed" as const })));
 const triggers = weighted<TriggerSpec[]>(
   [2, fc.constant([])],
   [3, fc.constant([timer])],
   [3, jobCompleted.map((j) => [j])],
-  [2, jobCompleted.map((j) => [timer, j])],
-  [1, fc.array(jobCompleted, { minLength: 2, maxLength: 3 })],
+  [3, webhook.map((w) => [w])],
+  [2, fc.oneof(jobCompleted, webhook).map((j) => [timer, j])],
+  [1, fc.array(fc.oneof(jobCompleted, webhook), { minLength: 2, maxLength: 4 })],
 );
 
 const faults = <K>(kinds: fc.Arbitrary<K>, maxAt: number): fc.Arbitrary<Fault<K>[]> =>
@@ -114,6 +135,16 @@ const busyStep: fc.Arbitrary<Step> = fc.record({
   crash: weighted<Step["crash"]>([10, fc.constant(null)], [1, fc.constantFrom("before-dispatch" as const, "after-dispatch" as const)]),
 });
 
+/** Many jobs end at once (a matrix finishing): every used idle pair must be dispatched by the reconciles they cause. */
+const burstStep: fc.Arbitrary<Step> = fc.record({
+  advanceMinutes,
+  lab: fc.constant([]),
+  triggers: fc.array(jobEnd, { minLength: 3, maxLength: 12 }),
+  githubFaults: fc.constant([]),
+  storeFaults: fc.constant([]),
+  crash: fc.constant(null),
+});
+
 /** A timer tick with nothing else going on: the moment I3 is judged. */
 const quietTick: fc.Arbitrary<Step> = advanceMinutes.map((minutes) => ({ advanceMinutes: minutes, lab: [], triggers: [timer], githubFaults: [], storeFaults: [], crash: null }));
 
@@ -121,7 +152,7 @@ export const scenarioArbitrary: fc.Arbitrary<Scenario> = fc.record({
   maxResetAttempts: fc.integer({ min: 2, max: 5 }),
   retryBackoffMinutes: fc.constantFrom(0, 5, 15),
   returnsRunId: fc.boolean(),
-  steps: fc.array(weighted([4, busyStep], [1, quietTick]), { minLength: 1, maxLength: 25, size: "max" }),
+  steps: fc.array(weighted([4, busyStep], [1, quietTick], [1, burstStep]), { minLength: 1, maxLength: 25, size: "max" }),
 });
 
 // ---- The lab's truth, and what the app did ----
@@ -145,6 +176,11 @@ class FaultPlan<K> {
 interface PerfJob {
   pairId: string;
   runId: number;
+  jobId: number;
+  startedAt: number;
+  /** A webhook's start of this job was recorded (2xx), and when its end was (webhook or job-completed). */
+  startRecorded: boolean;
+  endRecorded: boolean;
   /** Order of the start among all calls and events, to compare with the app's looks. */
   startSeq: number;
   endedAt: number | null;
@@ -219,6 +255,16 @@ export class PropertyLab {
   private pending: LabEvent[] = [];
   private githubCalls = 0;
   private runtime!: Runtime;
+  /** What triggers queued, served by two app instances' queue functions. */
+  private readonly queue = new MemoryReconcileQueue(() => this.now);
+  private workers: ReconcileWorker[] = [];
+  /** "memory": queue pick-ups scheduled by sends, awaited by the step. */
+  private readonly pickups: Promise<void>[] = [];
+  private pickupCount = 0;
+  /** Facts the app recorded, as they landed. */
+  readonly facts: JobFact[] = [];
+  /** Reconciles this step ran, and whether a trigger ran with no fault injected but failed. */
+  private stepResults: ReconcileResult[] = [];
   private controls!: LabControls;
   /** The store every trigger shares (each sees it through a RecordingStore). */
   store!: PairStore;
@@ -270,7 +316,7 @@ export class PropertyLab {
 
   private check(where: string) {
     for (const job of this.accepted) {
-      if (!remembersJob(this.records.get(job.pairId), job.endedAt)) {
+      if (!this.owesReset(job)) {
         this.violation(`I4: ${job.pairId}'s job of run ${job.runId} was accepted, but the store forgot it: ${JSON.stringify(this.records.get(job.pairId))}`);
       }
     }
@@ -292,7 +338,8 @@ export class PropertyLab {
 
   private async open() {
     const store = new MemoryStore();
-    const deliveries = new MemoryDeliveryLog();
+    const app = { facts: new RecordingFacts(this, new MemoryFactStore()), coverage: new MemoryCoverageStore(), queue: new RecordingQueue(this, this.queue) };
+    const settings = { OIDC_DISABLED: "true", GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET };
     const labels = (pair: Pair) => ["lab", "os-windows-2022", pair.vmRunnerLabel];
     if (this.mode.kind === "memory") {
       const github = new MemoryGitHub(this.config, this.clock, this.scenario.returnsRunId);
@@ -302,7 +349,7 @@ export class PropertyLab {
       }
       github.onDispatch = (run) => this.resetCreated(run);
       this.controls = github;
-      this.runtime = await createRuntime(readSettings({ OIDC_DISABLED: "true" }), this.config, { github, store, deliveries, clock: this.clock, logger: this.logger });
+      this.runtime = await createRuntime(readSettings(settings), this.config, { github, store, ...app, clock: this.clock, logger: this.logger });
     } else {
       const standin = await GitHubStandin.start({ clock: this.clock, ghes: !this.scenario.returnsRunId });
       for (const pair of this.config.pairs) {
@@ -311,13 +358,16 @@ export class PropertyLab {
       }
       standin.onDispatch = (d, run) => this.resetCreated({ pairId: String(d.inputs.pair), requestId: String(d.inputs.request_id), runId: Number(run.id) });
       this.controls = {
-        startPerfJob: (runnerName) => Number(standin.addRun({ name: "perf", status: "in_progress", jobs: [{ runnerName, labels: ["self-hosted", "lab"] }] }).id),
+        startPerfJob: (runnerName) => {
+          const runId = Number(standin.addRun({ name: "perf", status: "in_progress", jobs: [{ runnerName, labels: ["self-hosted", "lab"] }] }).id);
+          return { runId, jobId: Number(standin.jobsOf(runId)[0]!.id) };
+        },
         completeRun: (runId, conclusion) => standin.setRun(runId, { status: "completed", conclusion }),
         setBusy: (runnerName, busy) => standin.setRunner(runnerName, { busy }),
       };
-      this.runtime = await createRuntime(readSettings({ GITHUB_API_URL: standin.url, GITHUB_TOKEN: standin.token, OIDC_DISABLED: "true" }), this.config, {
+      this.runtime = await createRuntime(readSettings({ GITHUB_API_URL: standin.url, GITHUB_TOKEN: standin.token, ...settings }), this.config, {
         store,
-        deliveries,
+        ...app,
         clock: this.clock,
         logger: this.logger,
         // One retry, no waiting: the faults below decide what the client sees, not the wall clock.
@@ -333,6 +383,22 @@ export class PropertyLab {
       };
     }
     this.store = store;
+    this.workers = [this.newWorker(), this.newWorker()];
+    if (this.mode.kind === "memory") {
+      const { scheduler } = this.mode;
+      this.queue.onSend = () => {
+        const instance = this.pickupCount++;
+        this.pickups.push(scheduler.schedule(Promise.resolve(), `queue pick-up ${instance}`).then(() => this.serveQueue(instance)));
+      };
+    }
+  }
+
+  /** An app instance's queue function: each reconcile it runs sees GitHub and the store as one call. */
+  private newWorker(): ReconcileWorker {
+    return new ReconcileWorker(() => {
+      const call: Call = { id: ++this.nextCallId };
+      return { ...this.runtime, github: this.recordingGitHub(call), store: new RecordingStore(this, call.id) };
+    });
   }
 
   private resetCreated(run: CreatedResetRun) {
@@ -376,23 +442,57 @@ export class PropertyLab {
     this.crash = step.crash;
     this.crashed = false;
     this.githubCalls = 0;
-    const calls = step.triggers.flatMap((t) => (t.kind === "job-completed" ? Array<TriggerSpec>(t.copies).fill(t) : [t]));
-    const quiet = step.lab.length === 0 && step.githubFaults.length === 0 && step.storeFaults.length === 0 && step.crash === null && calls.length === 1 && calls[0]!.kind === "timer";
-    const owed = quiet ? this.owedIdlePairs() : new Map<string, number>();
-    const results: (ReconcileResult | undefined)[] = [];
+    this.stepResults = [];
+    const calls = step.triggers.flatMap((t) => (t.kind === "timer" ? [t] : Array<TriggerSpec>(t.copies).fill(t)));
+    const calm = step.lab.length === 0 && step.githubFaults.length === 0 && step.storeFaults.length === 0 && step.crash === null;
+    const quiet = calm && calls.length === 1 && calls[0]!.kind === "timer";
+    const burst = calm && calls.length >= 3 && calls.every((t) => t.kind === "job-completed" || (t.kind === "webhook" && t.action === "completed"));
+    const owed = quiet || burst ? this.owedIdlePairs() : new Map<string, number>();
 
     if (this.mode.kind === "memory") {
       const { scheduler } = this.mode;
       const lab = step.lab.map((e) => scheduler.schedule(Promise.resolve(), `lab: ${e.kind} ${this.pairId(e.pair)}`).then(() => this.labEvent(e)));
-      await scheduler.waitFor(Promise.all([...lab, ...calls.map(async (t) => results.push(await this.trigger(t)))]));
+      // Each trigger's message is picked up by one of two instances as soon as it is queued.
+      // Each message is picked up by one of two instances at a moment the scheduler picks, possibly
+      // before the send that inserted it has been answered.
+      await scheduler.waitFor(Promise.all([...lab, ...calls.map((t) => this.trigger(t))]));
+      while (this.pickups.length > 0) await scheduler.waitFor(Promise.all(this.pickups.splice(0)));
+      // What a failed reconcile left on the queue is picked up again (the host's retry).
+      await scheduler.waitFor(this.serveQueue(0));
     } else {
       for (const e of step.lab) if (e.atCall === null) this.labEvent(e);
       this.pending = step.lab.filter((e) => e.atCall !== null);
-      for (const t of calls) results.push(await this.trigger(t));
+      for (const [i, t] of calls.entries()) {
+        await this.trigger(t);
+        await this.serveQueue(i);
+      }
       for (const e of this.pending) this.labEvent(e);
       this.pending = [];
     }
-    if (quiet) this.checkBackstop(owed, results[0]);
+    if (quiet) this.checkBackstop(owed, this.stepResults.find((r) => r.trigger === "timer"));
+    if (burst) this.checkBurst(owed);
+  }
+
+  /** The queue trigger: an instance takes what is queued and serves it; a failed message waits for the next pick-up. */
+  private async serveQueue(instance: number): Promise<void> {
+    const taken = this.queue.takeAll();
+    const k = instance % this.workers.length;
+    const faulted = () => this.githubFaults.fired + this.storeFaults.fired > 0 || this.crashed;
+    const failed: QueuedMessage[] = [];
+    await Promise.all(
+      taken.map(async (queued) => {
+        try {
+          const outcome = await this.workers[k]!.serve(queued, this.logger);
+          if (outcome.served === "reconciled" && !this.stepResults.includes(outcome.result)) this.stepResults.push(outcome.result);
+        } catch (error) {
+          // The instance died, or the reconcile could not finish: the host retries the message later.
+          if (error instanceof ProcessCrash) this.workers[k] = this.newWorker();
+          else if (!faulted()) this.violation(`a ${queued.message.trigger} reconcile failed with no fault injected: ${(error as Error).message}`);
+          failed.push(queued);
+        }
+      }),
+    );
+    for (const queued of failed) this.queue.putBack(queued);
   }
 
   private pairId(index: number): string {
@@ -436,7 +536,8 @@ export class PropertyLab {
   }
 
   private startJob(pairId: string): PerfJob {
-    const job = { pairId, runId: this.controls.startPerfJob(vmRunnerName(pairId)), startSeq: ++this.seq, endedAt: null };
+    const { runId, jobId } = this.controls.startPerfJob(vmRunnerName(pairId));
+    const job: PerfJob = { pairId, runId, jobId, startedAt: this.now.getTime(), startRecorded: false, endRecorded: false, startSeq: ++this.seq, endedAt: null };
     this.jobs.push(job);
     return job;
   }
@@ -457,42 +558,66 @@ export class PropertyLab {
 
   // ---- triggers, as the Functions host runs them ----
 
-  private async trigger(spec: TriggerSpec): Promise<ReconcileResult | undefined> {
+  private async trigger(spec: TriggerSpec): Promise<void> {
     this.tick(1);
     const call: Call = { id: ++this.nextCallId };
     const runtime: Runtime = { ...this.runtime, github: this.recordingGitHub(call), store: new RecordingStore(this, call.id) };
     const faulted = () => this.githubFaults.fired + this.storeFaults.fired > 0 || this.crashed;
+    const repository = `${this.config.github.owner}/${this.config.github.repo}`;
     if (spec.kind === "timer") {
       try {
-        return await handlers.scheduledReset(runtime, this.logger);
+        await scheduledReset(runtime, this.logger);
       } catch (error) {
-        if (!(error instanceof ProcessCrash) && !faulted()) this.violation(`the timer failed with no fault injected: ${(error as Error).message}`);
-        return undefined;
+        if (!faulted()) this.violation(`the timer failed with no fault injected: ${(error as Error).message}`);
       }
+      return;
     }
-    const ended = this.jobs.filter((j) => j.endedAt !== null).reverse();
-    if (ended.length === 0) return undefined; // a run calls job-completed only after it ended
-    const run = ended[spec.run % ended.length]!;
     let response;
-    try {
-      response = await handlers.jobCompleted(runtime, JSON.stringify({ repository: `${this.config.github.owner}/${this.config.github.repo}`, runId: run.runId }), this.logger);
-    } catch (error) {
-      if (error instanceof ProcessCrash) return undefined;
-      throw error;
+    let jobs: PerfJob[];
+    if (spec.kind === "job-completed") {
+      const ended = this.jobs.filter((j) => j.endedAt !== null).reverse();
+      if (ended.length === 0) return; // a run calls job-completed only after it ended
+      const run = ended[spec.run % ended.length]!;
+      jobs = this.jobs.filter((j) => j.runId === run.runId);
+      response = await jobCompletedHandler(runtime, JSON.stringify({ repository, runId: run.runId }), this.logger);
+    } else {
+      // A job's start may be delivered late, after its end (deliveries arrive out of order).
+      const candidates = this.jobs.filter((j) => spec.action === "in_progress" || j.endedAt !== null).reverse();
+      if (candidates.length === 0) return;
+      const job = candidates[spec.job % candidates.length]!;
+      jobs = [job];
+      const payload = workflowJobPayload(spec.action, {
+        runnerName: vmRunnerName(job.pairId),
+        runId: job.runId,
+        jobId: job.jobId,
+        startedAt: new Date(job.startedAt).toISOString(),
+        completedAt: spec.action === "completed" ? new Date(job.endedAt!).toISOString() : null,
+        repository,
+      });
+      response = await githubWebhook(runtime, await signedDelivery(payload), this.logger);
     }
-    if (response.status === 202) {
-      // I4: read the store right after the 2xx.
-      for (const job of this.jobs.filter((j) => j.runId === run.runId)) {
+    if (response.status === 200 || response.status === 202) {
+      if (spec.kind === "webhook" && spec.action === "in_progress") {
+        jobs[0]!.startRecorded = true;
+        return;
+      }
+      // I4: the job's end is recorded (a fact the reconcile folds in, or the record itself) right after the 2xx.
+      for (const job of jobs) {
+        job.endRecorded = true;
         const accepted = { pairId: job.pairId, runId: job.runId, endedAt: job.endedAt! };
         this.accepted.push(accepted);
-        if (!remembersJob(this.records.get(job.pairId), accepted.endedAt)) {
-          this.violation(`I4: job-completed for run ${run.runId} answered 202, but ${job.pairId}'s record does not hold the job: ${JSON.stringify(this.records.get(job.pairId))}`);
-        }
+        if (!this.owesReset(accepted)) this.violation(`I4: a job end of run ${job.runId} was answered ${response.status}, but neither a fact nor ${job.pairId}'s record holds it`);
       }
     } else if (!(response.status === 503 && faulted())) {
-      this.violation(`job-completed for run ${run.runId} answered ${response.status} with no fault injected: ${JSON.stringify(response.body)}`);
+      this.violation(`${spec.kind} for run ${jobs[0]?.runId} answered ${response.status} with no fault injected: ${JSON.stringify(response.body)}`);
     }
-    return undefined;
+  }
+
+  /** I4: the store still owes the VM a reset for an accepted job end: a recorded fact of it, or the record. */
+  private owesReset(job: { pairId: string; runId: number; endedAt: number }): boolean {
+    const runner = lower(vmRunnerName(job.pairId));
+    const fact = this.facts.some((f) => f.phase === "ended" && f.runId === job.runId && lower(f.runnerName) === runner);
+    return fact || remembersJob(this.records.get(job.pairId), job.endedAt);
   }
 
   /** Waits for the scheduler ("memory") or for the lab events due at this call ("http"). */
@@ -645,12 +770,35 @@ export class PropertyLab {
     const owed = new Map<string, number>();
     for (const pair of this.config.pairs) {
       const ends = this.jobs.filter((j) => j.pairId === pair.id && j.endedAt !== null).map((j) => j.endedAt!);
-      if (ends.length === 0 || this.runningJob(pair.id) || this.busyFlags.get(vmRunnerName(pair.id))) continue;
+      if (ends.length === 0 || this.runningJob(pair.id) || this.busyFlags.get(vmRunnerName(pair.id)) || this.heldByStart(pair.id)) continue;
       const last = Math.max(...ends);
       const covered = this.resets.some((r) => r.pairId === pair.id && r.state === "success" && r.createdAt >= last);
       if (!covered) owed.set(pair.id, last);
     }
     return owed;
+  }
+
+  /** The app holds a pair busy while its latest recorded job start has no recorded end, for 15 minutes (as job-facts.ts). */
+  private heldByStart(pairId: string): boolean {
+    const runner = lower(vmRunnerName(pairId));
+    const onPair = this.facts.filter((f) => lower(f.runnerName) === runner);
+    const start = onPair.filter((f) => f.phase === "started").sort((a, b) => (a.at < b.at ? 1 : -1))[0];
+    if (!start) return false;
+    const over = onPair.some((f) => f.phase === "ended" && (f.jobId === start.jobId || f.at > start.at));
+    return !over && this.now.getTime() < Date.parse(start.at) + 15 * 60_000;
+  }
+
+  /** After a burst of job ends, every idle pair whose last job's end it delivered has a reset requested (or failed). */
+  private checkBurst(owed: Map<string, number>) {
+    for (const [pairId, endedAt] of owed) {
+      const last = this.jobs.filter((j) => j.pairId === pairId && j.endedAt === endedAt)[0];
+      if (!last?.endRecorded || this.heldByStart(pairId)) continue;
+      const r = this.records.get(pairId);
+      const requested = r !== undefined && ms(r.resetDispatchedAt) >= endedAt;
+      if (!(r?.state === "resetting" || r?.state === "failed" || (r?.state === "clean" && requested))) {
+        this.violation(`burst: ${pairId}'s job ended at ${new Date(endedAt).toISOString()}, its end was delivered and the pair is idle, but no reset was requested: ${JSON.stringify(r)}`);
+      }
+    }
   }
 
   private checkBackstop(owed: Map<string, number>, result: ReconcileResult | undefined) {
@@ -766,5 +914,51 @@ class RecordingStore implements PairStore {
 
   listEvents(pairId: string, limit?: number): Promise<PairEvent[]> {
     return this.lab.store.listEvents(pairId, limit);
+  }
+}
+
+/** The facts store as the app sees it: every call waits its turn, and may get a 503 (before or after it lands). */
+class RecordingFacts implements FactStore {
+  constructor(
+    private readonly lab: PropertyLab,
+    private readonly inner: FactStore,
+  ) {}
+
+  async record(facts: JobFact[]): Promise<boolean[]> {
+    await this.lab.pause("Table record facts");
+    const fault = this.lab.storeFault();
+    if (fault === "503") throw new StoreError("record job facts", new Error("503 Service Unavailable"));
+    const fresh = await this.inner.record(facts);
+    facts.forEach((f, i) => fresh[i] && this.lab.facts.push(structuredClone(f)));
+    if (fault === "503-after-write") throw new StoreError("record job facts", new Error("503 Service Unavailable"));
+    return fresh;
+  }
+
+  async listSince(since: Date): Promise<StoredFact[]> {
+    await this.lab.pause("Table list facts");
+    if (this.lab.storeFault() === "503") throw new StoreError("list job facts", new Error("503 Service Unavailable"));
+    return this.inner.listSince(since);
+  }
+
+  prune(before: Date): Promise<number> {
+    return this.inner.prune(before);
+  }
+}
+
+/** The queue as the triggers see it: a send may fail with a 503. */
+class RecordingQueue implements ReconcileQueue {
+  constructor(
+    private readonly lab: PropertyLab,
+    private readonly inner: ReconcileQueue,
+  ) {}
+
+  async send(message: ReconcileMessage): Promise<void> {
+    await this.lab.pause("Queue send");
+    const fault = this.lab.storeFault();
+    if (fault === "503") throw new StoreError("queue a reconcile", new Error("503 Service Unavailable"));
+    await this.inner.send(message);
+    // Inserted: a queue function may take it before this answer arrives.
+    await this.lab.pause("Queue send answer");
+    if (fault === "503-after-write") throw new StoreError("queue a reconcile", new Error("503 Service Unavailable"));
   }
 }

@@ -9,8 +9,8 @@ import type { DispatchResult, Job, LabGitHub, Run, Runner } from "../../shared/g
 
 /** What the lab does, as the tests script it; implemented by this class and over the GitHub stand-in. */
 export interface LabControls {
-  /** A perf run whose one job runs on `runnerName` from now on; returns the run id. */
-  startPerfJob(runnerName: string): number;
+  /** A perf run whose one job runs on `runnerName` from now on; returns the run's and the job's ids. */
+  startPerfJob(runnerName: string): { runId: number; jobId: number };
   /** The run ends now, its jobs with it. */
   completeRun(runId: number, conclusion: "success" | "failure"): void;
   /** GitHub's busy flag of a runner (it lags the jobs: the tests move it on their own). */
@@ -52,10 +52,11 @@ export class MemoryGitHub implements LabGitHub, LabControls {
     this.runners.set(name, { id: this.nextRunnerId++, name, status: "online", busy, labels: labels.map((label) => ({ name: label })) });
   }
 
-  startPerfJob(runnerName: string): number {
+  startPerfJob(runnerName: string): { runId: number; jobId: number } {
     const stored = this.addRun(".github/workflows/perf.yml", "perf", "in_progress");
-    stored.jobs.push({ id: this.nextJobId++, run_id: stored.run.id, status: "in_progress", conclusion: null, runner_name: runnerName, labels: ["self-hosted", "lab"], completed_at: null });
-    return stored.run.id;
+    const jobId = this.nextJobId++;
+    stored.jobs.push({ id: jobId, run_id: stored.run.id, status: "in_progress", conclusion: null, runner_name: runnerName, labels: ["self-hosted", "lab"], completed_at: null });
+    return { runId: stored.run.id, jobId };
   }
 
   completeRun(runId: number, conclusion: "success" | "failure" | "cancelled"): void {

@@ -27,7 +27,7 @@ export interface JobPatch {
 }
 
 /** GitHub's recorded payload for `action` (a recent one, with run_attempt), adapted to the lab. */
-export function workflowJobPayload(action: "queued" | "in_progress" | "completed", patch: JobPatch = {}): WorkflowJobPayload {
+export function workflowJobPayload(action: "queued" | "waiting" | "in_progress" | "completed", patch: JobPatch = {}): WorkflowJobPayload {
   const example = workflowJobExamples.find((e) => e.action === action && "run_attempt" in e.workflow_job);
   if (example === undefined) throw new Error(`no recorded workflow_job ${action} payload`);
   const payload = structuredClone(example);

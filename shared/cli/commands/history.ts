@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { answerAs, appFrom, callApp, type RemoteOptions } from "../client.js";
+import { answerAs, appFrom, callApp, UNKNOWN_PAIR, type RemoteOptions } from "../client.js";
 import type { CliContext } from "../context.js";
 import { EXIT_OK } from "../errors.js";
 import { clip, renderTable, utc } from "../table.js";
@@ -23,7 +23,7 @@ const HistorySchema = z.looseObject({
 export async function history(context: CliContext, pair: string, options: RemoteOptions & { limit?: number }): Promise<number> {
   const app = appFrom(options, context);
   const query = options.limit !== undefined ? `?limit=${options.limit}` : "";
-  const call = { method: "GET", path: `/api/pairs/${encodeURIComponent(pair)}/events${query}`, notFound: "run lab-reset status to list the pairs" } as const;
+  const call = { method: "GET", path: `/api/pairs/${encodeURIComponent(pair)}/events${query}`, notFound: UNKNOWN_PAIR } as const;
   const body = await callApp(app, call);
   const answer = answerAs(HistorySchema, body, app, call);
   if (options.json) {

@@ -1,8 +1,7 @@
-import { appFrom, callApp, type Call, type RemoteOptions } from "../client.js";
+import { appFrom, callApp, UNKNOWN_PAIR, type Call, type RemoteOptions } from "../client.js";
 import type { CliContext } from "../context.js";
 import { EXIT_OK } from "../errors.js";
 
-const UNKNOWN_PAIR = "run lab-reset status to list the pairs";
 const pairPath = (pair: string, action: string) => `/api/pairs/${encodeURIComponent(pair)}/${action}`;
 
 /** `reset <pair>`: asks the app to reset the pair now; it refuses (409) a held pair or one already being reset. */

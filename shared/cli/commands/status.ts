@@ -43,7 +43,7 @@ export async function status(context: CliContext, options: RemoteOptions): Promi
         pair.state,
         clip(pair.reason),
         withRun(ago(pair.lastJobAt, now), pair.lastJobRunId),
-        withRun(ago(pair.resetCompletedAt, now), pair.resetRunId),
+        lastReset(pair, now),
         String(pair.attempts ?? "-"),
         routing(pair, now),
         pair.holdBy || pair.holdReason ? clip(`${pair.holdBy ?? "?"}: ${pair.holdReason ?? ""}`, 40) : "-",
@@ -54,6 +54,13 @@ export async function status(context: CliContext, options: RemoteOptions): Promi
 }
 
 const withRun = (when: string, run: number | null | undefined) => (run == null ? when : `${when} (run ${run})`);
+
+/** `resetRunId` is the latest reset run: in flight while resetting, the failed one when failed, else the one that cleaned the pair. */
+function lastReset(pair: PairStatus, now: Date): string {
+  if (pair.state === "resetting") return pair.resetRunId == null ? "requested" : `in flight (run ${pair.resetRunId})`;
+  const when = ago(pair.resetCompletedAt, now);
+  return pair.state === "failed" ? when : withRun(when, pair.resetRunId);
+}
 
 function routing(pair: PairStatus, now: Date): string {
   if (!pair.routing) return "-";
