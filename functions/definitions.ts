@@ -4,6 +4,7 @@
  */
 import type { HttpHandler, HttpMethod, HttpRequest, HttpResponseInit, InvocationContext, StorageQueueHandler, TimerHandler } from "@azure/functions";
 import { pairs } from "../shared/admin/pairs.js";
+import { pairEvents, plan, resetNow, statusPage } from "../shared/admin/routes.js";
 import type { Logger } from "../shared/logger.js";
 import type { Runtime } from "../shared/runtime.js";
 import { decodeMessage } from "../shared/storage/queue.js";
@@ -30,6 +31,9 @@ function tooLarge(request: HttpRequest, limit: number): HttpResponseInit | null 
   const length = Number(request.headers.get("content-length") ?? "0");
   return length > limit ? toHttp({ status: 413, body: { error: `Body is larger than ${limit} bytes.` } }) : null;
 }
+
+/** Who asks, as App Service authentication (Entra sign-in) names them; a function key names no one. */
+export const adminName = (request: HttpRequest) => request.headers.get("x-ms-client-principal-name") ?? "admin";
 
 /** The queue trigger's metadata: when storage inserted the message, and which try this is. */
 function queuedMessage(entry: unknown, context: InvocationContext) {
@@ -73,6 +77,41 @@ export function functionDefinitions(runtime: () => Promise<Runtime>, settings: {
       methods: ["GET"],
       authLevel: "function",
       handler: async (_request, context) => toHttp(await pairs(await runtime(), contextLogger(context))),
+    },
+    {
+      kind: "http",
+      name: "pairEvents",
+      route: "pairs/{id}/events",
+      methods: ["GET"],
+      authLevel: "function",
+      handler: async (request, context) => toHttp(await pairEvents(await runtime(), request.params.id ?? "", request.query.get("limit"), contextLogger(context))),
+    },
+    {
+      kind: "http",
+      name: "pairReset",
+      route: "pairs/{id}/reset",
+      methods: ["POST"],
+      authLevel: "function",
+      handler: async (request, context) => toHttp(await resetNow(await runtime(), request.params.id ?? "", adminName(request), contextLogger(context))),
+    },
+    {
+      kind: "http",
+      name: "plan",
+      route: "plan",
+      methods: ["GET"],
+      authLevel: "function",
+      handler: async (_request, context) => toHttp(await plan(await runtime(), contextLogger(context))),
+    },
+    {
+      kind: "http",
+      name: "status",
+      route: "status",
+      methods: ["GET"],
+      authLevel: "function",
+      handler: async (_request, context) => {
+        const page = await statusPage(await runtime(), contextLogger(context));
+        return { status: page.status, body: page.html, headers: page.headers };
+      },
     },
     {
       kind: "http",

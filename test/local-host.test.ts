@@ -1,11 +1,13 @@
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { afterEach, describe, expect, it } from "vitest";
+import { randomBytes } from "node:crypto";
+import { afterEach, describe, expect, inject, it } from "vitest";
 import { functionDefinitions } from "../functions/definitions.js";
 import { freePort } from "../shared/local/azurite.js";
 import { startLocalHost, type LocalHost } from "../shared/local/host.js";
 import { silentLogger } from "../shared/logger.js";
 import { GitHubStandin } from "../shared/sim/github-standin.js";
+import { CoalescedSends, StorageReconcileQueue } from "../shared/storage/queue.js";
 import { hostRunnerName, perfRun, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- answers are checked by the assertions
@@ -19,11 +21,27 @@ afterEach(async () => {
   host = lab = undefined;
 });
 
+const settings = (reconcileQueue: string) => ({ resetSchedule: "0 0 */6 * * *", reconcileQueue });
+
+/** The test lab behind the local host, its triggers handing over through a real Azurite queue that the host polls. */
 async function serve() {
   lab = await startTestLab();
   const runtime = lab.runtime;
-  host = await startLocalHost({ definitions: functionDefinitions(() => Promise.resolve(runtime), "0 0 */6 * * *"), port: 0, logger: silentLogger });
+  const connectionString = inject("azuriteConnectionString");
+  const queueName = `q${randomBytes(6).toString("hex")}`;
+  runtime.queue = new CoalescedSends(await StorageReconcileQueue.open({ kind: "connectionString", connectionString }, queueName));
+  host = await startLocalHost({ definitions: functionDefinitions(() => Promise.resolve(runtime), settings(queueName)), port: 0, logger: silentLogger, queueConnectionString: connectionString });
   return { lab, url: host.url };
+}
+
+/** Polls until `check` passes: the queue function runs within about a second of a message. */
+async function eventually<T>(read: () => Promise<T>, check: (value: T) => boolean, ms = 15_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await read();
+    if (check(value) || Date.now() > deadline) return value;
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 describe("local host", () => {
@@ -39,15 +57,20 @@ describe("local host", () => {
 
     const timer = await fetch(`${url}/admin/functions/scheduledReset`, { method: "POST" });
     expect(timer.status).toBe(202);
-    const pairs = await json(fetch(`${url}/api/pairs`));
+    // The timer queued a reconcile; the host's queue trigger runs it.
+    const pairs = await eventually(() => json(fetch(`${url}/api/pairs`)), (b) => b.pairs.every((p: { state: string; resetRunId: number | null }) => p.state === "resetting" && p.resetRunId !== null));
     expect(pairs.pairs[0]).toMatchObject({ id: "vm-25-26", vmRunnerLabel: "vm-25-26", state: "resetting", jobSinceReset: true, attempts: 1, lastError: null });
     expect(pairs.pairs[0].resetRunId).toEqual(expect.any(Number));
     expect(pairs.pairs[0]).not.toHaveProperty("pairId");
 
+    // A job that ends after the reset was requested: the pair is reset again once this reset ends.
+    lab.advance(1);
     const perf = perfRun(lab, [vmRunnerName("vm-42-43")], "completed");
     const completed = await fetch(`${url}/api/job-completed`, { method: "POST", body: JSON.stringify({ repository: "microsoft/netperf", runId: perf.id }) });
     expect(completed.status).toBe(202);
-    expect(await json(completed)).toMatchObject({ pairs: [{ id: "vm-42-43", decision: "already-resetting" }] });
+    expect(await json(completed)).toEqual({ runId: perf.id, pairs: [{ id: "vm-42-43", state: "resetting", jobSinceReset: true }], reconcile: "queued" });
+    const after = await eventually(() => lab.runtime.store.getPair("vm-42-43"), (p) => p?.record.lastJobRunId === perf.id);
+    expect(after?.record).toMatchObject({ state: "resetting", jobSinceReset: true, lastJobRunId: perf.id });
   });
 
   it("answers unknown routes, wrong methods and oversized bodies with JSON errors", async () => {
@@ -62,10 +85,11 @@ describe("local host", () => {
 });
 
 describe("function registration", () => {
-  it("lists the timer with RESET_SCHEDULE, the HTTP functions at auth level function and the signed webhook as anonymous", () => {
-    const definitions = functionDefinitions(() => Promise.reject(new Error("unused")), "0 30 */2 * * *");
-    expect(definitions.map((d) => (d.kind === "http" ? [d.name, d.route, d.methods, d.authLevel] : [d.name, d.schedule]))).toEqual([
+  it("lists the timer with RESET_SCHEDULE, the queue function on RECONCILE_QUEUE, the HTTP functions at auth level function and the signed webhook as anonymous", () => {
+    const definitions = functionDefinitions(() => Promise.reject(new Error("unused")), { resetSchedule: "0 30 */2 * * *", reconcileQueue: "lab-q" });
+    expect(definitions.map((d) => (d.kind === "http" ? [d.name, d.route, d.methods, d.authLevel] : d.kind === "queue" ? [d.name, d.queueName] : [d.name, d.schedule]))).toEqual([
       ["scheduledReset", "0 30 */2 * * *"],
+      ["reconcileLab", "lab-q"],
       ["jobCompleted", "job-completed", ["POST"], "function"],
       ["pairs", "pairs", ["GET"], "function"],
       ["githubWebhook", "github-webhook", ["POST"], "anonymous"],
@@ -129,7 +153,7 @@ describe("npm start", () => {
       await app.waitFor(/GET {2}http:\/\/127\.0\.0\.1:\d+\/api\/pairs/);
       expect(app.output()).toMatch(/Azurite \(in memory\)/);
       expect((await fetch(`http://127.0.0.1:${port}/admin/functions/scheduledReset`, { method: "POST" })).status).toBe(202);
-      const body = await json(fetch(`http://127.0.0.1:${port}/api/pairs`));
+      const body = await eventually(() => json(fetch(`http://127.0.0.1:${port}/api/pairs`)), (b) => b.pairs.every((p: { state: string }) => p.state === "offline"));
       const states = Object.fromEntries(body.pairs.map((p: { id: string; state: string }) => [p.id, p.state]));
       // Only vm-25-26's VM runner and one of its hosts exist in this stand-in: every pair is offline.
       expect(states).toEqual({ "vm-25-26": "offline", "vm-05-10": "offline", "vm-42-43": "offline", "vm-11-12": "offline" });

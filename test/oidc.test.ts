@@ -45,7 +45,7 @@ describe("job-completed with a GitHub Actions OIDC token", () => {
 
   it("reads the jobs of the attempt the token names, not of the run's latest attempt", async () => {
     const { lab, issuer } = await withOidc();
-    const run = lab.github.addRun({ name: "perf", status: "completed", conclusion: "success", runAttempt: 2, jobs: [{ runnerName: vmRunnerName("vm-11-12") }] });
+    const run = { id: Number(lab.github.addRun({ name: "perf", status: "completed", conclusion: "success", runAttempt: 2, jobs: [{ runnerName: vmRunnerName("vm-11-12") }] }).id) };
     const response = await call(lab, { repository: "microsoft/netperf", runId: run.id }, await issuer.mint({ runId: run.id, runAttempt: 2 }));
     expect(response).toMatchObject({ status: 202, body: { pairs: [{ id: "vm-11-12" }] } });
     expect(lab.github.requests.filter((r) => r.path.startsWith(`/repos/microsoft/netperf/actions/runs/${run.id}/`)).map((r) => r.path)).toEqual([

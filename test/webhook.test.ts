@@ -122,8 +122,9 @@ describe("workflow_job in_progress", () => {
 
   it("lets no job that started earlier overwrite the newer job the pair records (out-of-order deliveries)", async () => {
     lab = await start();
-    await deliver(lab, await signedDelivery(workflowJobPayload("in_progress", { runnerName: "VM-42-43", runId: 52, jobId: 9002, startedAt: "2026-11-27T11:55:00Z" })));
-    const older = await deliver(lab, await signedDelivery(workflowJobPayload("in_progress", { runnerName: "VM-42-43", runId: 51, jobId: 9001, startedAt: "2026-11-27T11:50:00Z" })));
+    // Neither arrival order nor job id order is start order: job 9001 waited in the queue longer.
+    await deliver(lab, await signedDelivery(workflowJobPayload("in_progress", { runnerName: "VM-42-43", runId: 52, jobId: 9001, startedAt: "2026-11-27T11:55:00Z" })));
+    const older = await deliver(lab, await signedDelivery(workflowJobPayload("in_progress", { runnerName: "VM-42-43", runId: 51, jobId: 9002, startedAt: "2026-11-27T11:50:00Z" })));
     // Both are facts; the trigger does not judge them.
     expect(older).toMatchObject({ status: 202, body: { recorded: "started", runId: 51 } });
     await lab.settle();
@@ -197,7 +198,7 @@ describe("workflow_job completed", () => {
     await cleanLab(lab);
     lab.advance(5); // 12:16
     const perf = perfRun(lab, [vmRunnerName("vm-42-43")], "completed");
-    const jobId = lab.github.jobsOf(perf.id)[0]!.id;
+    const jobId = Number(lab.github.jobsOf(perf.id)[0]!.id);
     const job = { runnerName: "VM-42-43", runId: perf.id, jobId, startedAt: "2026-11-27T12:12:00Z" };
     const completed = await deliver(lab, await signedDelivery(workflowJobPayload("completed", { ...job, completedAt: "2026-11-27T12:15:00Z" })));
     const late = await signedDelivery(workflowJobPayload("in_progress", job));

@@ -35,7 +35,8 @@ await build({
   // Provided by the Functions Node.js worker at run time, never installed.
   external: ["@azure/functions-core"],
   // Bundled CommonJS packages (@azure/functions among them) call require(); ESM has none.
-  banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
+  // Renamed: bundled packages (@azure/storage-queue) import createRequire themselves.
+  banner: { js: "import { createRequire as __labResetCreateRequire } from 'node:module'; const require = __labResetCreateRequire(import.meta.url);" },
   legalComments: "eof",
   logLevel: "warning",
 });

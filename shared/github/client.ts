@@ -44,8 +44,9 @@ export function createOctokit(options: GitHubClientOptions): LabOctokitInstance 
   const maxWait = options.maxRateLimitWaitSeconds ?? 120;
   const onLimit =
     (kind: string) =>
-    (retryAfter: number, request: { method: string; url: string }, _octokit: unknown, retryCount: number) => {
-      const willRetry = retryCount < 2 && retryAfter <= maxWait;
+    (retryAfter: number, request: { method: string; url: string; request?: { oneAttempt?: boolean } }, _octokit: unknown, retryCount: number) => {
+      // A label write sent again later could land after a newer edit of the same runner.
+      const willRetry = request.request?.oneAttempt !== true && retryCount < 2 && retryAfter <= maxWait;
       logger.warn(`GitHub ${kind} rate limit on ${request.method} ${request.url}: ${willRetry ? `retrying after ${retryAfter}s` : "giving up this read"}`);
       return willRetry;
     };
@@ -90,7 +91,8 @@ export const RunnerSchema = z.object({
   name: z.string(),
   status: z.string(),
   busy: z.boolean(),
-  labels: z.array(z.object({ name: z.string() })),
+  /** `type` is "read-only" (self-hosted, OS, architecture: never touched) or "custom". */
+  labels: z.array(z.object({ name: z.string(), type: z.string().optional() })),
 });
 export type Runner = z.infer<typeof RunnerSchema>;
 
@@ -163,6 +165,15 @@ export type DispatchResult =
   /** No clear answer (5xx, timeout): a run may or may not exist; find it by request id. */
   | { outcome: "unknown"; error: string };
 
+/**
+ * A label edit's answer: `done`, or `not-found`: for a removal, the runner does not carry the
+ * label (or no longer exists); for an addition, the runner no longer exists. Failures throw a GitHubError.
+ */
+export type LabelEditResult = "done" | "not-found";
+
+/** Label writes are sent once: a retry landing late could undo a newer edit of the same runner. */
+const ONE_ATTEMPT = { retries: 0, oneAttempt: true };
+
 /** What a reconcile asks of GitHub. A second implementation (the simulator) passes the same tests. */
 export interface LabGitHub {
   listRunners(): Promise<Runner[]>;
@@ -180,6 +191,10 @@ export interface LabGitHub {
   dispatchReset(pair: Pair, requestId: string): Promise<DispatchResult>;
   /** Cancels a run (a reset given up on), so it cannot restore a VM later. */
   cancelRun(runId: number): Promise<void>;
+  /** `DELETE …/runners/{id}/labels/{label}` (repo or org runners, per runnerScope); one attempt. */
+  removeRunnerLabel(runnerId: number, label: string): Promise<LabelEditResult>;
+  /** `POST …/runners/{id}/labels` with `{ labels: [label] }`; one attempt. */
+  addRunnerLabel(runnerId: number, label: string): Promise<LabelEditResult>;
   /** Requests sent so far, and the last rate-limit headroom seen. */
   stats(): { requests: number; notModified: number; rateLimitRemaining: number | null };
 }
@@ -352,6 +367,37 @@ export class OctokitLabGitHub implements LabGitHub {
     } catch (error) {
       // 409: the run already finished; nothing left to cancel.
       if (error instanceof RequestError && error.status === 409) return;
+      throw describe(call, error);
+    }
+  }
+
+  private runnerPath(runnerId: number): string {
+    const { owner, repo } = this.repo;
+    return this.config.github.runnerScope === "org" ? `/orgs/${owner}/actions/runners/${runnerId}/labels` : `/repos/${owner}/${repo}/actions/runners/${runnerId}/labels`;
+  }
+
+  async removeRunnerLabel(runnerId: number, label: string): Promise<LabelEditResult> {
+    const call = `DELETE ${this.runnerPath(runnerId)}/${encodeURIComponent(label)}`;
+    const { owner: org } = this.repo;
+    try {
+      if (this.config.github.runnerScope === "org") await this.octokit.rest.actions.removeCustomLabelFromSelfHostedRunnerForOrg({ org, runner_id: runnerId, name: label, request: ONE_ATTEMPT });
+      else await this.octokit.rest.actions.removeCustomLabelFromSelfHostedRunnerForRepo({ ...this.repo, runner_id: runnerId, name: label, request: ONE_ATTEMPT });
+      return "done";
+    } catch (error) {
+      if (error instanceof RequestError && error.status === 404) return "not-found";
+      throw describe(call, error);
+    }
+  }
+
+  async addRunnerLabel(runnerId: number, label: string): Promise<LabelEditResult> {
+    const call = `POST ${this.runnerPath(runnerId)}`;
+    const { owner: org } = this.repo;
+    try {
+      if (this.config.github.runnerScope === "org") await this.octokit.rest.actions.addCustomLabelsToSelfHostedRunnerForOrg({ org, runner_id: runnerId, labels: [label], request: ONE_ATTEMPT });
+      else await this.octokit.rest.actions.addCustomLabelsToSelfHostedRunnerForRepo({ ...this.repo, runner_id: runnerId, labels: [label], request: ONE_ATTEMPT });
+      return "done";
+    } catch (error) {
+      if (error instanceof RequestError && error.status === 404) return "not-found";
       throw describe(call, error);
     }
   }

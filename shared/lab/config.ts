@@ -19,6 +19,10 @@ export const PairSchema = z.strictObject({
 });
 export type Pair = z.infer<typeof PairSchema>;
 
+/** Labels GitHub sets on every self-hosted runner and nobody can add or remove: `self-hosted`, the OS, the architecture. */
+export const READ_ONLY_LABELS: readonly string[] = ["self-hosted", "windows", "linux", "macos", "x64", "arm64", "arm"];
+export const isReadOnlyLabel = (name: string) => READ_ONLY_LABELS.includes(name.toLowerCase());
+
 export const LabConfigSchema = z
   .strictObject({
     github: z.strictObject({
@@ -36,6 +40,12 @@ export const LabConfigSchema = z
     maxResetAttempts: z.number().int().min(1).default(5),
     /** Wait after the first failed reset; doubled after each further failure, at most a day. */
     retryBackoffMinutes: z.number().int().min(0).default(15),
+    /**
+     * The custom labels by which perf jobs reach the lab's VM runners (e.g. ["lab"]). A VM runner
+     * carries them only while its pair is clean, idle and not held, so no job starts on a dirty
+     * VM. Empty (the default): labels are never touched.
+     */
+    routingLabels: z.array(z.string().min(1, "a routing label cannot be empty")).default([]),
     pairs: z.array(PairSchema).min(1, "list at least one pair"),
   })
   .superRefine((config, ctx) => {
@@ -55,8 +65,36 @@ export const LabConfigSchema = z
       unique(pair.vmRunnerLabel, "runner label", ["pairs", p, "vmRunnerLabel"]);
       pair.hosts.forEach((host, h) => unique(host.runnerLabel, "runner label", ["pairs", p, "hosts", h, "runnerLabel"]));
     });
+    routingLabelProblems(config).forEach((issue) => ctx.addIssue({ code: "custom", ...issue }));
   });
 export type LabConfig = z.infer<typeof LabConfigSchema>;
+
+/**
+ * Routing labels are removed from VM runners: one that is also how the app finds a pair's runner
+ * (or a host's) would lose the runner, and a read-only label cannot be removed at all.
+ */
+function routingLabelProblems(config: Pick<LabConfig, "routingLabels" | "pairs">): { path: (string | number)[]; message: string }[] {
+  const problems: { path: (string | number)[]; message: string }[] = [];
+  const first = new Map<string, number>();
+  config.routingLabels.forEach((label, i) => {
+    const path = ["routingLabels", i];
+    const key = label.toLowerCase();
+    if (first.has(key)) problems.push({ path, message: `duplicate routing label "${label}" (first at $.routingLabels[${first.get(key)}])` });
+    else first.set(key, i);
+    if (isReadOnlyLabel(label)) {
+      problems.push({ path, message: `"${label}" is a read-only label (GitHub sets self-hosted, the OS and the architecture itself): it cannot be removed, so it cannot take a VM out of routing; use the custom label your perf workflows route on, e.g. "lab"` });
+    }
+    config.pairs.forEach((pair, p) => {
+      if (pair.vmRunnerLabel.toLowerCase() === key) {
+        problems.push({ path, message: `"${label}" is the vmRunnerLabel of pair ${pair.id} ($.pairs[${p}].vmRunnerLabel): lab-reset finds the pair's VM runner by it, so it must never be removed` });
+      }
+      pair.hosts.forEach((host, h) => {
+        if (host.runnerLabel.toLowerCase() === key) problems.push({ path, message: `"${label}" is a host runner label ($.pairs[${p}].hosts[${h}].runnerLabel): reset jobs route on it` });
+      });
+    });
+  });
+  return problems;
+}
 
 /** Thrown when something an admin wrote (config or settings) is wrong; the message lists every problem. */
 export class ConfigurationError extends Error {

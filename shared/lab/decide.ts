@@ -19,7 +19,9 @@ export type Decision =
   /** maxResetAttempts resets failed in a row: left `failed` until an admin clears it. */
   | "gave-up"
   /** A GitHub fact the decision needs could not be read: fail closed. */
-  | "deferred-unknown";
+  | "deferred-unknown"
+  /** An admin holds the pair out of service: no reset is dispatched until the hold is released. */
+  | "held";
 
 /** A runner as the decision needs it. */
 export interface RunnerFacts {
@@ -193,6 +195,9 @@ export function decide(input: DecideInput): Outcome {
   // a completed reset is clean again.
   const dirty = r.jobSinceReset || r.state === "dirty" || r.state === "failed" || r.resetCompletedAt === null;
   if (!dirty && r.state !== "clean") setState("clean", "runners online again; no job since the last reset");
+  // An admin's "reset now" overrides freshness, the backoff and giving up; never a busy VM (above).
+  const asked = r.resetRequestedAt !== null;
+  if (asked) return claimReset(`an admin asked for it (${r.resetRequestedBy ?? "admin"})`);
   if (!dirty) {
     if (input.trigger !== "timer") return finish("not-needed");
     const sinceReset = r.resetCompletedAt === null ? Infinity : minutes(now.getTime() - Date.parse(r.resetCompletedAt));
@@ -206,13 +211,21 @@ export function decide(input: DecideInput): Outcome {
   }
   if (r.state === "failed" && r.retryAfter !== null && now.getTime() < Date.parse(r.retryAfter)) return finish("retry-later");
 
-  r.resetRequestId = input.requestId;
-  r.resetRunId = null;
-  r.resetDispatchedAt = now.toISOString();
-  r.attempts += 1;
-  const why = dirty ? (r.state === "failed" ? "retrying a failed reset" : "the VM ran a job or its state is unknown") : `periodic reset: last reset over ${input.freshForMinutes} minutes ago`;
-  setState("resetting", `reset requested (${why})`);
-  return finish("reset-dispatched", true);
+  return claimReset(dirty ? (r.state === "failed" ? "retrying a failed reset" : "the VM ran a job or its state is unknown") : `periodic reset: last reset over ${input.freshForMinutes} minutes ago`);
+
+  function claimReset(why: string): Outcome {
+    if (asked) {
+      r.attempts = 0;
+      r.retryAfter = null;
+      r.resetRequestedAt = null;
+    }
+    r.resetRequestId = input.requestId;
+    r.resetRunId = null;
+    r.resetDispatchedAt = now.toISOString();
+    r.attempts += 1;
+    setState("resetting", `reset requested (${why})`);
+    return finish("reset-dispatched", true);
+  }
 }
 
 /** Why a reset cannot run now: the reset job needs both host runners, and the VM runner must come back. */

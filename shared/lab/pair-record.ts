@@ -32,6 +32,9 @@ export const PairRecordSchema = z.object({
   routingSince: isoTime.nullable(),
   /** The last label call that failed (e.g. a missing permission); the pair is still reset. */
   routingError: z.string().nullable(),
+  /** An admin asked for a reset now (POST /api/pairs/{id}/reset): honoured once idle, whatever the trigger; cleared by the dispatch. */
+  resetRequestedAt: isoTime.nullable(),
+  resetRequestedBy: z.string().nullable(),
   /** An admin's hold: no resets and routing closed until released. */
   holdBy: z.string().nullable(),
   holdReason: z.string().nullable(),
@@ -42,15 +45,21 @@ export const PairRecordSchema = z.object({
 });
 export type PairRecord = z.infer<typeof PairRecordSchema>;
 
-/** What started a reconcile or a change. A webhook delivery decides as job-completed does (any non-timer trigger is not periodic). */
-export const TriggerSchema = z.enum(["timer", "job-completed", "webhook"]);
+/**
+ * What started a reconcile or a change. A webhook delivery decides as job-completed does (any
+ * non-timer trigger is not periodic); `admin` is an admin's call (a hold or its release).
+ */
+export const TriggerSchema = z.enum(["timer", "job-completed", "webhook", "admin"]);
 export type Trigger = z.infer<typeof TriggerSchema>;
 
-/** An append-only entry: a state change or a dispatch, with what caused it. */
+/**
+ * An append-only entry, with what caused it: a state change, a dispatch, a change of the VM
+ * runner's routing labels (`routing`; from/to are the pair's state then), or a hold placed or released.
+ */
 export const PairEventSchema = z.object({
   pairId: z.string(),
   at: isoTime,
-  kind: z.enum(["state", "dispatch"]),
+  kind: z.enum(["state", "dispatch", "routing", "hold"]),
   trigger: TriggerSchema,
   from: PairStateSchema.nullable(),
   to: PairStateSchema,
@@ -78,6 +87,8 @@ export function newPairRecord(pairId: string, now: Date): PairRecord {
     routing: null,
     routingSince: null,
     routingError: null,
+    resetRequestedAt: null,
+    resetRequestedBy: null,
     holdBy: null,
     holdReason: null,
     holdSince: null,

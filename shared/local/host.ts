@@ -27,6 +27,8 @@ export interface LocalHostOptions {
   maxBodyBytes?: number;
   /** The storage account whose queues the queue functions read (AzureWebJobsStorage). Without it, they are not run. */
   queueConnectionString?: string;
+  /** Where `/` redirects (the status page), if anywhere. */
+  rootRedirect?: string;
   /** Default: host.json's `extensions.queues`. */
   queueSettings?: QueueHostSettings;
 }
@@ -57,6 +59,20 @@ async function readBody(req: IncomingMessage, limit: number): Promise<string | n
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString("utf8");
+}
+
+/** The route's `{name}` parameters if `pathname` is `/api/<route>`, else null. */
+export function matchRoute(route: string, pathname: string): Record<string, string> | null {
+  const want = `api/${route}`.split("/");
+  const got = pathname.replace(/^\/+|\/+$/g, "").split("/");
+  if (want.length !== got.length) return null;
+  const params: Record<string, string> = {};
+  for (const [i, part] of want.entries()) {
+    const name = /^\{(\w+)\}$/.exec(part)?.[1];
+    if (name) params[name] = decodeURIComponent(got[i]!);
+    else if (part.toLowerCase() !== got[i]!.toLowerCase()) return null;
+  }
+  return params;
 }
 
 const timerInput = (isPastDue: boolean): Timer => ({ isPastDue, schedule: { adjustForDST: false }, scheduleStatus: { last: "", next: "", lastUpdated: "" } });
@@ -90,9 +106,15 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
         await runTimer(definition);
         return send(202);
       }
-      const definition = definitions.find((d) => d.kind === "http" && url.pathname.toLowerCase() === `/api/${d.route}`.toLowerCase());
-      if (!definition || definition.kind !== "http") return send(404, { error: `No function at ${url.pathname}. Functions: ${definitions.filter((d) => d.kind === "http").map((d) => `/api/${d.route}`).join(", ")}` });
-      if (!definition.methods.includes((req.method ?? "GET") as never)) return send(405, { error: `${url.pathname} accepts ${definition.methods.join(", ")}` });
+      // Routes match as the Functions host matches them: case-insensitively, `{name}` segments as parameters.
+      const matched = definitions.flatMap((d) => (d.kind === "http" ? [{ definition: d, params: matchRoute(d.route, url.pathname) }] : [])).filter((m) => m.params !== null);
+      if (matched.length === 0) {
+        if (url.pathname === "/" && options.rootRedirect) return send(302, undefined, { location: options.rootRedirect });
+        return send(404, { error: `No function at ${url.pathname}. Functions: ${definitions.filter((d) => d.kind === "http").map((d) => `/api/${d.route}`).join(", ")}` });
+      }
+      const found = matched.find((m) => m.definition.methods.includes((req.method ?? "GET") as never));
+      if (!found) return send(405, { error: `${url.pathname} accepts ${[...new Set(matched.flatMap((m) => m.definition.methods))].join(", ")}` });
+      const { definition, params } = found;
       const body = await readBody(req, maxBody);
       if (body === null) return send(413, { error: `Body is larger than ${maxBody} bytes.` });
       const headers: Record<string, string> = {};
@@ -101,10 +123,15 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
         method: req.method ?? "GET",
         url: url.toString(),
         headers,
+        params: params!,
         ...(body.length > 0 ? { body: { string: body } } : {}),
       });
       const response = await definition.handler(request, contextFor(definition.name, logger));
-      const init = "jsonBody" in response || "status" in response ? (response as { status?: number; jsonBody?: unknown; headers?: Record<string, string> }) : {};
+      const init = response as { status?: number; jsonBody?: unknown; body?: unknown; headers?: Record<string, string> };
+      if (typeof init.body === "string") {
+        res.writeHead(init.status ?? 200, init.headers ?? {});
+        return res.end(init.body);
+      }
       send(init.status ?? 200, init.jsonBody, init.headers ?? {});
     } catch (error) {
       logger.error(`local host: ${(error as Error).stack ?? String(error)}`);

@@ -50,6 +50,7 @@ async function main(): Promise<number> {
     port,
     logger: sim ? quiet(consoleLogger) : consoleLogger,
     runTimers: !sim,
+    rootRedirect: "/api/status",
     ...(settings.storage.kind === "connectionString" ? { queueConnectionString: settings.storage.connectionString } : {}),
   });
   console.log(`lab-reset for ${config.github.owner}/${config.github.repo} (${config.pairs.length} pairs) against ${settings.githubApiUrl}`);

@@ -69,6 +69,8 @@ async function judgeClaim(deps: ActDeps, claim: Claim, look: SecondLook, seenFac
   if (current === "unreadable" || current?.record.resetRequestId !== requestId || current.record.state !== "resetting") {
     return { release: true, again: busy, why: current === "unreadable" ? "the claimed record could not be read back" : "the claim is no longer this reconcile's" };
   }
+  // A hold placed since the claim: no reset until it is released.
+  if (current.record.holdBy !== null) return { release: true, again: { ...busy, decision: "held" }, why: `held by ${current.record.holdBy}` };
   claim.etag = current.etag;
   claim.outcome = { ...claim.outcome, record: current.record };
   return { release: false };

@@ -114,6 +114,13 @@ export async function releaseClaim(deps: ClaimDeps, trigger: Trigger, claim: Cla
       lastJobAt: theirs ? current.lastJobAt : again.record.lastJobAt,
       // The claim counted an attempt that never happened.
       attempts: Math.max(0, current.attempts - 1),
+      // Written by others since the claim (the routing pass, an admin's hold): theirs to keep.
+      routing: current.routing,
+      routingSince: current.routingSince,
+      routingError: current.routingError,
+      holdBy: current.holdBy,
+      holdReason: current.holdReason,
+      holdSince: current.holdSince,
       reason,
     };
   });

@@ -4,7 +4,8 @@
  * reconcile twice in a row changes nothing the second time.
  *
  * Acting on a reset is two-phase: claim the pair with an ETag-conditional write (only one
- * reconcile can win it), look at GitHub and the facts again, and only then dispatch.
+ * reconcile can win it), take the VM out of routing, look at GitHub and the facts again, and only
+ * then dispatch. Routing is opened last, for pairs clean and idle (shared/reconcile/routing.ts).
  */
 import { randomUUID } from "node:crypto";
 import type { LabConfig, Pair } from "../lab/config.js";
@@ -20,6 +21,7 @@ import { decideAndWrite, type Claim } from "./claim.js";
 import { followResets } from "./follow.js";
 import { jobFactsByPair, type PairJobFacts } from "./job-facts.js";
 import { lookAtLab, observePair, pairByRunnerName, type LabLook } from "./observe.js";
+import { RoutingPass } from "./routing.js";
 import { Tally, type ReconcileResult } from "./tally.js";
 
 export type { PairResult, ReconcileResult } from "./tally.js";
@@ -38,7 +40,7 @@ export interface ReconcileDeps {
 export const FACT_WINDOW_MS = 26 * 3_600_000;
 
 /** Everything the decisions are made from, read once at the start. */
-interface Observed {
+export interface Observed {
   at: Date;
   stored: Map<string, StoredPair>;
   facts: StoredFact[];
@@ -47,7 +49,7 @@ interface Observed {
   resetRuns: Map<string, ResetRunFacts>;
 }
 
-async function observe(deps: ReconcileDeps, trigger: Trigger, tally: Tally): Promise<Observed> {
+export async function observe(deps: ReconcileDeps, trigger: Trigger, tally: Tally): Promise<Observed> {
   const at = deps.clock();
   const stored = new Map((await deps.store.listPairs()).map((s) => [s.record.pairId, s]));
   const facts = await deps.facts.listSince(new Date(at.getTime() - FACT_WINDOW_MS));
@@ -77,7 +79,7 @@ async function addUnreportedJobs(deps: ReconcileDeps, stored: Map<string, Stored
   }
 }
 
-function inputFor(deps: ReconcileDeps, trigger: Trigger, pair: Pair, seen: Observed): DecideInput {
+export function inputFor(deps: ReconcileDeps, trigger: Trigger, pair: Pair, seen: Observed): DecideInput {
   const { config } = deps;
   return {
     pair,
@@ -101,12 +103,18 @@ export async function reconcile(deps: ReconcileDeps, trigger: Trigger): Promise<
   const tally = new Tally(deps.logger);
   try {
     const seen = await observe(deps, trigger, tally);
+    const subjects = deps.config.pairs.map((pair) => ({ pair, input: inputFor(deps, trigger, pair, seen) }));
     const claims: Claim[] = [];
-    for (const pair of deps.config.pairs) {
-      const claim = await decideAndWrite(deps, trigger, inputFor(deps, trigger, pair, seen), seen.stored.get(pair.id) ?? null, tally, deps.newRequestId ?? randomUUID);
+    for (const { pair, input } of subjects) {
+      const claim = await decideAndWrite(deps, trigger, input, seen.stored.get(pair.id) ?? null, tally, deps.newRequestId ?? randomUUID);
       if (claim) claims.push(claim);
     }
-    await dispatchClaims(deps, trigger, claims, new Set(seen.facts.map((f) => f.key)), seen.at, tally);
+    const routing = new RoutingPass(deps, trigger, seen.lab, tally);
+    // Out of routing before the second look: no job can be assigned between the check and the restore.
+    await routing.close(subjects);
+    const seenFacts = new Set(seen.facts.map((f) => f.key));
+    await dispatchClaims(deps, trigger, claims, seenFacts, seen.at, tally);
+    await routing.open(subjects, seenFacts, seen.at);
     return summarize(deps, trigger, tally, startStats, started);
   } catch (error) {
     tally.errors.push((error as Error).message);

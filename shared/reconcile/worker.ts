@@ -32,7 +32,9 @@ export interface WorkerDeps extends ReconcileDeps {
 
 const isCovered = (queued: QueuedMessage, coverage: Coverage) => {
   const upTo = queued.message.trigger === "timer" ? coverage.timer : coverage.events;
-  return upTo !== null && queued.insertedAt.toISOString() <= upTo;
+  // Strictly before: storage stamps insertion times to the second, and a message of the same
+  // second may have come after the reconcile read the facts.
+  return upTo !== null && queued.insertedAt.toISOString() < upTo;
 };
 
 /** The trigger a batch reconciles as: a timer's rules if any message is the timer's. */

@@ -10,7 +10,8 @@
  * It prints one JSON line per event on stdout, and nothing else there:
  *   {"event":"listening","url":…}           once it serves;
  *   {"event":"reconcile",…}                 for each reconcile it ran (the reconcile's own summary);
- *   {"event":"reconciles","count":…}        on SIGUSR2, and before it exits on SIGTERM or SIGINT.
+ *   {"event":"stats","reconciles":…,"timings":…}   on SIGUSR2, and before it exits on SIGTERM or SIGINT
+ *                                           (timings with APP_INSTANCE_TIMINGS=1: where a call's time goes).
  * Warnings and errors go to stderr (the OIDC-off warning, which job-completed repeats per call, once).
  * `APP_INSTANCE_MODE=floor` starts the bare server the burst is compared with instead (see floorMain).
  * `APP_INSTANCE_QUEUE_SETTINGS` (JSON, host.json's `extensions.queues` form) overrides host.json's
@@ -21,7 +22,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer } from "node:http";
-import { realpathSync } from "node:fs";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { readFileSync, realpathSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { TableClient } from "@azure/data-tables";
@@ -30,8 +32,9 @@ import { ConfigurationError } from "../lab/config.js";
 import { startLocalHost } from "../local/host.js";
 import { QueueHostSettingsSchema, readQueueHostSettings } from "../local/queue-poller.js";
 import type { Logger } from "../logger.js";
-import { createRuntime, loadStartup } from "../runtime.js";
-import { OIDC_DISABLED_WARNING } from "../settings.js";
+import { createRuntime, loadStartup, type Runtime } from "../runtime.js";
+import { OIDC_DISABLED_WARNING, type Settings } from "../settings.js";
+import { CoalescedSends, StorageReconcileQueue } from "../storage/queue.js";
 
 /** The reconcile's summary line, as the host's log handler prefixes it with the function's name. */
 const RECONCILE_SUMMARY = /^(?:\[[^\]]+\] )?reconcile (\{.*\})$/;
@@ -48,7 +51,22 @@ export interface ReconcileLine {
   pairs: Record<string, number>;
 }
 
-type InstanceLine = { event: "listening"; url: string; pid: number } | ReconcileLine | { event: "reconciles"; count: number };
+export interface TimingSummary {
+  count: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+export interface StatsLine {
+  event: "stats";
+  /** The worker's count: reconciles this instance ran since it started. */
+  reconciles: number;
+  /** With APP_INSTANCE_TIMINGS=1: how long each kind of call took since the last SIGUSR2. */
+  timings: Record<string, TimingSummary>;
+}
+
+type InstanceLine = { event: "listening"; url: string; pid: number } | ReconcileLine | StatsLine;
 
 const emit = (line: InstanceLine) => process.stdout.write(`${JSON.stringify(line)}\n`);
 
@@ -107,23 +125,77 @@ async function floorMain(): Promise<void> {
   }
 }
 
+/** Durations of the calls a trigger makes, per name, to show where an answer's time goes. */
+class Timings {
+  private readonly samples = new Map<string, number[]>();
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
+
+  constructor() {
+    this.loopDelay.enable();
+  }
+
+  async time<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      return await work();
+    } finally {
+      const list = this.samples.get(name) ?? [];
+      list.push(performance.now() - started);
+      this.samples.set(name, list);
+    }
+  }
+
+  summary(): Record<string, TimingSummary> {
+    const out: Record<string, TimingSummary> = {};
+    for (const [name, list] of this.samples) {
+      const sorted = [...list].sort((a, b) => a - b);
+      const at = (p: number) => Math.round(sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0);
+      out[name] = { count: sorted.length, p50: at(50), p99: at(99), max: Math.round(sorted.at(-1) ?? 0) };
+    }
+    const ms = (ns: number) => Math.round(ns / 1e6);
+    out["event loop delay"] = { count: this.loopDelay.count, p50: ms(this.loopDelay.percentile(50)), p99: ms(this.loopDelay.percentile(99)), max: ms(this.loopDelay.max) };
+    return out;
+  }
+
+  reset(): void {
+    this.samples.clear();
+    this.loopDelay.reset();
+  }
+}
+
+/** The runtime's storage, queue and lookups, each call timed; behaviour unchanged. */
+async function timeRuntime(runtime: Runtime, settings: Settings, timings: Timings): Promise<void> {
+  const { facts, lookups, store } = runtime;
+  runtime.facts = { ...facts, record: (f) => timings.time("facts.record", () => facts.record(f)), listSince: (d) => facts.listSince(d), prune: (d) => facts.prune(d) };
+  // Rebuilt as createRuntime composes it, to time both a caller's wait and each message sent.
+  const queue = await StorageReconcileQueue.open({ kind: "connectionString", connectionString: (settings.storage as { connectionString: string }).connectionString }, settings.reconcileQueue);
+  const coalesced = new CoalescedSends({ send: (m) => timings.time("queue message sent", () => queue.send(m)) });
+  runtime.queue = { send: (m) => timings.time("queue.send (caller)", () => coalesced.send(m)) };
+  const runJobs = lookups.runJobs.bind(lookups);
+  const pairOfRunner = lookups.pairOfRunner.bind(lookups);
+  lookups.runJobs = (id, attempt) => timings.time("lookups.runJobs", () => runJobs(id, attempt));
+  lookups.pairOfRunner = (name) => timings.time("lookups.pairOfRunner", () => pairOfRunner(name));
+  runtime.store = { ...store, listPairs: () => store.listPairs(), getPair: (id) => timings.time("store.getPair", () => store.getPair(id)), createPair: (r) => store.createPair(r), replacePair: (r, e) => store.replacePair(r, e), listEvents: (id, n) => store.listEvents(id, n), appendEvents: (e) => store.appendEvents(e) };
+}
+
 async function main(): Promise<void> {
   if (process.env.APP_INSTANCE_MODE === "floor") return floorMain();
   const logger = instanceLogger();
   const { settings, config } = loadStartup(process.env);
   if (settings.storage.kind !== "connectionString") throw new ConfigurationError("app-instance needs storage:", ["set AzureWebJobsStorage to a connection string (e.g. Azurite's)"]);
   const runtime = await createRuntime(settings, config, { logger });
+  const timings = new Timings();
+  if (process.env.APP_INSTANCE_TIMINGS === "1") await timeRuntime(runtime, settings, timings);
   const override = process.env.APP_INSTANCE_QUEUE_SETTINGS;
-  const queueSettings = override ? QueueHostSettingsSchema.parse({ ...readQueueHostSettings(), ...(JSON.parse(override) as object) }) : readQueueHostSettings();
-  const host = await startLocalHost({
-    definitions: functionDefinitions(() => Promise.resolve(runtime), settings),
-    port: Number(process.env.PORT ?? 0),
-    logger,
-    queueConnectionString: settings.storage.connectionString,
-    queueSettings,
-  });
+  const hostJson = JSON.parse(readFileSync("host.json", "utf8")) as { extensions?: { queues?: object } };
+  const queueSettings = override ? QueueHostSettingsSchema.parse({ ...hostJson.extensions?.queues, ...(JSON.parse(override) as object) }) : readQueueHostSettings();
+  const definitions = functionDefinitions(() => Promise.resolve(runtime), settings).map((d) =>
+    d.kind === "http" ? { ...d, handler: (request: Parameters<typeof d.handler>[0], context: Parameters<typeof d.handler>[1]) => timings.time(`handler ${d.name}`, () => Promise.resolve(d.handler(request, context))) } : d,
+  );
+  const host = await startLocalHost({ definitions, port: Number(process.env.PORT ?? 0), logger, queueConnectionString: settings.storage.connectionString, queueSettings });
   emit({ event: "listening", url: host.url, pid: process.pid });
 
+  const stats = () => emit({ event: "stats", reconciles: runtime.worker.reconciles, timings: timings.summary() });
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
@@ -131,10 +203,14 @@ async function main(): Promise<void> {
     // A poller waiting on a slow storage call must not keep the process alive for ever.
     setTimeout(() => process.exit(0), 5_000).unref();
     await host.close().catch((error: unknown) => logger.error(`app-instance: close failed: ${(error as Error).message}`));
-    emit({ event: "reconciles", count: runtime.worker.reconciles });
+    stats();
     process.exit(0);
   };
-  process.on("SIGUSR2", () => emit({ event: "reconciles", count: runtime.worker.reconciles }));
+  // SIGUSR2: the counts so far, then start counting afresh.
+  process.on("SIGUSR2", () => {
+    stats();
+    timings.reset();
+  });
   process.once("SIGTERM", () => void stop());
   process.once("SIGINT", () => void stop());
   if (process.env.APP_INSTANCE_EXIT_WITH_STDIN === "1") {
@@ -151,8 +227,10 @@ export interface AppInstance {
   child: ChildProcess;
   /** Reconciles this instance reported, in order. */
   reconciles: ReconcileLine[];
-  /** The count the worker gave at exit (SIGTERM), if it got that far. */
-  finalCount: number | null;
+  /** The last stats line (SIGUSR2 or exit); the count is the worker's. */
+  lastStats: StatsLine | null;
+  /** Asks for the stats so far (SIGUSR2), and starts its timings afresh. */
+  stats(timeoutMs?: number): Promise<StatsLine>;
   /** What the instance wrote to stderr. */
   stderr(): string;
   /** SIGTERM, then waits for its exit (SIGKILL after `graceMs`). */
@@ -177,13 +255,23 @@ export async function spawnAppInstance(name: string, env: Record<string, string>
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   let stderr = "";
+  const statsWaiters: ((line: StatsLine) => void)[] = [];
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
   const instance: AppInstance = {
     name,
     url: "",
     child,
     reconciles: [],
-    finalCount: null,
+    lastStats: null,
+    stats: (timeoutMs = 10_000) =>
+      new Promise<StatsLine>((resolveStats, reject) => {
+        const timer = setTimeout(() => reject(new Error(`app instance ${name} gave no stats within ${timeoutMs / 1000} s`)), timeoutMs);
+        statsWaiters.push((line) => {
+          clearTimeout(timer);
+          resolveStats(line);
+        });
+        child.kill("SIGUSR2");
+      }),
     stderr: () => stderr,
     exited,
     stop: async (graceMs = 8_000) => {
@@ -215,7 +303,10 @@ export async function spawnAppInstance(name: string, env: Record<string, string>
         }
         if (line.event === "listening") resolve(line.url);
         else if (line.event === "reconcile") instance.reconciles.push(line);
-        else instance.finalCount = line.count;
+        else {
+          instance.lastStats = line;
+          for (const waiter of statsWaiters.splice(0)) waiter(line);
+        }
       }
     });
     child.once("exit", (code, signal) => reject(new Error(`app instance ${name} exited (${signal ?? code}) before it listened: ${stderr.trim()}`)));

@@ -37,6 +37,8 @@ export interface BurstOptions {
   jobCompletedCalls: number;
   jobsPerRun: number;
   seed: number;
+  /** First send the same calls to two bare servers (HMAC check and one Azurite write each). */
+  floor: boolean;
 }
 
 // ---- small helpers ----------------------------------------------------------------------------
@@ -108,13 +110,19 @@ export function jobCompletedCall(config: LabConfig, runId: number): Call {
   return { kind: "job-completed", path: "/api/job-completed", body: JSON.stringify({ repository: `${config.github.owner}/${config.github.repo}`, runId }), headers: { "content-type": "application/json" } };
 }
 
+/** Where an instance answers: a child process (AppInstance) or a local host in this process. */
+export interface Endpoint {
+  name: string;
+  url: string;
+}
+
 interface PairView {
   id: string;
   state: string;
   resetDispatchedAt: string | null;
 }
 
-export async function readPairs(instance: AppInstance): Promise<PairView[]> {
+export async function readPairs(instance: Endpoint): Promise<PairView[]> {
   const response = await fetch(`${instance.url}/api/pairs`);
   if (!response.ok) throw new Error(`GET /api/pairs answered ${response.status}`);
   return ((await response.json()) as { pairs: PairView[] }).pairs;
@@ -187,7 +195,7 @@ export function dispatchesPerPair(lab: BurstLab, from: number): Record<string, n
 }
 
 /** Every reset dispatched so far completed, its report (job-completed for the reset run) sent, and every pair clean. */
-export async function finishResetsAndWaitClean(lab: BurstLab, via: AppInstance, timeoutMs = 30_000): Promise<void> {
+export async function finishResetsAndWaitClean(lab: BurstLab, via: Endpoint, timeoutMs = 30_000): Promise<void> {
   for (const d of lab.github.dispatches) {
     if (d.runId === null || lab.github.getRun(d.runId)?.status === "completed") continue;
     lab.github.setRun(d.runId, { status: "completed", conclusion: "success" });
@@ -203,7 +211,7 @@ export async function finishResetsAndWaitClean(lab: BurstLab, via: AppInstance, 
  * of every pair never seen, the stand-in completes the reset runs, and their reports make the
  * pairs clean.
  */
-export async function prepareCleanLab(lab: BurstLab, via: AppInstance): Promise<void> {
+export async function prepareCleanLab(lab: BurstLab, via: Endpoint): Promise<void> {
   const response = await fetch(`${via.url}/admin/functions/scheduledReset`, { method: "POST" });
   if (response.status !== 202) throw new Error(`POST /admin/functions/scheduledReset answered ${response.status}`);
   await waitUntil("the first resets", 30_000, () => (Object.values(dispatchesPerPair(lab, 0)).every((n) => n >= 1) ? true : undefined), 50);
@@ -214,7 +222,7 @@ export async function prepareCleanLab(lab: BurstLab, via: AppInstance): Promise<
  * GitHub's times are whole seconds and a job counts for a pair only if it ended after the last
  * reset's dispatch: the runs start the second after it, and end at least a second later.
  */
-export async function perfRunStart(lab: BurstLab, via: AppInstance): Promise<string> {
+export async function perfRunStart(lab: BurstLab, via: Endpoint): Promise<string> {
   const lastDispatch = Math.max(...(await readPairs(via)).map((p) => (p.resetDispatchedAt ? Date.parse(p.resetDispatchedAt) : 0)));
   const start = Math.floor(lastDispatch / 1000) * 1000 + 1000;
   while (Date.now() < start + 1100) await sleep(50);
@@ -291,7 +299,7 @@ export function burstCalls(lab: BurstLab, runs: { runId: number; jobIds: number[
 }
 
 /** Sends every call at once, alternating between the instances; resolves when all are answered. */
-export function sendAtOnce(calls: Call[], instances: AppInstance[]): Promise<Answer[]> {
+export function sendAtOnce(calls: Call[], instances: Endpoint[]): Promise<Answer[]> {
   return Promise.all(calls.map((call, i) => post(instances[i % instances.length]!.url, call, instances[i % instances.length]!.name)));
 }
 
@@ -300,17 +308,36 @@ function latencyFigures(answers: Answer[]) {
   return { p50: round(percentile(sorted, 50)), p90: round(percentile(sorted, 90)), p99: round(percentile(sorted, 99)), max: round(sorted.at(-1) ?? 0) };
 }
 
+/**
+ * The same calls, at once, against two bare servers that only check the HMAC and make one Azurite
+ * write each: what this machine allows at this moment (its load included).
+ */
+async function floorBurst(lab: BurstLab, calls: Call[]) {
+  const floors = await Promise.all(["floor-a", "floor-b"].map((name) => spawnAppInstance(name, { ...lab.env, APP_INSTANCE_MODE: "floor" })));
+  try {
+    const answers = await sendAtOnce(calls, floors);
+    return { latencyMs: latencyFigures(answers), non2xx: answers.filter((x) => x.status < 200 || x.status >= 300).length };
+  } finally {
+    await Promise.all(floors.map((f) => f.stop()));
+    await sleep(1_000);
+  }
+}
+
 async function phaseBurst(lab: BurstLab, instances: AppInstance[], options: BurstOptions) {
   const [a] = instances as [AppInstance, AppInstance];
   await prepareCleanLab(lab, a);
   const createdAt = await perfRunStart(lab, a);
   const runs = lab.config.pairs.map((pair) => finishedPerfRun(lab, pair, options.jobsPerRun, createdAt));
   const calls = burstCalls(lab, runs, options);
+  const floor = options.floor ? await floorBurst(lab, calls) : null;
 
   const dispatchesBefore = lab.github.dispatches.length;
   const requestsBefore = lab.github.requests.length;
   const reconcilesBefore = instances.map((i) => i.reconciles.length);
+  // Timings count from here (SIGUSR2 starts them afresh).
+  await Promise.all(instances.map((i) => i.stats()));
   const load = loadavg()[0]!;
+  const startedWall = Date.now();
   const started = performance.now();
   const answered = sendAtOnce(calls, instances);
   const dispatched = waitUntil("a reset of every pair", 60_000, () => (Object.values(dispatchesPerPair(lab, dispatchesBefore)).every((n) => n >= 1) ? performance.now() : undefined), 10).catch(() => null);
@@ -319,16 +346,18 @@ async function phaseBurst(lab: BurstLab, instances: AppInstance[], options: Burs
   const allDispatchedAt = await dispatched;
   await waitQuiet(lab, 120_000);
   const quietMs = performance.now() - started;
+  const stats = await Promise.all(instances.map((i) => i.stats()));
 
   const statuses: Record<string, number> = {};
   for (const answer of answers) statuses[answer.status] = (statuses[answer.status] ?? 0) + 1;
   const perPair = dispatchesPerPair(lab, dispatchesBefore);
-  const reconciles = Object.fromEntries(instances.map((instance, i) => [instance.name, instance.reconciles.slice(reconcilesBefore[i]).map((r) => ({ trigger: r.trigger, ok: r.ok, dispatches: r.dispatches, githubRequests: r.githubRequests, durationMs: r.durationMs }))]));
+  const reconciles = Object.fromEntries(instances.map((instance, i) => [instance.name, instance.reconciles.slice(reconcilesBefore[i]).map((r) => ({ startMs: Date.parse(r.at) - r.durationMs - startedWall, trigger: r.trigger, ok: r.ok, dispatches: r.dispatches, githubRequests: r.githubRequests, durationMs: r.durationMs }))]));
   return {
     calls: { deliveries: options.deliveries, uniqueDeliveries: Math.min(options.deliveries, runs.length * options.jobsPerRun * 2), jobCompleted: options.jobCompletedCalls, perInstance: Object.fromEntries(instances.map((i) => [i.name, answers.filter((x) => x.instance === i.name).length])) },
     perfRuns: runs.length,
     jobsPerRun: options.jobsPerRun,
     bodyBytes: { webhookMedian: [...calls.filter((c) => c.kind === "webhook").map((c) => Buffer.byteLength(c.body))].sort((x, y) => x - y)[Math.floor(options.deliveries / 2)] ?? 0 },
+    floor,
     statuses,
     errors: answers.filter((x) => x.status < 200 || x.status >= 300).map((x) => `${x.kind} on ${x.instance}: ${x.status}${x.error ? ` ${x.error}` : ""}`).slice(0, 10),
     latencyMs: latencyFigures(answers),
@@ -338,6 +367,7 @@ async function phaseBurst(lab: BurstLab, instances: AppInstance[], options: Burs
     githubRequests: lab.github.requests.length - requestsBefore,
     githubRequestKinds: requestKinds(lab, requestsBefore),
     reconciles,
+    timings: Object.fromEntries(instances.map((instance, i) => [instance.name, stats[i]!.timings])),
     quietAfterMs: round(quietMs),
     poisonMessages: await poisonCount(lab),
     loadAverageAtStart: Math.round(load * 100) / 100,
@@ -353,13 +383,19 @@ async function phaseBurst(lab: BurstLab, instances: AppInstance[], options: Burs
  * recorded and a reconcile queued, so the pair is reset exactly once.
  */
 export async function killAfterAnswer(lab: BurstLab, victim: AppInstance, pair: Pair, startNext: () => Promise<AppInstance>, timeoutMs = 120_000) {
+  // The lab at rest first. Queue insertion times are whole seconds: a message inserted in the same
+  // second as the last served one is taken as covered by it (see the report), which is not what
+  // this phase measures.
+  await waitQuiet(lab, timeoutMs);
   const createdAt = await perfRunStart(lab, victim);
+  const queue = lab.queue();
   const run = finishedPerfRun(lab, pair, 1, createdAt);
   const call = webhookCall(lab.secret, new Random(Date.now()).uuid(), lab.github.workflowJobEvent(run.jobIds[0]!, "completed"));
   const dispatchesBefore = lab.github.dispatches.length;
   const answer = await post(victim.url, call, victim.name);
   await victim.kill();
   const killedAt = performance.now();
+  const waitingAfterKill = (await queue.peekMessages({ numberOfMessages: 32 })).peekedMessageItems.length;
   const reconcilesOfVictim = victim.reconciles.length;
   const next = await startNext();
   const nextListeningMs = performance.now() - killedAt;
@@ -372,6 +408,8 @@ export async function killAfterAnswer(lab: BurstLab, victim: AppInstance, pair: 
       answer: answer.status,
       answerMs: round(answer.ms),
       killedBy: "SIGKILL",
+      /** Visible on the queue right after the kill (0 would mean the victim had taken it). */
+      messagesWaitingAfterKill: waitingAfterKill,
       victimReconcilesAfterAnswer: victim.reconciles.length - reconcilesOfVictim,
       nextInstanceListeningAfterKillMs: round(nextListeningMs),
       dispatchAfterKillMs: dispatchedAt === null ? null : round(dispatchedAt - killedAt),
@@ -389,6 +427,7 @@ async function main(): Promise<number> {
     jobCompletedCalls: Number(process.env.BURST_CALLS ?? 50),
     jobsPerRun: Number(process.env.BURST_JOBS_PER_RUN ?? 20),
     seed: Number(process.env.BURST_SEED ?? 1),
+    floor: process.env.BURST_FLOOR !== "0",
   };
   const lab = await startBurstLab();
   const instances: AppInstance[] = [];
@@ -401,17 +440,21 @@ async function main(): Promise<number> {
   process.once("SIGTERM", interrupted);
   const wallStarted = performance.now();
   try {
-    instances.push(...(await Promise.all([spawnAppInstance("a", lab.env), spawnAppInstance("b", lab.env)])));
+    const timed = { ...lab.env, APP_INSTANCE_TIMINGS: "1" };
+    instances.push(...(await Promise.all([spawnAppInstance("a", timed), spawnAppInstance("b", timed)])));
     const [a, b] = instances as [AppInstance, AppInstance];
     const burst = await phaseBurst(lab, instances, options);
 
-    // Phase 2 starts from a clean lab, with only the instance that will be killed running.
+    // Phase 2 starts from a clean lab, with only the instance that will be killed running; its
+    // queue poll, once at its start, would next run in a minute, so it cannot serve the call's message.
     await finishResetsAndWaitClean(lab, b);
-    await b.stop();
-    const { next, figures: kill } = await killAfterAnswer(lab, a, lab.config.pairs[0]!, () => spawnAppInstance("c", lab.env));
+    await Promise.all([a.stop(), b.stop()]);
+    const victim = await spawnAppInstance("victim", { ...lab.env, APP_INSTANCE_QUEUE_SETTINGS: JSON.stringify({ maxPollingInterval: "00:01:00" }) });
+    instances.push(victim);
+    const { next, figures: kill } = await killAfterAnswer(lab, victim, lab.config.pairs[0]!, () => spawnAppInstance("next", lab.env));
     instances.push(next);
     await Promise.all(instances.map((i) => i.stop()));
-    const reconcilesTotal = Object.fromEntries(instances.map((i) => [i.name, i.finalCount]));
+    const reconcilesTotal = Object.fromEntries(instances.map((i) => [i.name, i.lastStats?.reconciles ?? null]));
 
     const perPairOk = Object.values(burst.dispatches.perPair).every((n) => n === 1);
     const problems = [
@@ -442,8 +485,12 @@ async function main(): Promise<number> {
     const reconcileText = Object.entries(burst.reconciles).map(([name, list]) => `${name} ${list.length}`).join(", ");
     console.log(`burst: ${options.deliveries} workflow_job deliveries + ${options.jobCompletedCalls} job-completed calls at once over 2 instances (${figures.machine}, load ${burst.loadAverageAtStart})`);
     console.log(`  answers ${JSON.stringify(burst.statuses)} within ${burst.answersWithinMs} ms; latency p50 ${burst.latencyMs.p50} ms, p99 ${burst.latencyMs.p99} ms, max ${burst.latencyMs.max} ms (webhook p99 ${burst.latencyMsByKind.webhook.p99}, job-completed p99 ${burst.latencyMsByKind.jobCompleted.p99})`);
+    if (burst.floor) console.log(`  floor (the same calls to two bare servers: HMAC check and one Azurite write each): p50 ${burst.floor.latencyMs.p50} ms, p99 ${burst.floor.latencyMs.p99} ms, max ${burst.floor.latencyMs.max} ms`);
     console.log(`  resets ${JSON.stringify(burst.dispatches.perPair)}, all within ${burst.dispatches.allWithinMs ?? "—"} ms (each at ${burst.dispatches.eachMs.join(", ")} ms); GitHub requests ${burst.githubRequests}; reconciles ${reconcileText}; quiet after ${burst.quietAfterMs} ms`);
-    console.log(`kill after 2xx: answer ${kill.answer} in ${kill.answerMs} ms, SIGKILL, new instance listening after ${kill.nextInstanceListeningAfterKillMs} ms, reset of ${kill.pair} dispatched ${kill.dispatchAfterKillMs ?? "—"} ms after the kill; resets ${JSON.stringify(kill.dispatchesPerPair)}`);
+    for (const [name, t] of Object.entries(burst.timings)) {
+      console.log(`  instance ${name}: ${Object.entries(t).map(([what, v]) => `${what} ${v.count}× p50 ${v.p50} p99 ${v.p99} ms`).join("; ")}`);
+    }
+    console.log(`kill after 2xx: answer ${kill.answer} in ${kill.answerMs} ms, SIGKILL (${kill.messagesWaitingAfterKill} message waiting), new instance listening after ${kill.nextInstanceListeningAfterKillMs} ms, reset of ${kill.pair} dispatched ${kill.dispatchAfterKillMs ?? "—"} ms after the kill; resets ${JSON.stringify(kill.dispatchesPerPair)}`);
     console.log(`wrote ${OUT}`);
     for (const problem of problems) console.error(`FAILED: ${problem}`);
     for (const instance of instances) {

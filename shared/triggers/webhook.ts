@@ -7,11 +7,16 @@
  *
  * Deliveries repeat and arrive out of order: the fact's key (job and phase) makes a repeat a
  * no-op, and the reconcile orders facts by GitHub's timestamps, not by arrival.
+ *
+ * The one thing a trigger does itself: when routing labels are configured, a job's start (that
+ * routed on them) removes them from the runner it started on at once, by `runner_id`, with one
+ * DELETE per label — GitHub hands that VM the next queued job the moment this one ends, long
+ * before a reset. One attempt, errors logged, never failing the delivery: the reconcile catches up.
  */
 import { verify } from "@octokit/webhooks-methods";
 import { z } from "zod";
-import { zodProblems } from "../lab/config.js";
-import { GitHubTime } from "../github/client.js";
+import { zodProblems, type LabConfig } from "../lab/config.js";
+import { GitHubTime, type LabGitHub } from "../github/client.js";
 import type { Logger } from "../logger.js";
 import type { FactStore, JobFact } from "../storage/facts.js";
 import type { ReconcileQueue } from "../storage/queue.js";
@@ -45,6 +50,8 @@ export const WorkflowJobEventSchema = z.object({
     run_attempt: z.number().int().positive().optional(),
     runner_name: RunnerNameSchema.nullable(),
     runner_id: z.number().int().nullable().optional(),
+    /** The job's runs-on labels. */
+    labels: z.array(z.string()).optional(),
     started_at: GitHubTime,
     completed_at: GitHubTime.nullable(),
   }),
@@ -58,7 +65,12 @@ export interface WebhookRuntime {
   facts: FactStore;
   queue: ReconcileQueue;
   clock: () => Date;
+  config: Pick<LabConfig, "routingLabels">;
+  github: Pick<LabGitHub, "removeRunnerLabel">;
 }
+
+/** Longest the answer waits for the label DELETEs; GitHub wants it within 10 s. A slower DELETE finishes unawaited. */
+export const ROUTING_DELETE_WAIT_MS = 4_000;
 
 const SIGNATURE = /^sha256=[0-9a-f]{64}$/;
 // GitHub's delivery ids are GUIDs; anything else is not GitHub's.
@@ -125,12 +137,44 @@ export async function githubWebhook(runtime: WebhookRuntime, delivery: WebhookDe
     source: "webhook",
     recordedAt: now,
   };
+  let answer: JsonResponse;
   try {
     const [fresh] = await runtime.facts.record([fact]);
     // Queued even for a repeat: the first delivery's hand-over may be the part that failed.
     await runtime.queue.send({ trigger: "webhook" });
-    return reply(fresh ? 202 : 200, { ...about, runner: job.runner_name, recorded: fact.phase, ...(fresh ? {} : { duplicate: true }), reconcile: "queued" });
+    answer = reply(fresh ? 202 : 200, { ...about, runner: job.runner_name, recorded: fact.phase, ...(fresh ? {} : { duplicate: true }), reconcile: "queued" });
   } catch (error) {
-    return unavailable(error, logger, "Nothing unsafe was done; redeliver the event later.");
+    answer = unavailable(error, logger, "Nothing unsafe was done; redeliver the event later.");
   }
+  if (event.action === "in_progress") await closeRouting(runtime, event.workflow_job, logger);
+  return answer;
+}
+
+/**
+ * Takes the runner out of routing at its job's start: a DELETE per routing label the job routed
+ * on. A write, not a read: the no-GitHub-read rule holds. A label already absent (404) is fine.
+ */
+async function closeRouting(runtime: WebhookRuntime, job: WorkflowJobEvent["workflow_job"], logger: Logger): Promise<void> {
+  const routes = new Set((job.labels ?? runtime.config.routingLabels).map(lower));
+  // A job that did not route on a routing label cannot have come through one (nor reached a lab VM by it).
+  const labels = runtime.config.routingLabels.filter((l) => routes.has(lower(l)));
+  if (labels.length === 0) return;
+  const runnerId = job.runner_id ?? null;
+  if (runnerId === null) {
+    logger.warn(`githubWebhook: job ${job.id} started on ${job.runner_name} without a runner_id; its routing labels are left to the reconcile`);
+    return;
+  }
+  const deletes = (async () => {
+    for (const label of labels) {
+      try {
+        await runtime.github.removeRunnerLabel(runnerId, label);
+      } catch (error) {
+        logger.error(`githubWebhook: removing routing label ${label} from runner ${job.runner_name} (id ${runnerId}) at the start of job ${job.id} failed; the reconcile tries again: ${(error as Error).message}`);
+      }
+    }
+  })();
+  let timer: NodeJS.Timeout | undefined;
+  const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, ROUTING_DELETE_WAIT_MS)));
+  await Promise.race([deletes, waited]);
+  clearTimeout(timer);
 }

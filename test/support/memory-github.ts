@@ -5,7 +5,7 @@
  * and the same lab controls drive it as drive the GitHub stand-in.
  */
 import type { LabConfig, Pair } from "../../shared/lab/config.js";
-import type { DispatchResult, Job, LabGitHub, Run, Runner } from "../../shared/github/client.js";
+import type { DispatchResult, Job, LabelEditResult, LabGitHub, Run, Runner } from "../../shared/github/client.js";
 
 /** What the lab does, as the tests script it; implemented by this class and over the GitHub stand-in. */
 export interface LabControls {
@@ -49,7 +49,12 @@ export class MemoryGitHub implements LabGitHub, LabControls {
   ) {}
 
   addRunner(name: string, labels: string[], busy = false): void {
-    this.runners.set(name, { id: this.nextRunnerId++, name, status: "online", busy, labels: labels.map((label) => ({ name: label })) });
+    this.runners.set(name, { id: this.nextRunnerId++, name, status: "online", busy, labels: labels.map((label) => ({ name: label, type: "custom" })) });
+  }
+
+  /** The label names a runner carries now (for the tests' checks). */
+  labelsOf(runnerName: string): string[] {
+    return this.runners.get(runnerName)?.labels.map((l) => l.name) ?? [];
   }
 
   startPerfJob(runnerName: string): { runId: number; jobId: number } {
@@ -117,6 +122,26 @@ export class MemoryGitHub implements LabGitHub, LabControls {
   cancelRun(runId: number): Promise<void> {
     return this.answer(() => {
       if (this.runs.get(runId)?.run.status !== "completed") this.completeRun(runId, "cancelled");
+    });
+  }
+
+  /** As GitHub: a custom label only; 404 (not-found) when the runner does not carry it. */
+  removeRunnerLabel(runnerId: number, label: string): Promise<LabelEditResult> {
+    return this.answer(() => {
+      const runner = [...this.runners.values()].find((r) => r.id === runnerId);
+      const kept = runner?.labels.filter((l) => l.type === "read-only" || l.name.toLowerCase() !== label.toLowerCase());
+      if (!runner || !kept || kept.length === runner.labels.length) return "not-found" as const;
+      runner.labels = kept;
+      return "done" as const;
+    });
+  }
+
+  addRunnerLabel(runnerId: number, label: string): Promise<LabelEditResult> {
+    return this.answer(() => {
+      const runner = [...this.runners.values()].find((r) => r.id === runnerId);
+      if (!runner) return "not-found" as const;
+      if (!runner.labels.some((l) => l.name.toLowerCase() === label.toLowerCase())) runner.labels.push({ name: label, type: "custom" });
+      return "done" as const;
     });
   }
 

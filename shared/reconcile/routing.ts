@@ -1,0 +1,256 @@
+/**
+ * Keeping GitHub's routing labels equal to the routing rule (shared/lab/routing.ts), from this
+ * reconcile's first look:
+ * - `close`, before the second look and any dispatch: a pair the rule closes loses the labels on
+ *   every runner carrying its vmRunnerLabel, so no job can be assigned between the check and the restore;
+ * - `open`, after the dispatches: a pair the rule opens gets them back on the runner it saw online
+ *   and idle, claim-protected: the record is written `routing: open` through its ETag first, then
+ *   the POST, then the record and the job starts are read again and the DELETE is sent again if
+ *   either says the pair is no longer clean and idle.
+ * Label writes are sent once (never retried); a failure is recorded on the pair and logged, and
+ * never blocks a reset nor fails the reconcile. After a 403 no more label calls are made in this
+ * reconcile: the permission is missing for every runner.
+ */
+import type { Pair } from "../lab/config.js";
+import type { DecideInput } from "../lab/decide.js";
+import type { PairRecord, Trigger } from "../lab/pair-record.js";
+import { labelPermission, routingField, routingLabelsOn, routingPlan, routingRunners, routingVerdict, type LabelEdit, type Routing, type RoutingRunner } from "../lab/routing.js";
+import { GitHubError } from "../github/client.js";
+import type { StoredFact } from "../storage/facts.js";
+import { StoreConflictError, type StoredPair } from "../storage/tables.js";
+import type { ActDeps } from "./act.js";
+import { appendEvents, MAX_CONFLICT_RETRIES } from "./claim.js";
+import { newStartsOn } from "./job-facts.js";
+import { lower, pairByRunnerName, type LabLook, type LabView } from "./observe.js";
+import type { ReconcileResult, Tally } from "./tally.js";
+
+/** Facts are re-read from a little before the first read: instances' clocks differ (as act.ts). */
+const FACT_MARGIN_MS = 10 * 60_000;
+
+/** A pair as the first look showed it, and the input its decision was made from. */
+export interface RoutingSubject {
+  pair: Pair;
+  input: DecideInput;
+}
+
+interface Applied {
+  /** Edits GitHub made. */
+  done: LabelEdit[];
+  /** Removals GitHub answered 404 (the label was already gone) and additions to a runner that is gone. */
+  moot: LabelEdit[];
+  /** Edits that failed or were not attempted after a 403. */
+  failed: LabelEdit[];
+  error: string | null;
+}
+
+const describeEdits = (edits: LabelEdit[]) => edits.map((e) => `${e.label} on ${e.runnerName}`).join(", ");
+const removed = (a: Applied) => (a.done.length > 0 ? `: removed ${describeEdits(a.done)}` : "");
+
+export class RoutingPass {
+  /** The first 403's message: the permission is missing, so no further label call is made. */
+  private denied: string | null = null;
+
+  constructor(
+    private readonly deps: ActDeps,
+    private readonly trigger: Trigger,
+    private readonly look: LabLook,
+    private readonly tally: Tally,
+  ) {}
+
+  private get labels() {
+    return this.deps.config.routingLabels;
+  }
+
+  private get view(): LabView | null {
+    return this.labels.length === 0 || "error" in this.look ? null : this.look;
+  }
+
+  /** Before the second look: every pair the rule closes loses its routing labels. */
+  async close(subjects: RoutingSubject[]): Promise<void> {
+    const view = this.view;
+    if (view === null) return;
+    for (const { pair, input } of subjects) {
+      const verdict = this.verdict(pair, input);
+      if (verdict.open) continue;
+      const runners = this.runnersOf(pair, view);
+      const { remove } = routingPlan(false, runners, this.labels);
+      const applied = await this.apply(remove, []);
+      await this.note(pair, routingField(applied.failed.length > 0), applied, `routing closed (${verdict.why})${removed(applied)}`);
+    }
+  }
+
+  /** After the dispatches: pairs the rule opens get their labels back, claim-protected. */
+  async open(subjects: RoutingSubject[], seenFacts: Set<string>, firstReadAt: Date): Promise<void> {
+    const view = this.view;
+    if (view === null) return;
+    for (const { pair, input } of subjects) {
+      if (!this.verdict(pair, input).open) continue;
+      const runners = this.runnersOf(pair, view);
+      const plan = routingPlan(true, runners, this.labels);
+      // Stale duplicates (offline runners with the pair's vmRunnerLabel) never carry the labels.
+      const stale = await this.apply(plan.remove, []);
+      if (plan.add.length === 0) {
+        const carried = runners.filter((r) => r.online && !r.busy).flatMap((r) => routingLabelsOn(r, this.labels).map((label) => `${label} on ${r.name}`));
+        await this.note(pair, "open", stale, `routing open: ${carried.join(", ")} already there${stale.done.length > 0 ? `; removed ${describeEdits(stale.done)} from a stale runner` : ""}`);
+        continue;
+      }
+      await this.reopen(pair, plan.add, seenFacts, firstReadAt);
+    }
+  }
+
+  /** The claim, the POSTs, then the re-check that sends the DELETE again if the pair is no longer clean and idle. */
+  private async reopen(pair: Pair, add: LabelEdit[], seenFacts: Set<string>, firstReadAt: Date): Promise<void> {
+    // After a 403 the call is not made: nothing to claim.
+    if (this.denied !== null) return this.note(pair, "closed", await this.apply([], add), "routing not opened");
+    const claim = await this.claimOpen(pair);
+    if (claim === null) return;
+    const added = await this.apply([], add);
+    if (added.done.length === 0) {
+      await this.note(pair, "closed", added, `routing not opened: ${added.error ?? `VM runner ${add[0]!.runnerName} is gone`}`, claim.record);
+      return;
+    }
+    const why = await this.closedSince(pair, claim, seenFacts, firstReadAt);
+    if (why === null) {
+      await this.note(pair, "open", added, `routing opened: added ${describeEdits(added.done)}`);
+      return;
+    }
+    // The claim orders Table writes, not GitHub's side effects: take back what was just added.
+    const undone = await this.apply(added.done, []);
+    await this.note(pair, routingField(undone.failed.length > 0), { ...undone, error: added.error ?? undone.error }, `routing closed again right after it was opened (${why})${removed(undone)}`, claim.record);
+  }
+
+  /** Writes `routing: open` through the record's ETag while it still says clean and not held; null when it does not. */
+  private async claimOpen(pair: Pair): Promise<StoredPair | null> {
+    for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
+      const current = await this.read(pair);
+      if (current === null || current.record.state !== "clean" || current.record.holdBy !== null) return null;
+      const now = this.deps.clock().toISOString();
+      const record: PairRecord = { ...current.record, routing: "open", routingSince: current.record.routing === "open" ? (current.record.routingSince ?? now) : now, updatedAt: now };
+      try {
+        return { record: current.record, etag: await this.deps.store.replacePair(record, current.etag) };
+      } catch (error) {
+        if (!(error instanceof StoreConflictError)) return this.storeFailed(pair, error);
+      }
+    }
+    return null;
+  }
+
+  /** Why the pair may no longer carry the labels after the POST, or null: the record and the job starts, read again. */
+  private async closedSince(pair: Pair, claimed: StoredPair, seenFacts: Set<string>, firstReadAt: Date): Promise<string | null> {
+    const current = await this.read(pair);
+    if (current === null) return "the record could not be read back";
+    const r = current.record;
+    if (r.holdBy !== null) return `held by ${r.holdBy}`;
+    if (r.state !== "clean" || r.lastJobAt !== claimed.record.lastJobAt) return `the pair is ${r.state}`;
+    let facts: StoredFact[];
+    try {
+      facts = await this.deps.facts.listSince(new Date(firstReadAt.getTime() - FACT_MARGIN_MS));
+    } catch (error) {
+      return `the job facts could not be read (${(error as Error).message})`;
+    }
+    const started = newStartsOn(pair, facts, seenFacts, pairByRunnerName(this.deps.config.pairs, this.view!));
+    return started.length > 0 ? `run ${started[0]!.fact.runId} started a job on the VM` : null;
+  }
+
+  /** Sends each edit once, removals first; after a 403, none. */
+  private async apply(remove: LabelEdit[], add: LabelEdit[]): Promise<Applied> {
+    const applied: Applied = { done: [], moot: [], failed: [], error: null };
+    const edits = [...remove.map((e) => ["remove", e] as const), ...add.map((e) => ["add", e] as const)];
+    for (const [kind, edit] of edits) {
+      if (this.denied !== null) {
+        applied.failed.push(edit);
+        applied.error ??= `label calls not attempted: ${this.denied}`;
+        continue;
+      }
+      try {
+        const result = kind === "remove" ? await this.deps.github.removeRunnerLabel(edit.runnerId, edit.label) : await this.deps.github.addRunnerLabel(edit.runnerId, edit.label);
+        // A label already absent is as good as removed; a runner gone cannot take one.
+        (result === "done" ? applied.done : applied.moot).push(edit);
+      } catch (error) {
+        applied.failed.push(edit);
+        applied.error ??= this.failure(edit, kind, error);
+      }
+    }
+    return applied;
+  }
+
+  private failure(edit: LabelEdit, kind: "remove" | "add", error: unknown): string {
+    const message = error instanceof Error ? error.message : String(error);
+    const what = `${kind === "remove" ? "removing" : "adding"} routing label ${edit.label} ${kind === "remove" ? "from" : "to"} VM runner ${edit.runnerName}`;
+    if (error instanceof GitHubError && error.status === 403 && !/rate limit/i.test(message)) {
+      this.denied = `${message}; ${labelPermission(this.deps.config)}`;
+      this.deps.logger.error(`lab-reset cannot change runner labels: ${what} was refused (${message}); ${labelPermission(this.deps.config)}. Pairs are still reset, but perf jobs may start on a dirty VM until it is granted.`);
+      return `${what}: ${this.denied}`;
+    }
+    this.deps.logger.warn(`${what} failed (the next reconcile tries again; the pair is still reset): ${message}`);
+    return `${what}: ${message}`;
+  }
+
+  /**
+   * Records routing, its error and (when labels or routing changed) an event, through the record's
+   * ETag. `baseline` is what "changed" is measured against: by default the record as it is now;
+   * after our own claim, the record before it (a claim undone is no change).
+   */
+  private async note(pair: Pair, routing: Routing, applied: Applied, reason: string, baseline?: PairRecord): Promise<void> {
+    const attempted = applied.done.length + applied.moot.length + applied.failed.length > 0;
+    for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
+      const current = await this.read(pair);
+      if (current === null) return;
+      const r = current.record;
+      const base = baseline ?? r;
+      const now = this.deps.clock().toISOString();
+      const routingError = attempted ? applied.error : r.routingError;
+      const changed = base.routing !== routing || applied.done.length > 0;
+      if (r.routing === routing && !changed && routingError === r.routingError) return;
+      const next: PairRecord = { ...r, routing, routingSince: base.routing === routing && base.routingSince !== null ? base.routingSince : now, routingError, updatedAt: now };
+      try {
+        await this.deps.store.replacePair(next, current.etag);
+      } catch (error) {
+        if (error instanceof StoreConflictError) continue;
+        this.storeFailed(pair, error);
+        return;
+      }
+      if (changed) {
+        const event = { pairId: pair.id, at: now, kind: "routing" as const, trigger: this.trigger, from: r.state, to: r.state, reason: applied.error ? `${reason}; ${applied.error}` : reason, resetRequestId: r.resetRequestId, resetRunId: r.resetRunId };
+        await appendEvents(this.deps, this.trigger, next, [event]);
+        this.deps.logger.info(`pair ${pair.id}: ${event.reason}`);
+      }
+      return;
+    }
+  }
+
+  private verdict(pair: Pair, input: DecideInput) {
+    const result = this.tally.results.get(pair.id);
+    const state = result?.state ?? input.record?.state ?? "dirty";
+    const holdBy = input.record?.holdBy ?? (result?.decision === "held" ? "an admin" : null);
+    return routingVerdict({ state, holdBy, observation: input.observation, ...(input.jobStart ? { jobStart: input.jobStart } : {}), now: this.deps.clock() });
+  }
+
+  private runnersOf(pair: Pair, view: LabView): RoutingRunner[] {
+    const runners = view.byLabel.get(lower(pair.vmRunnerLabel)) ?? [];
+    return routingRunners(pair, runners, (name) => view.jobByRunner.has(lower(name)));
+  }
+
+  private async read(pair: Pair): Promise<StoredPair | null> {
+    try {
+      return await this.deps.store.getPair(pair.id);
+    } catch (error) {
+      return this.storeFailed(pair, error);
+    }
+  }
+
+  private storeFailed(pair: Pair, error: unknown): null {
+    this.deps.logger.error(`pair ${pair.id}: routing not recorded (Table Storage): ${(error as Error).message}`);
+    return null;
+  }
+}
+
+/**
+ * A reconcile that ended with a pair busy or resetting should be followed by another look within
+ * a minute or two: a lost `in_progress` delivery is caught before the job ends (its runner still
+ * carries the labels), and a VM is back in routing soon after its reset completes. Unchanged
+ * answers are 304s and cost no rate limit.
+ */
+export function needsFollowUp(result: Pick<ReconcileResult, "pairs">): boolean {
+  return result.pairs.some((p) => p.state === "busy" || p.state === "resetting");
+}
