@@ -3,6 +3,7 @@
  * host (shared/local) serves the same list. Handlers only adapt HTTP, timer and queue inputs to the core.
  */
 import type { HttpHandler, HttpMethod, HttpRequest, HttpResponseInit, InvocationContext, StorageQueueHandler, TimerHandler } from "@azure/functions";
+import { holdPair, MAX_HOLD_BODY_BYTES, releasePair } from "../shared/admin/holds.js";
 import { pairs } from "../shared/admin/pairs.js";
 import { pairEvents, plan, resetNow, statusPage } from "../shared/admin/routes.js";
 import type { Logger } from "../shared/logger.js";
@@ -111,6 +112,21 @@ export function functionDefinitions(runtime: () => Promise<Runtime>, settings: {
       handler: async (_request, context) => {
         const page = await statusPage(await runtime(), contextLogger(context));
         return { status: page.status, body: page.html, headers: page.headers };
+      },
+    },
+    {
+      kind: "http",
+      name: "pairHold",
+      route: "pairs/{id}/hold",
+      methods: ["POST", "DELETE"],
+      authLevel: "function",
+      handler: async (request, context) => {
+        const refused = tooLarge(request, MAX_HOLD_BODY_BYTES);
+        if (refused) return refused;
+        const hold = { pairId: request.params.id ?? "", principal: adminName(request) };
+        const logger = contextLogger(context);
+        if (request.method === "DELETE") return toHttp(await releasePair(await runtime(), hold, logger));
+        return toHttp(await holdPair(await runtime(), { ...hold, body: await request.text() }, logger));
       },
     },
     {

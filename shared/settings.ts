@@ -28,6 +28,86 @@ const issuerUrl = z.url({ protocol: /^https?$/, message: "must be the token issu
   return url.protocol === "https:" || LOOPBACK_HOSTS.has(url.hostname);
 }, "must use https (http only for a loopback test issuer)");
 
+/** The connection-string keys the storage SDKs read, in their spelling (the queue SDK matches some case-sensitively). */
+const CONNECTION_STRING_KEYS = ["DefaultEndpointsProtocol", "AccountName", "AccountKey", "EndpointSuffix", "TableEndpoint", "QueueEndpoint", "BlobEndpoint", "FileEndpoint", "SharedAccessSignature", "UseDevelopmentStorage", "DevelopmentStorageProxyUri"];
+const canonicalKey = new Map(CONNECTION_STRING_KEYS.map((key) => [key.toLowerCase(), key]));
+
+export const NOT_A_CONNECTION_STRING = 'is not a connection string (expected "AccountName=…;AccountKey=…" or "UseDevelopmentStorage=true")';
+
+/**
+ * Checks a storage connection string before an SDK sees it (the SDKs fail on a malformed one
+ * with a TypeError from deep inside), and returns it as both SDKs read it: keys in their
+ * spelling, and an account-key string without protocol or endpoints completed with https and
+ * core.windows.net, as the Functions host completes it. `problem` names what to fix.
+ */
+export function checkConnectionString(value: string): { connectionString: string } | { problem: string } {
+  const parts = new Map<string, string>();
+  let rewritten = false;
+  for (const segment of value.split(";").map((s) => s.trim()).filter((s) => s !== "")) {
+    const eq = segment.indexOf("=");
+    if (eq <= 0) return { problem: NOT_A_CONNECTION_STRING };
+    const key = segment.slice(0, eq).trim();
+    const canonical = canonicalKey.get(key.toLowerCase()) ?? key;
+    rewritten ||= canonical !== key;
+    parts.set(canonical, segment.slice(eq + 1).trim());
+  }
+  const complete = (key: string, v: string) => {
+    parts.set(key, v);
+    rewritten = true;
+  };
+  if (![...parts.keys()].some((key) => canonicalKey.has(key.toLowerCase()))) return { problem: NOT_A_CONNECTION_STRING };
+  const development = parts.get("UseDevelopmentStorage");
+  if (development !== undefined) {
+    if (development.toLowerCase() !== "true") return { problem: `has UseDevelopmentStorage=${development}: use "UseDevelopmentStorage=true" (Azurite on its default ports) or the account's connection string` };
+    // The queue SDK recognises it only at the very start, spelt so.
+    if (development !== "true" || [...parts.keys()][0] !== "UseDevelopmentStorage") {
+      parts.delete("UseDevelopmentStorage");
+      return { connectionString: ["UseDevelopmentStorage=true", ...[...parts].map(([key, v]) => `${key}=${v}`)].join(";") };
+    }
+  } else if (parts.has("AccountKey")) {
+    if (!parts.get("AccountName")) return { problem: "has an AccountKey but no AccountName: copy the whole connection string from the storage account's Access keys" };
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(parts.get("AccountKey")!)) return { problem: "has an AccountKey that is not base64: copy the key again from the storage account's Access keys" };
+    const protocol = parts.get("DefaultEndpointsProtocol");
+    if (protocol !== undefined && !/^https?$/i.test(protocol)) return { problem: `has DefaultEndpointsProtocol=${protocol}: use https (or http for Azurite)` };
+    if (protocol === undefined) complete("DefaultEndpointsProtocol", "https");
+    const table = Boolean(parts.get("TableEndpoint"));
+    const queue = Boolean(parts.get("QueueEndpoint"));
+    if (!parts.get("EndpointSuffix") && !(table && queue)) {
+      // One endpoint given alone means a custom host: name the other rather than guess it.
+      if (table !== queue) {
+        const [given, missing] = table ? ["TableEndpoint", "QueueEndpoint"] : ["QueueEndpoint", "TableEndpoint"];
+        return { problem: `has a ${given} but no ${missing} (nor EndpointSuffix): add ${missing}=…; lab-reset uses the account's tables and queues` };
+      }
+      complete("EndpointSuffix", "core.windows.net");
+    }
+  } else if (parts.has("SharedAccessSignature")) {
+    for (const endpoint of ["TableEndpoint", "QueueEndpoint"]) {
+      if (!parts.get(endpoint)) return { problem: `has a SharedAccessSignature but no ${endpoint}: add ${endpoint}=…; lab-reset uses the account's tables and queues` };
+    }
+  } else {
+    return { problem: "has no AccountKey (nor SharedAccessSignature): copy the whole connection string from the storage account's Access keys" };
+  }
+  for (const endpoint of ["TableEndpoint", "QueueEndpoint"]) {
+    const url = parts.get(endpoint);
+    if (url !== undefined && !(URL.canParse(url) && /^https?:$/.test(new URL(url).protocol))) {
+      return { problem: `has ${endpoint}=${url}, which is not an http(s) URL: give e.g. https://ACCOUNT.${endpoint === "TableEndpoint" ? "table" : "queue"}.core.windows.net` };
+    }
+  }
+  // Untouched when nothing was missing or misspelt, so the string still equals the setting.
+  return { connectionString: rewritten ? [...parts].map(([key, v]) => `${key}=${v}`).join(";") : value };
+}
+
+const connectionString = z.string().transform((value, ctx) => {
+  // An unresolved Key Vault reference is reported as such (below), not as a malformed string.
+  if (KEY_VAULT_REFERENCE.test(value)) return value;
+  const checked = checkConnectionString(value);
+  if ("problem" in checked) {
+    ctx.addIssue({ code: "custom", message: checked.problem });
+    return z.NEVER;
+  }
+  return checked.connectionString;
+});
+
 const repositoryList = z
   .string()
   .transform((value) => value.split(",").map((r) => r.trim()).filter((r) => r !== ""))
@@ -42,7 +122,7 @@ export const SettingsSchema = z
     GITHUB_APP_INSTALLATION_ID: optionalText.pipe(z.string().regex(/^\d+$/, "must be the numeric installation id").optional()),
     GITHUB_APP_PRIVATE_KEY: optionalText.pipe(z.string().regex(/-----BEGIN [A-Z ]*PRIVATE KEY-----/, "must be a PEM private key (-----BEGIN … PRIVATE KEY-----)").optional()),
     LAB_CONFIG_PATH: optionalText,
-    AzureWebJobsStorage: optionalText,
+    AzureWebJobsStorage: optionalText.pipe(connectionString.optional()),
     AzureWebJobsStorage__accountName: optionalText,
     AzureWebJobsStorage__tableServiceUri: optionalText.pipe(z.url().optional()),
     AzureWebJobsStorage__queueServiceUri: optionalText.pipe(z.url().optional()),

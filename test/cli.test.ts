@@ -1,32 +1,39 @@
 /**
  * The `lab-reset` command line: check-config, usage errors, and the commands that call a running
- * app, here a loopback stand-in answering the app's shapes (`startFakeApp`). To run the remote
- * tests against the real local host instead, give `run` that host's URL.
+ * app. Those run against the real local host over the seed lab (`startRealApp`: the app's function
+ * definitions, Azurite, the GitHub stand-in); a loopback stand-in (`startFakeApp`) plays only what
+ * a running app cannot easily be made to answer: a refused key, a 5xx, no answer, not the app.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { main } from "../shared/cli/main.js";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { functionDefinitions } from "../functions/definitions.js";
+import { MAX_EVENTS } from "../shared/admin/routes.js";
+import { main, MAX_HISTORY_EVENTS } from "../shared/cli/main.js";
+import { startLocalHost, type LocalHost } from "../shared/local/host.js";
+import { silentLogger } from "../shared/logger.js";
+import { CoalescedSends, StorageReconcileQueue } from "../shared/storage/queue.js";
+import { finishReset, perfRun, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
 
 const NOW = new Date("2026-12-01T12:00:00Z");
-const minutesAgo = (m: number) => new Date(NOW.getTime() - m * 60_000).toISOString();
 
-async function run(argv: string[], env: Record<string, string> = {}, timeoutMs = 2000) {
+async function run(argv: string[], env: Record<string, string> = {}, timeoutMs = 2000, now = NOW) {
   let stdout = "";
   let stderr = "";
-  const code = await main(argv, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), env, now: () => NOW, timeoutMs });
+  const code = await main(argv, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), env, now: () => now, timeoutMs });
   return { code, stdout, stderr, errors: stderr.split("\n").filter((line) => line !== "") };
 }
 
 const dir = mkdtempSync(join(tmpdir(), "lab-reset-cli-test-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-// --- the app stand-in ---------------------------------------------------------------------------
+// --- the app stand-in, for what a running app cannot easily be made to answer ---------------------------------------------------------------------------
 
 interface Seen {
   method: string;
@@ -70,29 +77,6 @@ async function startFakeApp(routes: Record<string, Answer>) {
   };
   return app;
 }
-
-const pairStatus = (id: string, fields: Record<string, unknown> = {}) => ({
-  id,
-  vmRunnerLabel: id,
-  state: "clean",
-  jobSinceReset: false,
-  lastJobRunId: null,
-  lastJobAt: null,
-  resetRequestId: null,
-  resetRunId: null,
-  resetDispatchedAt: null,
-  resetCompletedAt: null,
-  attempts: 0,
-  lastError: null,
-  reason: "reset run 456 succeeded",
-  updatedAt: minutesAgo(1),
-  routing: null,
-  routingSince: null,
-  holdBy: null,
-  holdReason: null,
-  holdSince: null,
-  ...fields,
-});
 
 // --- check-config -------------------------------------------------------------------------------
 
@@ -160,7 +144,7 @@ describe("lab-reset usage", () => {
       [["nope"], "lab-reset: unknown command 'nope'; see lab-reset --help"],
       [["status", "--bogus"], "lab-reset: unknown option '--bogus'; see lab-reset status --help"],
       [["history"], "lab-reset: missing required argument 'pair'; see lab-reset history --help"],
-      [["history", "vm-42-43", "--limit", "0"], "lab-reset: option '--limit <n>' argument '0' is invalid. Give a whole number, 1 or more; see lab-reset history --help"],
+      [["history", "vm-42-43", "--limit", "0"], "lab-reset: option '--limit <n>' argument '0' is invalid. Give a whole number from 1 to 500; see lab-reset history --help"],
       [["hold", "vm-42-43"], "lab-reset: required option '--reason <text>' not specified; see lab-reset hold --help"],
       [["hold", "vm-42-43", "--reason", " "], "lab-reset: option '--reason <text>' argument ' ' is invalid. Say why the pair is held; see lab-reset hold --help"],
       [["reset", "a", "b"], "lab-reset: too many arguments for 'reset'. Expected 1 argument but got 2; see lab-reset reset --help"],
@@ -179,123 +163,241 @@ describe("lab-reset usage", () => {
   });
 });
 
-// --- commands that call the app -----------------------------------------------------------------
+// --- commands that call the app: a running local host over the seed lab ------------------------------
 
-describe("lab-reset status, history and plan", () => {
-  it("shows each pair's state, why, last job, last reset, attempts, routing and hold", async () => {
-    const pairs = [
-      pairStatus("vm-25-26", { state: "clean", lastJobRunId: 123, lastJobAt: minutesAgo(90), resetRunId: 456, resetCompletedAt: minutesAgo(40), routing: "open", routingSince: minutesAgo(40) }),
-      pairStatus("vm-05-10", { state: "resetting", attempts: 1, reason: "reset requested", resetRunId: 1001, resetCompletedAt: minutesAgo(600) }),
-      pairStatus("vm-42-43", { state: "failed", attempts: 2, reason: "reset run 789 concluded failure", resetRunId: 789, resetCompletedAt: minutesAgo(300), holdBy: "alice", holdReason: "firmware update", holdSince: minutesAgo(5), routing: "closed" }),
-      pairStatus("vm-11-12", { state: "dirty", reason: "no reset recorded yet", updatedAt: null }),
-    ];
-    const { url, seen } = await startFakeApp({ "GET /api/pairs": { status: 200, body: { pairs } } });
-    const result = await run(["status", "--url", url, "--key", "k3y"]);
-    expect(result).toMatchObject({ code: 0, stderr: "" });
-    expect(seen).toEqual([{ method: "GET", url: "/api/pairs", key: "k3y", body: "" }]);
-    expect(result.stdout.split("\n")).toEqual([
-      "pair      state      why                              last job           last reset            attempts  routing      hold",
-      "--------  ---------  -------------------------------  -----------------  --------------------  --------  -----------  ----------------------",
-      "vm-25-26  clean      reset run 456 succeeded          1 h ago (run 123)  40 min ago (run 456)  0         open 40 min  -",
-      "vm-05-10  resetting  reset requested                  -                  in flight (run 1001)  1         -            -",
-      "vm-42-43  failed     reset run 789 concluded failure  -                  5 h ago               2         closed       alice: firmware update",
-      "vm-11-12  dirty      no reset recorded yet            -                  -                     0         -            -",
-      "",
-    ]);
-  });
-
-  it("prints the app's answer unchanged with --json, and takes the URL and key from LAB_RESET_URL and LAB_RESET_KEY", async () => {
-    const body = { pairs: [pairStatus("vm-25-26", { extra: "kept" })] };
-    const { url, seen } = await startFakeApp({ "GET /api/pairs": { status: 200, body } });
-    const result = await run(["status", "--json"], { LAB_RESET_URL: `${url}/`, LAB_RESET_KEY: "from-env" });
-    expect(result.code).toBe(0);
-    expect(JSON.parse(result.stdout)).toEqual(body);
-    expect(seen[0]).toMatchObject({ url: "/api/pairs", key: "from-env" });
-  });
-
-  it("lists a pair's events newest first, asking for --limit of them", async () => {
-    const events = [
-      { at: "2026-12-01T11:50:00.000Z", kind: "state", trigger: "job-completed", from: "resetting", to: "clean", reason: "reset run 456 succeeded", resetRequestId: "r1", resetRunId: 456 },
-      { at: "2026-12-01T11:40:00.000Z", kind: "dispatch", trigger: "timer", from: "dirty", to: "resetting", reason: "job since reset", resetRequestId: "r1", resetRunId: null },
-    ];
-    const { url, seen } = await startFakeApp({ "GET /api/pairs/vm-42-43/events?limit=2": { status: 200, body: { pair: "vm-42-43", events } } });
-    const result = await run(["history", "vm-42-43", "--limit", "2", "--url", url]);
-    expect(result).toMatchObject({ code: 0, stderr: "" });
-    expect(seen[0]).toMatchObject({ method: "GET", key: undefined });
-    expect(result.stdout.split("\n")).toEqual([
-      "at                    kind      trigger        change              why                      reset run",
-      "--------------------  --------  -------------  ------------------  -----------------------  ---------",
-      "2026-12-01 11:50:00Z  state     job-completed  resetting -> clean  reset run 456 succeeded  456",
-      "2026-12-01 11:40:00Z  dispatch  timer          dirty -> resetting  job since reset          -",
-      "",
-    ]);
-    const json = await run(["history", "vm-42-43", "--limit", "2", "--url", url, "--json"]);
-    expect(JSON.parse(json.stdout)).toEqual({ pair: "vm-42-43", events });
-  });
-
-  it("says an unknown pair is unknown (404) and how to list the pairs", async () => {
-    const { url } = await startFakeApp({ "GET /api/pairs/vm-99-98/events": { status: 404, body: { error: "unknown pair vm-99-98" } } });
-    const result = await run(["history", "vm-99-98", "--url", url]);
-    expect(result).toMatchObject({ code: 1, stdout: "" });
-    expect(result.errors).toEqual([`lab-reset: GET /api/pairs/vm-99-98/events: unknown pair vm-99-98 (404 from ${url}); lab-reset status lists the pairs (a 404 for a listed pair means the app predates this command)`]);
-  });
-
-  it("shows what a reconcile would decide for each pair", async () => {
-    const pairs = [
-      { id: "vm-25-26", state: "dirty", decision: "reset-dispatched", reason: "a job ran since the last reset" },
-      { id: "vm-42-43", state: "busy", decision: "deferred-busy", reason: "VM runner VM-42-43 is busy" },
-    ];
-    const { url, seen } = await startFakeApp({ "GET /api/plan": { status: 200, body: { pairs } } });
-    const result = await run(["plan", "--url", url, "--key", "k"]);
-    expect(seen[0]).toMatchObject({ method: "GET", url: "/api/plan", key: "k" });
-    expect(result.stdout.split("\n")).toEqual([
-      "pair      state  decision          why",
-      "--------  -----  ----------------  ------------------------------",
-      "vm-25-26  dirty  reset-dispatched  a job ran since the last reset",
-      "vm-42-43  busy   deferred-busy     VM runner VM-42-43 is busy",
-      "",
-    ]);
-    expect(JSON.parse((await run(["plan", "--url", url, "--json"])).stdout)).toEqual({ pairs });
-  });
+let real: { lab: TestLab; host: LocalHost } | undefined;
+afterEach(async () => {
+  await real?.host.close();
+  await real?.lab.close();
+  real = undefined;
 });
 
-describe("lab-reset reset, hold and release", () => {
-  it("asks for a reset with POST and says what the app did", async () => {
-    const { url, seen } = await startFakeApp({ "POST /api/pairs/vm-42-43/reset": { status: 202, body: { pair: "vm-42-43", state: "resetting", decision: "reset-dispatched", resetRunId: 456 } } });
-    const result = await run(["reset", "vm-42-43", "--url", url, "--key", "k"]);
-    expect(result).toMatchObject({ code: 0, stderr: "", stdout: "vm-42-43: reset requested; state resetting, decision reset-dispatched, reset run 456\n" });
-    expect(seen).toEqual([{ method: "POST", url: "/api/pairs/vm-42-43/reset", key: "k", body: "" }]);
+/**
+ * The app as `npm start` serves it, over the test lab: the local host with the real function
+ * definitions, its triggers handing over through an Azurite queue that the host's queue function polls.
+ */
+async function startRealApp() {
+  const lab = await startTestLab();
+  const connectionString = inject("azuriteConnectionString");
+  const queueName = `q${randomBytes(6).toString("hex")}`;
+  lab.runtime.queue = new CoalescedSends(await StorageReconcileQueue.open({ kind: "connectionString", connectionString }, queueName));
+  const definitions = functionDefinitions(() => Promise.resolve(lab.runtime), { resetSchedule: "0 0 */6 * * *", reconcileQueue: queueName });
+  const host = await startLocalHost({ definitions, port: 0, logger: silentLogger, queueConnectionString: connectionString });
+  real = { lab, host };
+  const url = host.url;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- compared with what the CLI prints
+  const get = async (path: string): Promise<any> => (await fetch(`${url}${path}`)).json();
+  const pairs = async (): Promise<PairView[]> => (await get("/api/pairs")).pairs;
+  const pair = async (id: string) => (await pairs()).find((p) => p.id === id)!;
+  const timer = async () => expect((await fetch(`${url}/admin/functions/scheduledReset`, { method: "POST" })).status).toBe(202);
+  /** The CLI, in process, at the lab's time, with time enough for a loaded machine. */
+  const cli = (argv: string[], env: Record<string, string> = {}) => run(argv, env, 10_000, lab.now.value);
+  return { lab, url, get, pairs, pair, timer, cli };
+}
+type RealApp = Awaited<ReturnType<typeof startRealApp>>;
+type PairView = { id: string; state: string; reason: string; routing: string | null; resetRunId: number | null; holdBy: string | null; resetRequestedAt: string | null };
+
+/** Polls until `check` passes: the host's queue function picks a message up within about a second. */
+async function eventually<T>(read: () => Promise<T>, check: (value: T) => boolean, ms = 15_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await read();
+    if (check(value)) return value;
+    if (Date.now() > deadline) throw new Error(`still not so after ${ms} ms: ${JSON.stringify(value)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Every pair reset once; then vm-25-26 and vm-05-10 clean, vm-42-43 failed, vm-11-12 still resetting. */
+async function variedLab(app: RealApp) {
+  const { lab } = app;
+  await app.timer();
+  await eventually(app.pairs, (pairs) => pairs.every((p) => p.state === "resetting" && p.resetRunId !== null));
+  const runOf = (id: string) => lab.github.dispatches.find((d) => d.inputs.pair === id)!.runId!;
+  finishReset(lab, runOf("vm-25-26"));
+  finishReset(lab, runOf("vm-05-10"));
+  finishReset(lab, runOf("vm-42-43"), "failure");
+  lab.advance(10);
+  await app.timer();
+  const want = { "vm-25-26": "clean", "vm-05-10": "clean", "vm-42-43": "failed", "vm-11-12": "resetting" };
+  await eventually(app.pairs, (pairs) => pairs.every((p) => p.state === want[p.id as keyof typeof want]));
+  lab.advance(1);
+  return { runOf };
+}
+
+/** A table's cells: columns are padded apart by two spaces or more, cells hold single spaces. */
+const cells = (stdout: string) => stdout.trimEnd().split("\n").map((line) => line.split(/ {2,}/));
+
+describe("lab-reset status, history and plan (against a running local host)", () => {
+  it("status shows each pair's state, why, last job, last reset, attempts, routing and hold; --json is GET /api/pairs", async () => {
+    const app = await startRealApp();
+    const { runOf } = await variedLab(app);
+    expect((await fetch(`${app.url}/api/pairs/vm-05-10/hold`, { method: "POST", body: JSON.stringify({ reason: "firmware update" }) })).status).toBe(200);
+    await eventually(app.pairs, (pairs) => pairs.find((p) => p.id === "vm-05-10")?.routing !== "open");
+    const api = await app.pairs();
+    const routing = (id: string) => api.find((p) => p.id === id)!.routing ?? "-";
+
+    const result = await app.cli(["status", "--url", app.url, "--key", "k3y"]);
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    const [header, rule, ...rows] = cells(result.stdout);
+    expect(header).toEqual(["pair", "state", "why", "last job", "last reset", "attempts", "routing", "hold"]);
+    expect(rule!.every((dashes) => /^-+$/.test(dashes))).toBe(true);
+    const failed = api.find((p) => p.id === "vm-42-43")!.reason;
+    expect(rows.map((row) => row.map((cell, i) => (i === 6 ? cell.split(" ")[0] : cell)))).toEqual([
+      ["vm-25-26", "clean", `reset run ${runOf("vm-25-26")} succeeded`, "-", `11 min ago (run ${runOf("vm-25-26")})`, "0", routing("vm-25-26"), "-"],
+      ["vm-05-10", "clean", `reset run ${runOf("vm-05-10")} succeeded`, "-", `11 min ago (run ${runOf("vm-05-10")})`, "0", routing("vm-05-10"), "admin: firmware update"],
+      ["vm-42-43", "failed", `${failed.slice(0, 59)}…`, "-", "-", "1", routing("vm-42-43"), "-"],
+      ["vm-11-12", "resetting", "reset requested (the VM ran a job or its state is unknown)", "-", `in flight (run ${runOf("vm-11-12")})`, "1", routing("vm-11-12"), "-"],
+    ]);
+    expect(failed).toMatch(/^reset run \d+ ended with conclusion "failure" \(attempt 1\)/);
+
+    // --json prints the app's answer unchanged; LAB_RESET_URL (a trailing slash is fine) names the app.
+    const json = await app.cli(["status", "--json"], { LAB_RESET_URL: `${app.url}/`, LAB_RESET_KEY: "from-env" });
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual(await app.get("/api/pairs"));
   });
 
-  it("says a held pair or a reset in flight is refused (409) with the app's reason", async () => {
-    const { url } = await startFakeApp({ "POST /api/pairs/vm-42-43/reset": { status: 409, body: { error: "pair vm-42-43 is held by alice: firmware update" } } });
-    const result = await run(["reset", "vm-42-43", "--url", url]);
+  it("history lists a pair's events newest first as GET /api/pairs/{id}/events answers them, --limit of them", async () => {
+    const app = await startRealApp();
+    expect(await app.cli(["history", "vm-25-26", "--url", app.url])).toMatchObject({ code: 0, stderr: "", stdout: "vm-25-26: no events recorded yet\n" });
+    await variedLab(app);
+
+    const { events } = await app.get("/api/pairs/vm-42-43/events?limit=3");
+    const result = await app.cli(["history", "vm-42-43", "--limit", "3", "--url", app.url]);
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    const [header, , ...rows] = cells(result.stdout);
+    expect(header).toEqual(["at", "kind", "trigger", "change", "why", "reset run"]);
+    expect(rows).toEqual(
+      events.map((e: { at: string; kind: string; trigger: string; from: string | null; to: string; reason: string; resetRunId: number | null }) => [
+        `${e.at.slice(0, 10)} ${e.at.slice(11, 19)}Z`,
+        e.kind,
+        e.trigger,
+        `${e.from ?? "(none)"} -> ${e.to}`,
+        e.reason.length > 70 ? `${e.reason.slice(0, 69)}…` : e.reason,
+        e.resetRunId === null ? "-" : String(e.resetRunId),
+      ]),
+    );
+    expect(rows.filter((row) => row[1] === "state").map((row) => row[3])).toContain("resetting -> failed");
+
+    const json = await app.cli(["history", "vm-42-43", "--limit", "3", "--url", app.url, "--json"]);
+    expect(JSON.parse(json.stdout)).toEqual({ pair: "vm-42-43", events });
+    const all = await app.cli(["history", "vm-42-43", "--url", app.url, "--json"]);
+    expect(JSON.parse(all.stdout)).toEqual(await app.get("/api/pairs/vm-42-43/events"));
+  });
+
+  it("history says an unknown pair is unknown (404) with the app's list of pairs, and refuses a --limit over the app's 500 itself", async () => {
+    const app = await startRealApp();
+    const result = await app.cli(["history", "vm-99-98", "--url", app.url]);
     expect(result).toMatchObject({ code: 1, stdout: "" });
     expect(result.errors).toEqual([
-      `lab-reset: POST /api/pairs/vm-42-43/reset: pair vm-42-43 is held by alice: firmware update (409 from ${url}); see lab-reset status; a held pair needs lab-reset release vm-42-43 first`,
+      `lab-reset: GET /api/pairs/vm-99-98/events: No pair "vm-99-98" in the lab config; pairs: vm-25-26, vm-05-10, vm-42-43, vm-11-12. (404 from ${app.url}); lab-reset status lists the pairs (a 404 for a listed pair means the app predates this command)`,
+    ]);
+    expect(MAX_HISTORY_EVENTS).toBe(MAX_EVENTS);
+    expect((await app.cli(["history", "vm-25-26", "--limit", String(MAX_EVENTS), "--url", app.url])).code).toBe(0);
+    expect(await app.cli(["history", "vm-25-26", "--limit", String(MAX_EVENTS + 1), "--url", app.url])).toMatchObject({
+      code: 2,
+      stderr: "lab-reset: option '--limit <n>' argument '501' is invalid. Give a whole number from 1 to 500; see lab-reset history --help\n",
+    });
+  });
+
+  it("plan shows what the next timer reconcile would decide for each pair, and the app does none of it", async () => {
+    const app = await startRealApp();
+    const result = await app.cli(["plan", "--url", app.url, "--key", "k"]);
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    const why = "reset requested (the VM ran a job or its state is unknown)";
+    expect(result.stdout.split("\n")).toEqual([
+      "pair      state      decision          why",
+      `--------  ---------  ----------------  ${"-".repeat(why.length)}`,
+      ...["vm-25-26", "vm-05-10", "vm-42-43", "vm-11-12"].map((id) => `${id}  resetting  reset-dispatched  ${why}`),
+      "",
+    ]);
+    const json = await app.cli(["plan", "--url", app.url, "--json"]);
+    expect(JSON.parse(json.stdout)).toEqual(await app.get("/api/plan"));
+    expect(app.lab.github.dispatches).toEqual([]);
+    expect(await app.lab.runtime.store.listPairs()).toEqual([]);
+
+    // Once the pairs are reset and a job runs on one, the plan follows the lab.
+    await variedLab(app);
+    perfRun(app.lab, [vmRunnerName("vm-25-26")]);
+    const later = cells((await app.cli(["plan", "--url", app.url])).stdout).slice(2);
+    expect(later.map((row) => row.slice(0, 3))).toEqual([
+      ["vm-25-26", "busy", "deferred-busy"],
+      ["vm-05-10", "clean", "skipped-fresh"],
+      ["vm-42-43", "failed", "retry-later"],
+      ["vm-11-12", "resetting", "already-resetting"],
     ]);
   });
+});
 
-  it("holds a pair with POST { reason } and releases it with DELETE", async () => {
-    const { url, seen } = await startFakeApp({
-      "POST /api/pairs/vm-42-43/hold": { status: 200, body: { pair: { id: "vm-42-43", state: "clean", holdBy: "cli", holdReason: "firmware update" } } },
-      "DELETE /api/pairs/vm-42-43/hold": { status: 200, body: { pair: { id: "vm-42-43", state: "clean" } } },
-    });
-    const held = await run(["hold", "vm-42-43", "--reason", "firmware update", "--url", url, "--key", "k"]);
-    expect(held).toMatchObject({ code: 0, stdout: "vm-42-43: held (firmware update); state clean\n" });
-    expect(seen[0]).toMatchObject({ method: "POST", url: "/api/pairs/vm-42-43/hold", key: "k" });
-    expect(JSON.parse(seen[0]!.body)).toEqual({ reason: "firmware update" });
-    const released = await run(["release", "vm-42-43", "--url", url, "--key", "k"]);
-    expect(released).toMatchObject({ code: 0, stdout: "vm-42-43: released; state clean\n" });
-    expect(seen[1]).toMatchObject({ method: "DELETE", url: "/api/pairs/vm-42-43/hold", key: "k", body: "" });
+describe("lab-reset reset, hold and release (against a running local host)", () => {
+  it("reset asks for a reset now: the pair is reset though clean; refused (409) while in flight; 404 for an unknown or oddly spelled pair", async () => {
+    const app = await startRealApp();
+    const { runOf } = await variedLab(app);
+    const result = await app.cli(["reset", "vm-25-26", "--url", app.url, "--key", "k"]);
+    expect(result).toMatchObject({ code: 0, stderr: "", stdout: "vm-25-26: reset requested by admin (was clean); it is dispatched once the VM is idle, see lab-reset status\n" });
+    const resetting = await eventually(() => app.pair("vm-25-26"), (p) => p.state === "resetting" && p.resetRunId !== null && p.resetRunId !== runOf("vm-25-26"));
+
+    const again = await app.cli(["reset", "vm-25-26", "--url", app.url]);
+    expect(again).toMatchObject({ code: 1, stdout: "" });
+    expect(again.errors).toEqual([
+      `lab-reset: POST /api/pairs/vm-25-26/reset: Pair vm-25-26 is being reset already (request ${(await app.lab.runtime.store.getPair("vm-25-26"))!.record.resetRequestId}, run ${resetting.resetRunId}). (409 from ${app.url}); see lab-reset status; a held pair needs lab-reset release vm-25-26 first`,
+    ]);
+    const unknown = await app.cli(["reset", "vm-99-98", "--url", app.url]);
+    expect(unknown).toMatchObject({ code: 1, stdout: "" });
+    expect(unknown.errors[0]).toMatch(/^lab-reset: POST \/api\/pairs\/vm-99-98\/reset: No pair "vm-99-98" in the lab config; pairs: vm-25-26, .*\(404 from .*\); lab-reset status lists the pairs/);
+    // The id is one path segment, however it is spelled: the app sees "vm/../x", not a path.
+    expect((await app.cli(["reset", "vm/../x", "--url", app.url])).errors[0]).toMatch(/^lab-reset: POST \/api\/pairs\/vm%2F..%2Fx\/reset: No pair "vm\/..\/x" in the lab config/);
+    expect((await app.cli(["reset", "vm-05-10", "--url", app.url, "--json"])).stdout).toContain('"reconcile": "queued"');
   });
 
-  it("encodes a pair id in the path", async () => {
-    const { url, seen } = await startFakeApp({});
-    await run(["release", "vm/../x", "--url", url]);
-    expect(seen[0]!.url).toBe("/api/pairs/vm%2F..%2Fx/hold");
+  it("reset of a pair whose VM runs a job waits: status shows who asked, and the reset follows the job", async () => {
+    const app = await startRealApp();
+    const { runOf } = await variedLab(app);
+    const perf = perfRun(app.lab, [vmRunnerName("vm-05-10")]);
+    expect((await app.cli(["reset", "vm-05-10", "--url", app.url])).code).toBe(0);
+    await eventually(() => app.pair("vm-05-10"), (p) => p.state === "busy");
+    const row = cells((await app.cli(["status", "--url", app.url])).stdout).find((cell) => cell[0] === "vm-05-10")!;
+    expect(row.slice(0, 2)).toEqual(["vm-05-10", "busy"]);
+    expect(row[4]).toBe("asked 0 s ago by admin");
+    expect(app.lab.github.dispatches.filter((d) => d.inputs.pair === "vm-05-10")).toHaveLength(1);
+
+    app.lab.advance(1);
+    app.lab.github.setRun(perf.id, { status: "completed", conclusion: "success" });
+    await fetch(`${app.url}/api/job-completed`, { method: "POST", body: JSON.stringify({ repository: "microsoft/netperf", runId: perf.id }) });
+    await eventually(() => app.pair("vm-05-10"), (p) => p.state === "resetting" && p.resetRequestedAt === null && p.resetRunId !== null && p.resetRunId !== runOf("vm-05-10"));
+    expect(app.lab.github.dispatches.filter((d) => d.inputs.pair === "vm-05-10")).toHaveLength(2);
+  });
+
+  it("hold takes a pair out with a reason, reset then refuses it (409), status shows it, release ends it", async () => {
+    const app = await startRealApp();
+    await variedLab(app);
+    const held = await app.cli(["hold", "vm-42-43", "--reason", "firmware update (LAB-311)", "--url", app.url, "--key", "k"]);
+    expect(held).toMatchObject({ code: 0, stderr: "", stdout: "vm-42-43: held by admin (firmware update (LAB-311)); no resets and routing closed until lab-reset release vm-42-43\n" });
+    expect(await app.pair("vm-42-43")).toMatchObject({ holdBy: "admin", holdReason: "firmware update (LAB-311)" });
+    expect((await app.cli(["hold", "vm-42-43", "--reason", "firmware update (LAB-311)", "--url", app.url])).stdout).toBe("vm-42-43: already held by admin (firmware update (LAB-311))\n");
+
+    const refused = await app.cli(["reset", "vm-42-43", "--url", app.url]);
+    expect(refused).toMatchObject({ code: 1, stdout: "" });
+    expect(refused.errors).toEqual([
+      `lab-reset: POST /api/pairs/vm-42-43/reset: Pair vm-42-43 is held by admin (firmware update (LAB-311)); release it first. (409 from ${app.url}); see lab-reset status; a held pair needs lab-reset release vm-42-43 first`,
+    ]);
+    const row = cells((await app.cli(["status", "--url", app.url])).stdout).find((cell) => cell[0] === "vm-42-43")!;
+    expect(row.at(-1)).toBe("admin: firmware update (LAB-311)");
+
+    const released = await app.cli(["release", "vm-42-43", "--url", app.url, "--key", "k"]);
+    expect(released).toMatchObject({ code: 0, stderr: "", stdout: "vm-42-43: released (state failed); the next reconcile decides it as usual\n" });
+    expect((await app.pair("vm-42-43")).holdBy).toBeNull();
+    expect((await app.cli(["release", "vm-42-43", "--url", app.url])).stdout).toBe("vm-42-43: was not held\n");
+    const json = JSON.parse((await app.cli(["hold", "vm-11-12", "--reason", "x", "--url", app.url, "--json"])).stdout);
+    expect(json).toMatchObject({ pair: { id: "vm-11-12", holdBy: "admin", holdReason: "x" }, changed: true });
+
+    const unknown = await app.cli(["hold", "vm-99-98", "--reason", "x", "--url", app.url]);
+    expect(unknown).toMatchObject({ code: 1, stdout: "" });
+    expect(unknown.errors[0]).toMatch(/^lab-reset: POST \/api\/pairs\/vm-99-98\/hold: No pair "vm-99-98" in the lab config; .*\(404 from /);
   });
 });
+
+// --- what a running app cannot easily be made to answer: a loopback stand-in ------------------------
 
 describe("lab-reset says in one line what went wrong calling the app", () => {
   it("cannot reach the app: connection refused", async () => {
@@ -314,13 +416,20 @@ describe("lab-reset says in one line what went wrong calling the app", () => {
   });
 
   it("the key is missing (401) or wrong (403)", async () => {
-    const { url } = await startFakeApp({ "GET /api/pairs": { status: 401, raw: "" }, "POST /api/pairs/vm-42-43/reset": { status: 403, body: { error: "forbidden" } } });
+    const { url, seen } = await startFakeApp({ "GET /api/pairs": { status: 401, raw: "" }, "POST /api/pairs/vm-42-43/reset": { status: 403, body: { error: "forbidden" } } });
     expect((await run(["status", "--url", url])).errors).toEqual([
       `lab-reset: GET /api/pairs: the key was refused (401 from ${url}); pass --key or set LAB_RESET_KEY to the app's function key`,
     ]);
     const wrong = await run(["reset", "vm-42-43", "--url", url, "--key", "old"]);
     expect(wrong).toMatchObject({ code: 1 });
     expect(wrong.errors).toEqual([`lab-reset: POST /api/pairs/vm-42-43/reset: the key was refused (403 from ${url}: forbidden); check --key/LAB_RESET_KEY: it must be the app's function key`]);
+    // The local host checks no key (as func start): the key sent is seen here, from --key or LAB_RESET_KEY.
+    await run(["reset", "vm-42-43"], { LAB_RESET_URL: url, LAB_RESET_KEY: "from-env" });
+    expect(seen.map((s) => [s.method, s.url, s.key])).toEqual([
+      ["GET", "/api/pairs", undefined],
+      ["POST", "/api/pairs/vm-42-43/reset", "old"],
+      ["POST", "/api/pairs/vm-42-43/reset", "from-env"],
+    ]);
   });
 
   it("the app failed (5xx): its error field, on one line", async () => {
@@ -369,6 +478,28 @@ describe("bin/lab-reset.mjs", () => {
     const refused = bin(["status", "--url", "http://127.0.0.1:9"]);
     expect(refused).toMatchObject({ status: 1, stdout: "" });
     expect(refused.stderr).toMatch(/^lab-reset: cannot reach lab-reset at http:\/\/127\.0\.0\.1:9: .*\n$/);
+  });
+
+  it("talks to a running app: status --json and plan through the installed command", async () => {
+    const app = await startRealApp();
+    // Not spawnSync: the app answering it runs in this process.
+    const binAsync = (args: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, ["bin/lab-reset.mjs", ...args], { env: { PATH: process.env.PATH, LAB_RESET_URL: app.url }, stdio: ["ignore", "pipe", "pipe"] });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+        child.once("close", (code) => resolve({ code, stdout, stderr }));
+      });
+    const status = await binAsync(["status", "--json"]);
+    expect(status).toMatchObject({ code: 0, stderr: "" });
+    expect(JSON.parse(status.stdout)).toEqual(await app.get("/api/pairs"));
+    const plan = await binAsync(["plan"]);
+    expect(plan).toMatchObject({ code: 0, stderr: "" });
+    expect(plan.stdout.split("\n").slice(2, 6).map((line) => line.split(/ {2,}/).slice(0, 3))).toEqual(
+      ["vm-25-26", "vm-05-10", "vm-42-43", "vm-11-12"].map((id) => [id, "resetting", "reset-dispatched"]),
+    );
   });
 
   it("says how to build when dist is missing, in one line, and exits 1", () => {

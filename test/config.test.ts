@@ -71,6 +71,23 @@ describe("lab config", () => {
     expect(problems.some((p) => p.startsWith("$.pairs[1].hosts[0].runnerLabel: duplicate runner label"))).toBe(true);
   });
 
+  it("routingLabels defaults to none (labels are never touched) and takes the custom label perf jobs route on", () => {
+    expect(parseLabConfig(valid()).routingLabels).toEqual([]);
+    expect(parseLabConfig({ ...valid(), routingLabels: ["lab", "perf"] }).routingLabels).toEqual(["lab", "perf"]);
+  });
+
+  it("refuses a routing label that is read-only, a pair's vmRunnerLabel, a host runner label, empty or repeated, naming where", () => {
+    const problems = problemsOf({ ...valid(), routingLabels: ["Self-Hosted", "x64", "windows", "VM-25-26", "parent=rr1-netperf-26\\localadminuser", "", "lab", "LAB"] });
+    expect(problems.filter((p) => p.startsWith("$.routingLabels[0]: ")).join()).toMatch(/"Self-Hosted" is a read-only label .* cannot be removed/);
+    expect(problems.some((p) => p.startsWith('$.routingLabels[1]: "x64" is a read-only label'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('$.routingLabels[2]: "windows" is a read-only label'))).toBe(true);
+    expect(problems).toContain('$.routingLabels[3]: "VM-25-26" is the vmRunnerLabel of pair vm-25-26 ($.pairs[0].vmRunnerLabel): lab-reset finds the pair\'s VM runner by it, so it must never be removed');
+    expect(problems.some((p) => p.startsWith('$.routingLabels[4]: "parent=rr1-netperf-26\\localadminuser" is a host runner label ($.pairs[0].hosts[0].runnerLabel)'))).toBe(true);
+    expect(problems).toContain("$.routingLabels[5]: a routing label cannot be empty");
+    expect(problems).toContain('$.routingLabels[7]: duplicate routing label "LAB" (first at $.routingLabels[6])');
+    for (const arch of ["ARM64", "arm", "Linux", "macOS"]) expect(problemsOf({ ...valid(), routingLabels: [arch] })).toHaveLength(1);
+  });
+
   it("says what to do when the file is missing or not JSON", () => {
     expect(() => loadLabConfigFile("/nonexistent/lab.json")).toThrow(/Set LAB_CONFIG_PATH/);
     const dir = mkdtempSync(join(tmpdir(), "lab-"));

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { newPairRecord } from "../shared/lab/pair-record.js";
 import { silentLogger, type Logger } from "../shared/logger.js";
 import { reconcile } from "../shared/reconcile/reconcile.js";
 import { ReconcileWorker } from "../shared/reconcile/worker.js";
@@ -213,6 +214,30 @@ describe("reconcile against the GitHub stand-in and Azurite", () => {
     await lab.settle();
     expect(lab.queue.length).toBe(0);
     expect(lab.github.dispatches.length - before).toBe(1);
+  });
+
+  it.each([
+    ["a pair without a record (the claim is a create)", false],
+    ["a pair with a record (the claim is an ETag-conditional replace)", true],
+  ])("a claim another reconcile wrote between our read and our write wins, for %s: ours is not written, nothing is dispatched for the pair", async (_, known) => {
+    lab = await startTestLab();
+    if (known) {
+      await cleanLab(lab);
+      lab.advance(61);
+    }
+    const before = lab.github.dispatches.length;
+    // The records were listed; the other reconcile's claim lands as this one looks at GitHub.
+    beforeRequest(/\/actions\/runners/, 1, async () => {
+      const at = lab.now.value.toISOString();
+      const current = await lab.runtime.store.getPair("vm-25-26");
+      const theirs = { ...(current?.record ?? newPairRecord("vm-25-26", lab.now.value)), state: "resetting" as const, resetRequestId: "another-reconciles-request", resetRunId: null, resetDispatchedAt: at, attempts: 1, updatedAt: at };
+      if (current) await lab.runtime.store.replacePair(theirs, current.etag);
+      else await lab.runtime.store.createPair(theirs);
+    });
+    const result = await lab.timer();
+    expect(result.pairs.find((p) => p.id === "vm-25-26")).toMatchObject({ state: "resetting", decision: "already-resetting", resetRequestId: "another-reconciles-request" });
+    expect(lab.github.dispatches.slice(before).map((d) => d.inputs.pair).sort()).toEqual(["vm-05-10", "vm-11-12", "vm-42-43"]);
+    expect(await stored(lab, "vm-25-26")).toMatchObject({ state: "resetting", resetRequestId: "another-reconciles-request" });
   });
 
   it("four instances serving timer messages at once claim each pair once and dispatch each reset once", async () => {

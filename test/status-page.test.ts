@@ -8,7 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { renderStatusPage, STATUS_PAGE_CSP, STATUS_PAGE_HEADERS, STATUS_PAGE_STYLE, type StatusPageInput } from "../shared/admin/status-page.js";
 import { stripSegments } from "../shared/admin/strip.js";
 import { newPairRecord, type PairEvent, type PairRecord, type PairState, type Trigger } from "../shared/lab/pair-record.js";
+import { functionDefinitions } from "../functions/definitions.js";
+import { startLocalHost } from "../shared/local/host.js";
+import { silentLogger } from "../shared/logger.js";
 import { launchBrowser, openPage, startPageServer, type OpenedPage, type PageServer, type ServedPage } from "./support/browser.js";
+import { finishReset, perfRun, startTestLab, vmRunnerName } from "./support/lab.js";
 
 const drawnAt = new Date("2026-11-27T12:00:00.000Z");
 const ago = (minutes: number) => new Date(drawnAt.getTime() - minutes * 60_000).toISOString();
@@ -304,6 +308,38 @@ describe("status page (in chromium)", { timeout: 60_000 }, () => {
         [`${RUNS}19711990777`, "noreferrer", "run 19711990777"],
       ]);
     });
+  });
+
+  it("served by GET /api/status of a local host over the seed lab, shows every pair with the state /api/pairs reports", async () => {
+    const lab = await startTestLab();
+    const host = await startLocalHost({ definitions: functionDefinitions(() => Promise.resolve(lab.runtime), { resetSchedule: "0 0 */6 * * *", reconcileQueue: "unused" }), port: 0, logger: silentLogger });
+    try {
+      // Four pairs in four states: reset and clean, running a job, its reset failed, its reset in flight.
+      await lab.timer();
+      const runOf = (id: string) => lab.github.dispatches.find((d) => d.inputs.pair === id)!.runId!;
+      finishReset(lab, runOf("vm-25-26"));
+      finishReset(lab, runOf("vm-05-10"));
+      finishReset(lab, runOf("vm-42-43"), "failure");
+      lab.advance(10);
+      await lab.timer();
+      perfRun(lab, [vmRunnerName("vm-05-10")]);
+      lab.advance(1);
+      await lab.timer();
+
+      const reported = ((await (await fetch(`${host.url}/api/pairs`)).json()) as { pairs: { id: string; state: string }[] }).pairs.map((p) => [p.id, p.state]);
+      expect(reported).toEqual([["vm-25-26", "clean"], ["vm-05-10", "busy"], ["vm-42-43", "failed"], ["vm-11-12", "resetting"]]);
+      const opened = await openPage(browser, `${host.url}/api/status?code=secret-function-key`);
+      try {
+        const rows = await opened.page.locator("tbody tr").evaluateAll((trs) => trs.map((tr) => [tr.getAttribute("data-pair"), tr.getAttribute("data-state"), tr.querySelector(".badge")?.textContent]));
+        expect(rows).toEqual(reported.map(([id, state]) => [id, state, state]));
+        expect(opened.console).toEqual([]);
+      } finally {
+        await opened.close();
+      }
+    } finally {
+      await host.close();
+      await lab.close();
+    }
   });
 
   it("draws the seed lab legibly at 1280 px (UPDATE_SCREENSHOT=1 writes docs/status-page.png)", async () => {

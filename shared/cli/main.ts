@@ -72,7 +72,7 @@ function addRemoteCommands(program: Command, context: CliContext, exitWith: Exit
 
   remote(program, "history", "A pair's recorded state changes and dispatches, newest first (GET /api/pairs/{pair}/events).")
     .argument("<pair>", "the pair id, e.g. vm-42-43")
-    .option("--limit <n>", "at most this many events", positiveInteger)
+    .option("--limit <n>", `at most this many events, 1 to ${MAX_HISTORY_EVENTS} (default: the app's, 50)`, historyLimit)
     .action(async (pair: string, options: RemoteOptions & { limit?: number }) => {
       const { history } = await import("./commands/history.js");
       exitWith(await history(context, pair, options));
@@ -126,9 +126,12 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-function positiveInteger(value: string): number {
+/** The most events GET /api/pairs/{id}/events answers (MAX_EVENTS in shared/admin/routes.ts, not imported: it would load the app). */
+export const MAX_HISTORY_EVENTS = 500;
+
+function historyLimit(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1) throw new InvalidArgumentError("Give a whole number, 1 or more");
+  if (!/^\d+$/.test(value) || n < 1 || n > MAX_HISTORY_EVENTS) throw new InvalidArgumentError(`Give a whole number from 1 to ${MAX_HISTORY_EVENTS}`);
   return n;
 }
 

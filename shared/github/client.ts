@@ -44,7 +44,7 @@ export function createOctokit(options: GitHubClientOptions): LabOctokitInstance 
   const maxWait = options.maxRateLimitWaitSeconds ?? 120;
   const onLimit =
     (kind: string) =>
-    (retryAfter: number, request: { method: string; url: string; request?: { oneAttempt?: boolean } }, _octokit: unknown, retryCount: number) => {
+    (retryAfter: number, request: { method: string; url: string; request?: Record<string, unknown> }, _octokit: unknown, retryCount: number) => {
       // A label write sent again later could land after a newer edit of the same runner.
       const willRetry = request.request?.oneAttempt !== true && retryCount < 2 && retryAfter <= maxWait;
       logger.warn(`GitHub ${kind} rate limit on ${request.method} ${request.url}: ${willRetry ? `retrying after ${retryAfter}s` : "giving up this read"}`);
@@ -60,8 +60,27 @@ export function createOctokit(options: GitHubClientOptions): LabOctokitInstance 
           auth: { appId: options.auth.appId, privateKey: options.auth.privateKey, installationId: options.auth.installationId },
         }),
     request: {
-      fetch: (url: string | URL, init: RequestInit = {}) =>
-        fetch(url, { ...init, signal: init.signal ? AbortSignal.any([init.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs) }),
+      // A GitHub that cannot be reached fails fast (one quick second try), not through the retry
+      // plugin's backoff: an answer of "unreachable" in under a second beats one after 14.
+      fetch: async (url: string | URL, init: RequestInit = {}) => {
+        const attempt = () => fetch(url, { ...init, signal: init.signal ? AbortSignal.any([init.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs) });
+        try {
+          return await attempt();
+        } catch (error) {
+          let reason = connectFailure(error);
+          if (reason === null) throw error;
+          if (TRY_AGAIN_ONCE.has(reason)) {
+            await new Promise((resolve) => setTimeout(resolve, 200));
+            try {
+              return await attempt();
+            } catch (again) {
+              reason = connectFailure(again);
+              if (reason === null) throw again;
+            }
+          }
+          throw new GitHubUnreachable(new URL(String(url)).origin, reason);
+        }
+      },
     },
     // 429 is the throttling plugin's alone: it honours retry-after, or gives the read up.
     retry: { retries: options.retries ?? 3, retryAfterBaseValue: options.retryBaseMs ?? 1000, doNotRetry: [400, 401, 403, 404, 410, 422, 429, 451] },
@@ -135,8 +154,47 @@ export class GitHubError extends Error {
   }
 }
 
+/** Fetch failures that mean no connection to GitHub opened, so no request reached it (fetch's `cause.code`). */
+const NOT_CONNECTED = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT"]);
+const TLS_REFUSED = new Set(["CERT_HAS_EXPIRED", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "SELF_SIGNED_CERT_IN_CHAIN", "DEPTH_ZERO_SELF_SIGNED_CERT", "ERR_TLS_CERT_ALTNAME_INVALID"]);
+/** Worth one quick second try (a proxy restarting, a DNS blip); the others would fail the same way again. */
+const TRY_AGAIN_ONCE = new Set(["ECONNREFUSED", "ENOTFOUND"]);
+
+/** The reason fetch could not connect (`ECONNREFUSED`, a TLS code, …), or null when it did connect or did not fail so. */
+function connectFailure(error: unknown): string | null {
+  const cause = error instanceof TypeError ? (error.cause as { code?: unknown; message?: unknown } | undefined) : undefined;
+  const code = typeof cause?.code === "string" ? cause.code : undefined;
+  if (code && (NOT_CONNECTED.has(code) || TLS_REFUSED.has(code))) return code;
+  return cause?.message === "bad port" ? "a port fetch refuses to use" : null;
+}
+
+/**
+ * GitHub could not be reached at all, so it sent no status. Named AbortError because Octokit
+ * passes that on as it is, where any other fetch failure would become a "500" RequestError
+ * that the retry plugin retries with seconds of backoff.
+ */
+class GitHubUnreachable extends Error {
+  override name = "AbortError";
+  constructor(
+    readonly origin: string,
+    readonly reason: string,
+  ) {
+    super(`cannot connect to ${origin}: ${reason}`);
+  }
+}
+
 function describe(call: string, error: unknown): GitHubError {
   if (error instanceof GitHubError) return error;
+  if (error instanceof GitHubUnreachable) {
+    const hint = TLS_REFUSED.has(error.reason) ? "; check GITHUB_API_URL, and for a private CA set NODE_EXTRA_CA_CERTS" : "; check GITHUB_API_URL";
+    return new GitHubError(call, null, `${error.message}${hint}`);
+  }
+  // Octokit reports every fetch failure as "500"; without a response, GitHub never answered.
+  if (error instanceof RequestError && error.response === undefined && error.cause instanceof TypeError) {
+    const cause = error.cause.cause as { code?: unknown } | undefined;
+    const origin = URL.canParse(error.request.url) ? new URL(error.request.url).origin : "GitHub";
+    return new GitHubError(call, null, `no answer from ${origin}: ${typeof cause?.code === "string" ? cause.code : error.message}`);
+  }
   if (error instanceof RequestError) {
     const hint =
       error.status === 401 ? " (check GITHUB_TOKEN or the GitHub App settings)"

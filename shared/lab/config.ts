@@ -1,4 +1,6 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { z } from "zod";
 
 /** A host runner: the physical machine whose runner restores its VM's checkpoint. */
@@ -125,13 +127,29 @@ export function parseLabConfig(value: unknown, source = "lab config"): LabConfig
   return result.data;
 }
 
-/** Reads and validates the lab config file; throws a ConfigurationError listing every problem. */
-export function loadLabConfigFile(path: string): LabConfig {
+/**
+ * The app's folder, whatever the working directory: the nearest folder above this module with
+ * host.json or package.json (the checkout, or the deployed package's root, /home/site/wwwroot).
+ */
+export function appFolder(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, "host.json")) || existsSync(join(dir, "package.json"))) return dir;
+    if (dirname(dir) === dir) return process.cwd();
+  }
+}
+
+/**
+ * Reads and validates the lab config file; throws a ConfigurationError listing every problem.
+ * A relative path (LAB_CONFIG_PATH, or its default lab.config.json) is the app folder's, as in Azure.
+ */
+export function loadLabConfigFile(given: string, relativeTo: string = appFolder()): LabConfig {
+  const path = isAbsolute(given) ? given : resolve(relativeTo, given);
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch (error) {
-    throw new ConfigurationError("Cannot read the lab config:", [`${path}: ${(error as Error).message}. Set LAB_CONFIG_PATH to the lab config file.`]);
+    const reason = (error as NodeJS.ErrnoException).code === "ENOENT" ? "ENOENT: no such file" : (error as Error).message;
+    throw new ConfigurationError("Cannot read the lab config:", [`${path}: ${reason}. Set LAB_CONFIG_PATH to the lab config file (absolute, or relative to ${relativeTo}).`]);
   }
   let value: unknown;
   try {

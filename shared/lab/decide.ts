@@ -195,6 +195,8 @@ export function decide(input: DecideInput): Outcome {
   // a completed reset is clean again.
   const dirty = r.jobSinceReset || r.state === "dirty" || r.state === "failed" || r.resetCompletedAt === null;
   if (!dirty && r.state !== "clean") setState("clean", "runners online again; no job since the last reset");
+  // A hold stops resets (an admin's "reset now" included), not the record: the state still follows GitHub.
+  if (r.holdBy !== null) return finish("held");
   // An admin's "reset now" overrides freshness, the backoff and giving up; never a busy VM (above).
   const asked = r.resetRequestedAt !== null;
   if (asked) return claimReset(`an admin asked for it (${r.resetRequestedBy ?? "admin"})`);

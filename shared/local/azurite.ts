@@ -11,6 +11,11 @@ import { createServer } from "node:net";
 const ACCOUNT = "devstoreaccount1";
 const KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
+/** Azurite did not start (a port taken, a folder not writable): its own words, on one line. */
+export class AzuriteError extends Error {
+  override name = "AzuriteError";
+}
+
 export interface RunningAzurite {
   /** The table service's port. */
   port: number;
@@ -62,6 +67,18 @@ export interface AzuriteService {
   child: ChildProcess;
 }
 
+/**
+ * Loaded into each Azurite process before its own code: the process stops (as on SIGINT, which
+ * saves a persisted folder) when its stdin reaches end of file, which happens however its parent
+ * ends, SIGKILL included, since the kernel closes the parent's end of the pipe. The pipe is
+ * unref'd, so it never keeps a stopping Azurite alive; a stop that hangs is cut short after 5 s.
+ */
+const WATCHDOG = `
+const stop = () => { process.kill(process.pid, "SIGINT"); setTimeout(() => process.exit(0), 5000).unref(); };
+process.stdin.on("end", stop).on("error", stop).resume().unref();
+`;
+const watchdogImport = `--import=data:text/javascript,${encodeURIComponent(WATCHDOG)}`;
+
 async function startService(name: "table" | "queue", options: AzuriteOptions): Promise<AzuriteService> {
   const main = createRequire(import.meta.url).resolve(`azurite/dist/src/${name}/main.js`);
   const persistence = options.location ? ["--location", options.location] : ["--inMemoryPersistence"];
@@ -71,9 +88,11 @@ async function startService(name: "table" | "queue", options: AzuriteOptions): P
     const port = fixed ?? (await freePort());
     const child = spawn(
       process.execPath,
-      [main, `--${name}Host`, "127.0.0.1", `--${name}Port`, String(port), ...persistence, "--disableTelemetry", "--silent", "--skipApiVersionCheck"],
-      { stdio: ["ignore", "ignore", "pipe"] },
+      [watchdogImport, main, `--${name}Host`, "127.0.0.1", `--${name}Port`, String(port), ...persistence, "--disableTelemetry", "--silent", "--skipApiVersionCheck"],
+      // stdin is the watchdog's pipe: nothing is written to it; it closes when this process ends.
+      { stdio: ["pipe", "ignore", "pipe"] },
     );
+    child.stdin?.on("error", () => {}); // never written to; its end is the signal
     let stderr = "";
     child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
     try {
@@ -82,7 +101,7 @@ async function startService(name: "table" | "queue", options: AzuriteOptions): P
     } catch (error) {
       child.kill();
       if (attempt < 3) continue;
-      throw new Error(`Azurite ${name} service: ${(error as Error).message}${stderr ? `: ${stderr.trim()}` : ""}`);
+      throw new AzuriteError(`Azurite ${name} service: ${(error as Error).message}${stderr ? `: ${stderr.trim().split("\n")[0]}` : ""}`);
     }
   }
 }
@@ -98,7 +117,13 @@ function stopService(service: AzuriteService, location: string | undefined): Pro
 
 /** Azurite's table and queue services (two processes), with a connection string naming both. */
 export async function startAzurite(options: AzuriteOptions = {}): Promise<RunningAzurite> {
-  const [table, queue] = await Promise.all([startService("table", options), startService("queue", options)]);
+  const started = await Promise.allSettled([startService("table", options), startService("queue", options)]);
+  const [table, queue] = started.map((s) => (s.status === "fulfilled" ? s.value : undefined));
+  if (!table || !queue) {
+    // One service up and the other not: stop the one, so a failed start leaves no process behind.
+    await Promise.all([table, queue].filter((service) => service !== undefined).map((service) => stopService(service, options.location)));
+    throw started.find((s) => s.status === "rejected")!.reason;
+  }
   return {
     port: table.port,
     queuePort: queue.port,

@@ -4,20 +4,37 @@
  * stand-in, simulated clock) when no GitHub settings are given.
  */
 import { functionDefinitions } from "../../functions/definitions.js";
+import { GitHubError } from "../github/client.js";
 import { ConfigurationError } from "../lab/config.js";
 import { consoleLogger, type Logger } from "../logger.js";
 import type { PairStore } from "../storage/tables.js";
 import { startSimulatedLab, type SimulatedLab } from "../sim/local-lab.js";
 import { createRuntime, loadStartup } from "../runtime.js";
 import { GITHUB_SETTINGS_HINT } from "../settings.js";
-import { startAzurite, type RunningAzurite } from "./azurite.js";
-import { startLocalHost } from "./host.js";
+import { StoreError } from "../storage/connection.js";
+import { AzuriteError, startAzurite, type RunningAzurite } from "./azurite.js";
+import { startLocalHost, type LocalHost } from "./host.js";
 
-async function main(): Promise<number> {
+// What this process started, stopped on every way out (see `stop`).
+let sim: SimulatedLab | undefined;
+let azurite: RunningAzurite | undefined;
+let host: LocalHost | undefined;
+
+/** A mistake in what the admin set: said on one line (or the config's list), without a stack. */
+class StartupError extends Error {}
+
+function localPort(): number {
+  const text = process.env.PORT?.trim() || "7071";
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port > 65535) throw new StartupError(`PORT "${text}" is not a port number: set PORT to a free port, e.g. 7071`);
+  return port;
+}
+
+async function main(): Promise<void> {
+  const port = localPort();
   // A local caller has no GitHub Actions token: OIDC is off here unless configured (and said so loudly below).
   const oidcOffByDefault = process.env.OIDC_DISABLED === undefined && !process.env.OIDC_AUDIENCE;
   const { settings, config } = loadStartup(oidcOffByDefault ? { ...process.env, OIDC_DISABLED: "true" } : process.env);
-  let sim: SimulatedLab | undefined;
   if (settings.githubAuth === null) {
     const speed = Number(process.env.SIM_SPEED ?? 60);
     console.log(`lab-reset: SIMULATED LAB (no GitHub settings; ${speed} simulated minutes per minute). To use GitHub, ${GITHUB_SETTINGS_HINT}.`);
@@ -29,7 +46,6 @@ async function main(): Promise<number> {
     settings.githubApiUrl = sim.url;
     settings.githubAuth = { kind: "token", token: sim.token };
   }
-  let azurite: RunningAzurite | undefined;
   if (settings.storage.kind === "none") {
     azurite = await startAzurite();
     settings.storage = { kind: "connectionString", connectionString: azurite.connectionString };
@@ -43,9 +59,8 @@ async function main(): Promise<number> {
   const runtime = await createRuntime(settings, config, sim ? { clock: sim.now, logger: quiet(consoleLogger) } : {});
   if (sim) runtime.store = printingStateChanges(runtime.store, sim.now);
   if (oidcOffByDefault) console.warn("OIDC is off because this is the local host; to check tokens as Azure does, set OIDC_AUDIENCE=<audience> (and OIDC_ISSUER for GHES).");
-  const port = Number(process.env.PORT ?? 7071);
   // In the simulated lab the timer fires on the simulated clock, through the admin route.
-  const host = await startLocalHost({
+  host = await startLocalHost({
     definitions: functionDefinitions(() => Promise.resolve(runtime), settings),
     port,
     logger: sim ? quiet(consoleLogger) : consoleLogger,
@@ -60,15 +75,27 @@ async function main(): Promise<number> {
   console.log(`  POST ${host.url}/admin/functions/scheduledReset   (timer schedule "${settings.resetSchedule}", UTC)`);
 
   sim?.run(host.url, settings.resetSchedule);
+}
 
-  await new Promise<void>((resolve) => {
-    process.once("SIGINT", resolve);
-    process.once("SIGTERM", resolve);
-  });
-  await sim?.stop();
-  await host.close();
-  await azurite?.stop();
-  return 0;
+/** Stops what was started, each part even if another fails; bounded, so the process always ends. */
+async function stop(): Promise<void> {
+  const parts = [() => sim?.stop(), () => host?.close(), () => azurite?.stop()];
+  const all = (async () => {
+    for (const part of parts) await Promise.resolve(part()).catch((error: unknown) => console.error(`lab-reset: while stopping: ${(error as Error).message}`));
+  })();
+  await Promise.race([all, new Promise((resolve) => setTimeout(resolve, 15_000).unref())]);
+}
+
+/** The one line for a failure in settings or surroundings; null for a bug (its stack is printed). */
+function problemLine(error: unknown): string | null {
+  if (error instanceof ConfigurationError || error instanceof StoreError || error instanceof GitHubError || error instanceof AzuriteError || error instanceof StartupError) return error.message;
+  const listen = error as NodeJS.ErrnoException & { port?: number };
+  if (listen?.syscall === "listen") {
+    const port = listen.port ?? process.env.PORT ?? 7071;
+    if (listen.code === "EADDRINUSE") return `PORT ${port} is in use: set PORT`;
+    if (listen.code === "EACCES") return `PORT ${port} is not allowed for this user (EACCES): set PORT to 1024 or above`;
+  }
+  return null;
 }
 
 const stamp = (at: Date) => at.toISOString().slice(5, 16).replace("T", " ");
@@ -95,10 +122,15 @@ function printingStateChanges(store: PairStore, now: () => Date): PairStore {
   };
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    console.error(error instanceof ConfigurationError ? error.message : error);
-    process.exit(1);
-  },
-);
+// A signal during start-up stops too: what has started is stopped, and Azurite processes still
+// starting stop by themselves when this process ends (their watchdog).
+const signalled = new Promise<number>((resolve) => {
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(signal, () => resolve(0));
+});
+const failed = (error: unknown) => {
+  console.error(problemLine(error) ?? error);
+  return 1;
+};
+const code = await Promise.race([main().then(() => signalled, failed), signalled]);
+await stop();
+process.exit(code);

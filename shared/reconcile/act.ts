@@ -4,7 +4,7 @@
  * releases the claim. A job's end recorded meanwhile does not: it cannot make the VM busy.
  */
 import { decide, failedRecord, type Outcome } from "../lab/decide.js";
-import type { LabConfig } from "../lab/config.js";
+import type { LabConfig, Pair } from "../lab/config.js";
 import type { PairEvent, Trigger } from "../lab/pair-record.js";
 import type { FactStore, StoredFact } from "../storage/facts.js";
 import { appendEvents, patchClaim, releaseClaim, type Claim, type ClaimDeps } from "./claim.js";
@@ -56,7 +56,7 @@ export async function dispatchClaims(deps: ActDeps, trigger: Trigger, claims: Cl
 async function judgeClaim(deps: ActDeps, claim: Claim, look: SecondLook, seenFacts: Set<string>): Promise<{ release: false } | { release: true; again: Outcome; why: string }> {
   const { pair } = claim;
   const requestId = claim.outcome.record.resetRequestId!;
-  const pairOfRunner = "error" in look.lab ? new Map() : pairByRunnerName(deps.config.pairs, look.lab);
+  const pairOfRunner = "error" in look.lab ? new Map<string, Pair>() : pairByRunnerName(deps.config.pairs, look.lab);
   const facts = Array.isArray(look.facts) ? look.facts : [];
   const observation = Array.isArray(look.facts) ? observePair(pair, look.lab) : { ok: false as const, error: `not reset: could not read the recorded job facts (${look.facts.error})` };
   const again = decide({ ...claim.input, ...jobFactsByPair(facts, pairOfRunner).get(pair.id), record: claim.before?.record ?? null, observation, requestId, now: deps.clock() });

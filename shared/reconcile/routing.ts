@@ -177,7 +177,7 @@ export class RoutingPass {
   private failure(edit: LabelEdit, kind: "remove" | "add", error: unknown): string {
     const message = error instanceof Error ? error.message : String(error);
     const what = `${kind === "remove" ? "removing" : "adding"} routing label ${edit.label} ${kind === "remove" ? "from" : "to"} VM runner ${edit.runnerName}`;
-    if (error instanceof GitHubError && error.status === 403 && !/rate limit/i.test(message)) {
+    if (error instanceof GitHubError && error.status === 403 && !/secondary rate limit|rate limit exceeded/i.test(message)) {
       this.denied = `${message}; ${labelPermission(this.deps.config)}`;
       this.deps.logger.error(`lab-reset cannot change runner labels: ${what} was refused (${message}); ${labelPermission(this.deps.config)}. Pairs are still reset, but perf jobs may start on a dirty VM until it is granted.`);
       return `${what}: ${this.denied}`;

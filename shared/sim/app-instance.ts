@@ -256,7 +256,7 @@ export async function spawnAppInstance(name: string, env: Record<string, string>
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   let stderr = "";
   const statsWaiters: ((line: StatsLine) => void)[] = [];
-  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
   const instance: AppInstance = {
     name,
     url: "",
@@ -289,7 +289,7 @@ export async function spawnAppInstance(name: string, env: Record<string, string>
   };
   const listening = new Promise<string>((resolve, reject) => {
     let buffered = "";
-    child.stdout!.on("data", (d: Buffer) => {
+    child.stdout.on("data", (d: Buffer) => {
       buffered += d.toString();
       let newline: number;
       while ((newline = buffered.indexOf("\n")) >= 0) {

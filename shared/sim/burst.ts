@@ -14,6 +14,7 @@
  *
  *   npm run build && node dist/shared/sim/burst.js
  *   BURST_DELIVERIES=400 BURST_CALLS=100 BURST_JOBS_PER_RUN=40 node dist/shared/sim/burst.js
+ *   BURST_LAB_CONFIG=other.config.json BURST_FLOOR=0 node dist/shared/sim/burst.js
  */
 import { createHmac, randomBytes } from "node:crypto";
 import { mkdirSync, realpathSync, writeFileSync } from "node:fs";
@@ -39,6 +40,8 @@ export interface BurstOptions {
   seed: number;
   /** First send the same calls to two bare servers (HMAC check and one Azurite write each). */
   floor: boolean;
+  /** The deliveries sent of each job; default both. */
+  actions?: ("in_progress" | "completed")[];
 }
 
 // ---- small helpers ----------------------------------------------------------------------------
@@ -145,8 +148,9 @@ export interface BurstLab {
   close(): Promise<void>;
 }
 
-export async function startBurstLab(options: { azurite?: RunningAzurite; connectionString?: string; env?: Record<string, string> } = {}): Promise<BurstLab> {
-  const config = loadLabConfigFile("lab.config.json");
+export async function startBurstLab(options: { azurite?: RunningAzurite; connectionString?: string; env?: Record<string, string>; configPath?: string } = {}): Promise<BurstLab> {
+  const configPath = resolve(options.configPath ?? "lab.config.json");
+  const config = loadLabConfigFile(configPath);
   const azurite = options.azurite ?? (options.connectionString ? undefined : await startAzurite());
   const connectionString = options.connectionString ?? azurite!.connectionString;
   const github = await GitHubStandin.start({ owner: config.github.owner, repo: config.github.repo });
@@ -167,7 +171,7 @@ export async function startBurstLab(options: { azurite?: RunningAzurite; connect
     GITHUB_WEBHOOK_SECRET: secret,
     LAB_TABLE_PREFIX: `burst${id}`,
     RECONCILE_QUEUE: queueName,
-    LAB_CONFIG_PATH: resolve("lab.config.json"),
+    LAB_CONFIG_PATH: configPath,
     ...options.env,
   };
   return {
@@ -280,7 +284,7 @@ export function burstCalls(lab: BurstLab, runs: { runId: number; jobIds: number[
   const unique: Call[] = [];
   for (const run of runs) {
     for (const jobId of run.jobIds) {
-      for (const action of ["in_progress", "completed"] as const) unique.push(webhookCall(lab.secret, random.uuid(), lab.github.workflowJobEvent(jobId, action)));
+      for (const action of options.actions ?? ["in_progress", "completed"]) unique.push(webhookCall(lab.secret, random.uuid(), lab.github.workflowJobEvent(jobId, action)));
     }
   }
   const deliveries = unique.slice(0, options.deliveries);
@@ -353,7 +357,7 @@ async function phaseBurst(lab: BurstLab, instances: AppInstance[], options: Burs
   const perPair = dispatchesPerPair(lab, dispatchesBefore);
   const reconciles = Object.fromEntries(instances.map((instance, i) => [instance.name, instance.reconciles.slice(reconcilesBefore[i]).map((r) => ({ startMs: Date.parse(r.at) - r.durationMs - startedWall, trigger: r.trigger, ok: r.ok, dispatches: r.dispatches, githubRequests: r.githubRequests, durationMs: r.durationMs }))]));
   return {
-    calls: { deliveries: options.deliveries, uniqueDeliveries: Math.min(options.deliveries, runs.length * options.jobsPerRun * 2), jobCompleted: options.jobCompletedCalls, perInstance: Object.fromEntries(instances.map((i) => [i.name, answers.filter((x) => x.instance === i.name).length])) },
+    calls: { deliveries: options.deliveries, uniqueDeliveries: Math.min(options.deliveries, runs.length * options.jobsPerRun * (options.actions?.length ?? 2)), jobCompleted: options.jobCompletedCalls, perInstance: Object.fromEntries(instances.map((i) => [i.name, answers.filter((x) => x.instance === i.name).length])) },
     perfRuns: runs.length,
     jobsPerRun: options.jobsPerRun,
     bodyBytes: { webhookMedian: [...calls.filter((c) => c.kind === "webhook").map((c) => Buffer.byteLength(c.body))].sort((x, y) => x - y)[Math.floor(options.deliveries / 2)] ?? 0 },
@@ -429,7 +433,8 @@ async function main(): Promise<number> {
     seed: Number(process.env.BURST_SEED ?? 1),
     floor: process.env.BURST_FLOOR !== "0",
   };
-  const lab = await startBurstLab();
+  const configPath = process.env.BURST_LAB_CONFIG ?? "lab.config.json";
+  const lab = await startBurstLab({ configPath });
   const instances: AppInstance[] = [];
   const cleanup = async () => {
     await Promise.all(instances.map((i) => i.stop().catch(() => undefined)));
@@ -471,6 +476,7 @@ async function main(): Promise<number> {
       date: new Date().toISOString().slice(0, 10),
       machine: `${cpus().length} cores, Node.js ${process.version}`,
       command: "npm run bench:burst",
+      labConfig: { path: configPath, routingLabels: lab.config.routingLabels },
       targets: TARGETS,
       burst,
       killAfter2xx: kill,
@@ -483,7 +489,7 @@ async function main(): Promise<number> {
     writeFileSync(OUT, `${JSON.stringify(figures, null, 2)}\n`);
 
     const reconcileText = Object.entries(burst.reconciles).map(([name, list]) => `${name} ${list.length}`).join(", ");
-    console.log(`burst: ${options.deliveries} workflow_job deliveries + ${options.jobCompletedCalls} job-completed calls at once over 2 instances (${figures.machine}, load ${burst.loadAverageAtStart})`);
+    console.log(`burst: ${options.deliveries} workflow_job deliveries + ${options.jobCompletedCalls} job-completed calls at once over 2 instances (${figures.machine}, load ${burst.loadAverageAtStart}; ${configPath}, routing labels ${JSON.stringify(lab.config.routingLabels)})`);
     console.log(`  answers ${JSON.stringify(burst.statuses)} within ${burst.answersWithinMs} ms; latency p50 ${burst.latencyMs.p50} ms, p99 ${burst.latencyMs.p99} ms, max ${burst.latencyMs.max} ms (webhook p99 ${burst.latencyMsByKind.webhook.p99}, job-completed p99 ${burst.latencyMsByKind.jobCompleted.p99})`);
     if (burst.floor) console.log(`  floor (the same calls to two bare servers: HMAC check and one Azurite write each): p50 ${burst.floor.latencyMs.p50} ms, p99 ${burst.floor.latencyMs.p99} ms, max ${burst.floor.latencyMs.max} ms`);
     console.log(`  resets ${JSON.stringify(burst.dispatches.perPair)}, all within ${burst.dispatches.allWithinMs ?? "—"} ms (each at ${burst.dispatches.eachMs.join(", ")} ms); GitHub requests ${burst.githubRequests}; reconciles ${reconcileText}; quiet after ${burst.quietAfterMs} ms`);

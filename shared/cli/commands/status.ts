@@ -20,6 +20,8 @@ const PairStatusSchema = z.looseObject({
   routingSince: text,
   holdBy: text,
   holdReason: text,
+  resetRequestedAt: text,
+  resetRequestedBy: text,
 });
 const StatusSchema = z.looseObject({ pairs: z.array(PairStatusSchema) });
 type PairStatus = z.infer<typeof PairStatusSchema>;
@@ -58,6 +60,8 @@ const withRun = (when: string, run: number | null | undefined) => (run == null ?
 /** `resetRunId` is the latest reset run: in flight while resetting, the failed one when failed, else the one that cleaned the pair. */
 function lastReset(pair: PairStatus, now: Date): string {
   if (pair.state === "resetting") return pair.resetRunId == null ? "requested" : `in flight (run ${pair.resetRunId})`;
+  // An admin's `lab-reset reset` waits for an idle VM: say so, or the pair looks forgotten.
+  if (pair.resetRequestedAt) return `asked ${ago(pair.resetRequestedAt, now)} by ${pair.resetRequestedBy ?? "admin"}`;
   const when = ago(pair.resetCompletedAt, now);
   return pair.state === "failed" ? when : withRun(when, pair.resetRunId);
 }

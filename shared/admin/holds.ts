@@ -1,0 +1,114 @@
+/**
+ * POST /api/pairs/{id}/hold `{ "reason": "…" }` and DELETE /api/pairs/{id}/hold: an admin holds a
+ * pair out of service (maintenance, re-taking the checkpoint) — no reset is dispatched and its
+ * routing is closed until released. The hold is written on the pair's record through its ETag
+ * (so it voids a reconcile's claim in flight), then a reconcile is queued to act on it.
+ */
+import { z } from "zod";
+import { newPairRecord, type PairEvent, type PairRecord } from "../lab/pair-record.js";
+import type { Logger } from "../logger.js";
+import type { Runtime } from "../runtime.js";
+import { StoreConflictError, type StoredPair } from "../storage/tables.js";
+import { refuse, unavailable, type JsonResponse } from "../triggers/http.js";
+import { MAX_CONFLICT_RETRIES } from "../reconcile/claim.js";
+
+export type HoldRuntime = Pick<Runtime, "store" | "config" | "clock" | "queue">;
+
+/** Largest hold body read; a reason is a sentence. */
+export const MAX_HOLD_BODY_BYTES = 16 * 1024;
+
+const HoldBodySchema = z.object({
+  reason: z.string().trim().min(1, "say why the pair is held").max(500, "at most 500 characters"),
+});
+
+export interface HoldRequest {
+  pairId: string;
+  /** The signed-in admin (Easy Auth's x-ms-client-principal-name), if any. */
+  principal: string | undefined;
+}
+
+/** The pair as /api/pairs shows it. */
+const view = (record: PairRecord) => {
+  const { pairId, ...fields } = record;
+  return { id: pairId, ...fields };
+};
+
+export async function holdPair(runtime: HoldRuntime, request: HoldRequest & { body: string }, logger: Logger): Promise<JsonResponse> {
+  const pairId = configuredId(runtime, request.pairId);
+  if (pairId === null) return unknownPair(runtime, request.pairId);
+  let json: unknown;
+  try {
+    json = JSON.parse(request.body);
+  } catch {
+    return refuse(400, 'The body must be JSON: { "reason": "why the pair is held" }.');
+  }
+  const parsed = HoldBodySchema.safeParse(json);
+  if (!parsed.success) return refuse(400, `"reason" is required: ${parsed.error.issues.map((i) => i.message).join("; ")}.`);
+  const by = who(request.principal);
+  const { reason } = parsed.data;
+  return write(runtime, pairId, logger, (r, now) =>
+    r.holdBy === by && r.holdReason === reason ? null : { record: { ...r, holdBy: by, holdReason: reason, holdSince: r.holdSince ?? now }, event: `held by ${by}: ${reason}` },
+  );
+}
+
+export async function releasePair(runtime: HoldRuntime, request: HoldRequest, logger: Logger): Promise<JsonResponse> {
+  const pairId = configuredId(runtime, request.pairId);
+  if (pairId === null) return unknownPair(runtime, request.pairId);
+  const by = who(request.principal);
+  return write(runtime, pairId, logger, (r) =>
+    r.holdBy === null ? null : { record: { ...r, holdBy: null, holdReason: null, holdSince: null }, event: `released by ${by} (held by ${r.holdBy} since ${r.holdSince ?? "?"}: ${r.holdReason ?? ""})` },
+  );
+}
+
+const who = (principal: string | undefined) => (principal && principal.trim() !== "" ? principal.trim().slice(0, 200) : "admin");
+
+/** The pair's id as the config spells it (ids are matched case-insensitively, as the other pair routes do). */
+const configuredId = (runtime: HoldRuntime, id: string) => runtime.config.pairs.find((p) => p.id.toLowerCase() === id.toLowerCase())?.id ?? null;
+
+function unknownPair(runtime: HoldRuntime, pairId: string): JsonResponse {
+  return refuse(404, `No pair ${JSON.stringify(pairId)} in the lab config; pairs: ${runtime.config.pairs.map((p) => p.id).join(", ")}.`);
+}
+
+type Change = (record: PairRecord, now: string) => { record: PairRecord; event: string } | null;
+
+/** Applies `change` through the record's ETag, re-reading on conflicts; then queues a reconcile. */
+async function write(runtime: HoldRuntime, pairId: string, logger: Logger, change: Change): Promise<JsonResponse> {
+  try {
+    for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
+      const current: StoredPair | null = await runtime.store.getPair(pairId);
+      const now = runtime.clock().toISOString();
+      const before = current?.record ?? newPairRecord(pairId, runtime.clock());
+      const changed = change(before, now);
+      if (changed === null) {
+        // Queued again: a retry after a failed send must still reach the reconcile.
+        await runtime.queue.send({ trigger: "admin" });
+        return { status: 200, body: { pair: view(before), changed: false, reconcile: "queued" } };
+      }
+      const record = { ...changed.record, updatedAt: now };
+      try {
+        if (current === null) await runtime.store.createPair(record);
+        else await runtime.store.replacePair(record, current.etag);
+      } catch (error) {
+        if (error instanceof StoreConflictError) continue;
+        throw error;
+      }
+      await appendHoldEvent(runtime, record, changed.event, logger);
+      logger.info(`pair ${pairId}: ${changed.event}`);
+      // The reconcile closes routing for a held pair, and decides a released one as usual.
+      await runtime.queue.send({ trigger: "admin" });
+      return { status: 200, body: { pair: view(record), changed: true, reconcile: "queued" } };
+    }
+    return { ...refuse(503, `pair ${pairId} kept changing under reconciles; retry.`), headers: { "retry-after": "5" } };
+  } catch (error) {
+    return unavailable(error, logger, "The hold may not be recorded; retry (holding or releasing twice is harmless).");
+  }
+}
+
+async function appendHoldEvent(runtime: HoldRuntime, record: PairRecord, reason: string, logger: Logger) {
+  const event: PairEvent = { pairId: record.pairId, at: record.updatedAt, kind: "hold", trigger: "admin", from: record.state, to: record.state, reason, resetRequestId: record.resetRequestId, resetRunId: record.resetRunId };
+  try {
+    await runtime.store.appendEvents([event]);
+  } catch (error) {
+    logger.error(`pair ${record.pairId}: hold event not recorded: ${(error as Error).message}`);
+  }
+}
