@@ -9,7 +9,7 @@ import { afterEach, describe, expect, inject, it } from "vitest";
 import { functionDefinitions } from "../functions/definitions.js";
 import { MAX_EVENTS, pairEvents, plan, resetNow, statusPage } from "../shared/admin/routes.js";
 import { STATUS_PAGE_CSP } from "../shared/admin/status-page.js";
-import type { PairRecord } from "../shared/lab/pair-record.js";
+import type { PairEvent, PairRecord } from "../shared/lab/pair-record.js";
 import { startLocalHost, type LocalHost } from "../shared/local/host.js";
 import { silentLogger } from "../shared/logger.js";
 import type { PlannedPair } from "../shared/reconcile/plan.js";
@@ -21,7 +21,9 @@ const json = async (response: Response | Promise<Response>): Promise<any> => (aw
 
 let lab: TestLab | undefined;
 let host: LocalHost | undefined;
+const originalFetch = globalThis.fetch;
 afterEach(async () => {
+  globalThis.fetch = originalFetch;
   await host?.close();
   await lab?.close();
   host = lab = undefined;
@@ -82,7 +84,7 @@ describe("GET /api/pairs/{id}/events", () => {
 
     const all = await pairEvents(lab.runtime, "vm-25-26", null, silentLogger);
     expect(all.status).toBe(200);
-    const { pair, events } = all.body as { pair: string; events: Record<string, unknown>[] };
+    const { pair, events } = all.body as { pair: string; events: Omit<PairEvent, "pairId">[] };
     expect(pair).toBe("vm-25-26");
     // Routing events (the VM runner's labels closed for the reset, opened once clean) come between, as the config's routingLabels ask.
     const changes = events.filter((e) => e.kind !== "routing");
@@ -90,7 +92,7 @@ describe("GET /api/pairs/{id}/events", () => {
     for (const event of events) expect(Object.keys(event).sort()).toEqual(["at", "from", "kind", "reason", "resetRequestId", "resetRunId", "to", "trigger"]);
     expect(changes[0]).toMatchObject({ at: lab.now.value.toISOString(), reason: `reset run ${dispatch.runId} succeeded`, resetRequestId: dispatch.inputs.request_id, resetRunId: dispatch.runId });
     expect(changes[2]).toMatchObject({ reason: "reset requested (the VM ran a job or its state is unknown)", resetRequestId: dispatch.inputs.request_id, resetRunId: null });
-    expect(events.map((e) => e.at)).toEqual([...events.map((e) => e.at as string)].sort().reverse());
+    expect(events.map((e) => e.at)).toEqual(events.map((e) => e.at).sort().reverse());
 
     const two = await pairEvents(lab.runtime, "vm-25-26", "2", silentLogger);
     expect((two.body as { events: unknown[] }).events).toEqual(events.slice(0, 2));
@@ -241,6 +243,31 @@ describe("POST /api/pairs/{id}/reset", () => {
     lab.advance(1);
     expect(decisionOf(await lab.timer(), "vm-42-43")).toBe("already-resetting");
     expect(dispatchesOf(lab, "vm-42-43")).toHaveLength(2);
+  });
+
+  it("keeps the request when the VM takes a job between the decision and the dispatch, and resets once it is idle", async () => {
+    lab = await startTestLab();
+    await cleanLab(lab);
+    expect((await resetNow(lab.runtime, "vm-42-43", "mara", silentLogger)).status).toBe(202);
+    // The reconcile lists runners twice: the first look, then the second look after the claim.
+    let perf: { id: number } | undefined;
+    let lists = 0;
+    globalThis.fetch = async (input, init) => {
+      const url = input instanceof Request ? input.url : input.toString();
+      if (/\/actions\/runners/.test(url) && ++lists === 2) perf = perfRun(lab!, [vmRunnerName("vm-42-43")]);
+      return originalFetch(input, init);
+    };
+    expect(decisionOf(await lab.settle(), "vm-42-43")).toBe("deferred-busy");
+    globalThis.fetch = originalFetch;
+    expect(perf).toBeDefined();
+    expect(dispatchesOf(lab, "vm-42-43")).toHaveLength(1);
+    expect(await stored(lab, "vm-42-43")).toMatchObject({ resetRequestedBy: "mara", resetRequestedAt: expect.any(String) });
+
+    lab.advance(1);
+    lab.github.setRun(perf!.id, { status: "completed", conclusion: "success" });
+    expect(decisionOf((await lab.jobCompleted(report(perf!.id))).result, "vm-42-43")).toBe("reset-dispatched");
+    expect(dispatchesOf(lab, "vm-42-43")).toHaveLength(2);
+    expect(await stored(lab, "vm-42-43")).toMatchObject({ state: "resetting", resetRequestedAt: null, attempts: 1 });
   });
 
   it("refuses (409) a pair whose reset is in flight, and queues nothing", async () => {

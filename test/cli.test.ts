@@ -329,6 +329,20 @@ describe("lab-reset status, history and plan (against a running local host)", ()
   });
 });
 
+describe("lab-reset plan when the app cannot read GitHub", () => {
+  it("prints the plan, then each of the app's errors on stderr, and exits 1", async () => {
+    const app = await startRealApp();
+    app.lab.github.fail({ path: /\/actions\/runners$/ }, { status: 500 }, 10);
+    const result = await app.cli(["plan", "--url", app.url]);
+    expect(result.code).toBe(1);
+    expect(cells(result.stdout).slice(2).map((row) => row.slice(0, 3))).toEqual(["vm-25-26", "vm-05-10", "vm-42-43", "vm-11-12"].map((id) => [id, "dirty", "deferred-unknown"]));
+    expect(result.errors).toEqual([expect.stringMatching(/^lab-reset: the plan is incomplete: pairs vm-25-26, vm-05-10, vm-42-43, vm-11-12 left alone: GitHub GET \/repos\/microsoft\/netperf\/actions\/runners failed with 500/)]);
+    const json = await app.cli(["plan", "--url", app.url, "--json"]);
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout).errors).toHaveLength(1);
+  });
+});
+
 describe("lab-reset reset, hold and release (against a running local host)", () => {
   it("reset asks for a reset now: the pair is reset though clean; refused (409) while in flight; 404 for an unknown or oddly spelled pair", async () => {
     const app = await startRealApp();

@@ -2,7 +2,8 @@
  * Faults of the real components: Azurite stopped mid-reconcile, and the GitHub stand-in answering
  * as GitHub does when it limits, breaks or stalls. (500/502 reads, a dispatch answered 500 and a
  * dispatch refused with 422 are in reconcile.test.ts.) Every case fails closed: nothing is
- * dispatched without a claim recorded and a fresh look at GitHub, and the next trigger recovers.
+ * dispatched without a claim recorded and a fresh look at GitHub; the failed reconcile's message is
+ * retried by the queue, and the retry or the next trigger recovers.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -80,12 +80,12 @@ describe("POST and DELETE /api/pairs/{id}/hold", () => {
     const { lab, url } = await serve();
     const unknown = await hold(url, "vm-99-98", { reason: "x" });
     expect(unknown.status).toBe(404);
-    expect((await unknown.json()).error).toMatch(/No pair "vm-99-98" in the lab config; pairs: vm-25-26/);
+    expect(((await unknown.json()) as { error: string }).error).toMatch(/No pair "vm-99-98" in the lab config; pairs: vm-25-26/);
     expect((await release(url, "vm-99-98")).status).toBe(404);
     for (const body of [{}, { reason: "  " }, { reason: 5 }, "not json", ""]) {
       const answer = await hold(url, "vm-25-26", body);
       expect(answer.status, JSON.stringify(body)).toBe(400);
-      expect((await answer.json()).error).toMatch(/reason/);
+      expect(((await answer.json()) as { error: string }).error).toMatch(/reason/);
     }
     expect(await lab.runtime.store.listPairs()).toEqual([]);
     expect(lab.queue.length).toBe(0);

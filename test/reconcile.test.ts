@@ -56,9 +56,6 @@ async function cleanLab(l: TestLab) {
   await l.timer();
 }
 
-// The memory queue stamps messages with the test's clock, and a message inserted at the instant
-// of one already served counts as served: tests move the clock between triggers.
-
 describe("reconcile against the GitHub stand-in and Azurite", () => {
   it("the first timer run resets every idle pair of an unknown lab, with the inputs the reset workflow expects", async () => {
     lab = await startTestLab();

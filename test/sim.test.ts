@@ -339,5 +339,6 @@ describe("simulated lab: webhooks and clock", () => {
     } finally {
       restore();
     }
-  });
+    // Three simulated half days with webhooks: ~15 s each on a loaded 2-core machine.
+  }, 180_000);
 });

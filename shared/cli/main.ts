@@ -78,7 +78,7 @@ function addRemoteCommands(program: Command, context: CliContext, exitWith: Exit
       exitWith(await history(context, pair, options));
     });
 
-  remote(program, "plan", "What a reconcile would decide for each pair now, without acting (GET /api/plan).").action(async (options: RemoteOptions) => {
+  remote(program, "plan", "What the next timer reconcile would decide for each pair now, without acting (GET /api/plan); exits 1 when the app could not read everything.").action(async (options: RemoteOptions) => {
     const { plan } = await import("./commands/plan.js");
     exitWith(await plan(context, options));
   });

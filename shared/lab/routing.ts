@@ -27,7 +27,7 @@ export type RoutingVerdict = { open: true } | { open: false; why: string };
 /** Whether the pair's VM runner may carry the routing labels now, and if not, why. */
 export function routingVerdict(facts: RoutingFacts): RoutingVerdict {
   const { observation } = facts;
-
+  if (facts.holdBy !== null) return { open: false, why: `held by ${facts.holdBy}` };
   if (!observation.ok) return { open: false, why: "GitHub could not be read" };
   if (observation.jobRunId !== null || observation.vmRunners.some((v) => v.busy)) return { open: false, why: "the pair is busy" };
   const heldUntil = facts.jobStart?.heldUntil ?? null;

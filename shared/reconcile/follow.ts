@@ -8,15 +8,20 @@ import type { StoredPair } from "../storage/tables.js";
 import { lower } from "./observe.js";
 
 /**
- * A reset is judged by the jobs on the pair's host runners alone: the run's last job (telling
- * lab-reset the reset ended) may still run, or fail, after the VMs are restored, and must not
- * turn a good reset into a failed one. The reset is over when every host job is; success if all succeeded.
+ * A reset is judged by the jobs on the pair's host runners alone (lab-reset.yml: a check, then a
+ * restore, per host): the run's last job (telling lab-reset the reset ended) may still run, or
+ * fail, after the VMs are restored, and must not turn a good reset into a failed one. Success if
+ * every host job succeeded.
  */
 async function judgeByHostJobs(github: LabGitHub, run: Run, pair: Pair): Promise<ResetRunFacts> {
   const hostLabels = new Set(pair.hosts.map((h) => lower(h.runnerLabel)));
   const hostJobs = (await github.listRunJobs(run.id)).filter((job) => job.labels.some((l) => hostLabels.has(lower(l))));
   const base = { found: true as const, runId: run.id, url: run.html_url };
-  const done = hostJobs.length > 0 && hostJobs.every((job) => job.status === "completed");
+  // Still running: done only once each host's check and restore have both completed (a job that
+  // waits on `needs` may not be listed yet, so "every listed job completed" is not enough).
+  const perHost = pair.hosts.map((h) => hostJobs.filter((job) => job.labels.some((l) => lower(l) === lower(h.runnerLabel))));
+  const allListed = run.status === "completed" || perHost.every((jobs) => jobs.length >= 2);
+  const done = allListed && hostJobs.length > 0 && hostJobs.every((job) => job.status === "completed");
   if (!done) {
     // A completed run without host jobs never restored anything: judge it by the run, as GitHub saw it.
     if (run.status === "completed" && hostJobs.length === 0) return { ...base, status: "completed", conclusion: run.conclusion === "success" ? "no host job ran" : run.conclusion, completedAt: run.updated_at };

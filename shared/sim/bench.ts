@@ -80,7 +80,7 @@ async function main() {
   const restoreTimers = useImmediateZeroTimeouts();
   const base = loadLabConfigFile("lab.config.json");
   const profiles = [seedProfile(base), burstyProfile(base)];
-  const policies: PolicyName[] = ["lab-reset", "today", "none"];
+  const policies: PolicyName[] = ["lab-reset", "lab-reset-calls", "today", "none"];
   // Simulations are independent (own stand-in, store and clock), so they run side by side.
   const results = await Promise.all(
     profiles.flatMap((profile) =>

@@ -338,6 +338,7 @@ async function phaseBurst(lab: BurstLab, instances: AppInstance[], options: Burs
   const dispatchesBefore = lab.github.dispatches.length;
   const requestsBefore = lab.github.requests.length;
   const reconcilesBefore = instances.map((i) => i.reconciles.length);
+  const stderrBefore = instances.map((i) => i.stderr().length);
   // Timings count from here (SIGUSR2 starts them afresh).
   await Promise.all(instances.map((i) => i.stats()));
   const load = loadavg()[0]!;
@@ -371,6 +372,8 @@ async function phaseBurst(lab: BurstLab, instances: AppInstance[], options: Burs
     githubRequests: lab.github.requests.length - requestsBefore,
     githubRequestKinds: requestKinds(lab, requestsBefore),
     reconciles,
+    // Why a claimed pair was not dispatched at once (each costs another reconcile and a delay).
+    claimsReleased: instances.flatMap((instance, i) => instance.stderr().slice(stderrBefore[i]).split("\n").filter((l) => l.includes("claim released")).map((l) => `${instance.name}: ${l}`)),
     timings: Object.fromEntries(instances.map((instance, i) => [instance.name, stats[i]!.timings])),
     quietAfterMs: round(quietMs),
     poisonMessages: await poisonCount(lab),

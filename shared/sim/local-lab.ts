@@ -25,7 +25,7 @@ export async function startSimulatedLab(config: LabConfig, options: { speed: num
   let clock = () => start;
   const standin = await GitHubStandin.start({ owner: config.github.owner, repo: config.github.repo, clock: () => clock() });
   const profile = { ...seedProfile(config), config };
-  const lab = new SimLab(standin, { config, osLabel: profile.osLabel, start, seed: options.seed, resetRefusesBusyVm: true });
+  const lab = new SimLab(standin, { config, osLabel: profile.osLabel, start, seed: options.seed });
   clock = lab.now;
   if (options.onActivity) lab.onActivity = options.onActivity;
   let stopped = false;

@@ -53,7 +53,12 @@ export function figures(result: SimulationResult): PolicyFigures {
   };
 }
 
-const POLICY_LABEL: Record<PolicyName, string> = { "lab-reset": "lab-reset (this app)", today: "today's workflows", none: "no resets" };
+const POLICY_LABEL: Record<PolicyName, string> = {
+  "lab-reset": "lab-reset: routing labels + webhook (recommended)",
+  "lab-reset-calls": "lab-reset: job-completed calls only",
+  today: "today's workflows",
+  none: "no resets",
+};
 
 export function markdownTable(results: SimulationResult[]): string {
   const header =

@@ -8,6 +8,7 @@
 import type { LabConfig } from "../lab/config.js";
 import { jobCompleted } from "../triggers/job-completed.js";
 import { scheduledReset } from "../triggers/timer.js";
+import { githubWebhook } from "../triggers/webhook.js";
 import { MemoryReconcileQueue } from "../storage/queue.js";
 import { MemoryQueueTrigger } from "./queue-trigger.js";
 import { silentLogger, type Logger } from "../logger.js";
@@ -21,7 +22,14 @@ import { hostRunnerNameOf, SimLab, type PairTimeline, type SimMetrics, type SimR
 import { Random } from "./random.js";
 import type { Profile } from "./workload.js";
 
-export type PolicyName = "lab-reset" | "today" | "none";
+/**
+ * `lab-reset`: the recommended set-up (routing labels taken off a used VM until its reset is done,
+ * and the App's `workflow_job` webhook); `lab-reset-calls`: job-completed calls only, no routing
+ * labels; `today`: the lab's current workflows; `none`: no resets.
+ */
+export type PolicyName = "lab-reset" | "lab-reset-calls" | "today" | "none";
+
+const SIM_WEBHOOK_SECRET = "simulated-lab-webhook-secret";
 
 export interface Faults {
   /** Share of GitHub requests answered 502 (the app's client retries them). */
@@ -81,13 +89,13 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     seed: options.seed,
     ...(options.busyLagSeconds !== undefined ? { busyLagSeconds: options.busyLagSeconds } : {}),
     ...(options.resetMinutesPerHost !== undefined ? { resetMinutesPerHost: options.resetMinutesPerHost } : {}),
-    resetRefusesBusyVm: options.policy === "lab-reset",
+    ...(options.policy === "lab-reset" ? { webhooks: { secret: SIM_WEBHOOK_SECRET } } : {}),
   });
   clock = lab.now;
 
   const driver =
-    options.policy === "lab-reset"
-      ? await appDriver(lab, standin, config, options)
+    options.policy === "lab-reset" || options.policy === "lab-reset-calls"
+      ? await appDriver(lab, standin, options.policy === "lab-reset" ? withRouting(config) : config, { ...options, webhooks: options.policy === "lab-reset" })
       : options.policy === "today"
         ? todayDriver(lab, standin, config, options.resetSchedule)
         : { onPerfRunComplete: () => {}, counts: () => ({ requests: 0, points: 0 }), close: () => Promise.resolve() };
@@ -128,10 +136,26 @@ function everySchedule(lab: SimLab, expression: string, tick: () => Promise<void
 }
 
 /** This app, as deployed: the same runtime, handlers and GitHub client, on simulated time. */
-export async function appDriver(lab: SimLab, standin: GitHubStandin, config: LabConfig, options: Pick<SimulationOptions, "faults" | "resetSchedule" | "logger" | "store" | "seed">): Promise<Driver & { runtime: Runtime; report: (runId: number) => Promise<void> }> {
+/** The recommended set-up routes perf jobs on `lab`, which the app takes off a used VM until its reset. */
+function withRouting(config: LabConfig): LabConfig {
+  return { ...config, routingLabels: ["lab"] };
+}
+
+export async function appDriver(
+  lab: SimLab,
+  standin: GitHubStandin,
+  config: LabConfig,
+  options: Pick<SimulationOptions, "faults" | "resetSchedule" | "logger" | "store" | "seed"> & { webhooks?: boolean },
+): Promise<Driver & { runtime: Runtime; report: (runId: number) => Promise<void> }> {
   const logger = options.logger ?? silentLogger;
   const faults = options.faults ?? DEFAULT_FAULTS;
-  const settings = readSettings({ GITHUB_API_URL: standin.url, GITHUB_TOKEN: standin.token, OIDC_DISABLED: "true", ...(options.resetSchedule ? { RESET_SCHEDULE: options.resetSchedule } : {}) });
+  const settings = readSettings({
+    GITHUB_API_URL: standin.url,
+    GITHUB_TOKEN: standin.token,
+    OIDC_DISABLED: "true",
+    ...(options.webhooks ? { GITHUB_WEBHOOK_SECRET: SIM_WEBHOOK_SECRET } : {}),
+    ...(options.resetSchedule ? { RESET_SCHEDULE: options.resetSchedule } : {}),
+  });
   const queue = new MemoryReconcileQueue(lab.now);
   const runtime = await createRuntime(settings, config, {
     store: options.store ?? new MemoryStore(),
@@ -152,6 +176,7 @@ export async function appDriver(lab: SimLab, standin: GitHubStandin, config: Lab
       await trigger.drain();
     });
   };
+  if (options.webhooks) lab.onWorkflowJobDelivery = async (delivery) => void (await githubWebhook(runtime, delivery, logger));
   const faultRandom = new Random(options.seed ^ 0x5eed);
   standin.injectFault = () =>
     faultRandom.chance(faults.serverErrorRate) ? { status: 502 } : faultRandom.chance(faults.rateLimitRate) ? { status: 429, headers: { "retry-after": "1" } } : undefined;
