@@ -170,6 +170,25 @@ describe("GitHub that cannot be reached", () => {
   });
 });
 
+describe("GitHub that drops the connection", () => {
+  it("is retried as before, and reported as no answer rather than as a 500", async () => {
+    let requests = 0;
+    const server = createServer((req) => {
+      requests++;
+      req.socket.destroy();
+    });
+    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+    const { port } = server.address() as { port: number };
+    try {
+      const github = new OctokitLabGitHub(createOctokit({ baseUrl: `http://127.0.0.1:${port}`, auth: { kind: "token", token: "t" }, logger: silentLogger, retryBaseMs: 5 }), seedConfig);
+      expect(await failure(github.listRunners())).toBe(`GitHubError: GitHub GET /repos/microsoft/netperf/actions/runners failed: no answer from http://127.0.0.1:${port}: UND_ERR_SOCKET`);
+      expect(requests).toBe(4);
+    } finally {
+      await new Promise((done) => server.close(done));
+    }
+  });
+});
+
 describe("LAB_CONFIG_PATH", () => {
   it("is the app folder's when relative, whatever the working directory, and stays as it is when absolute", async () => {
     expect(appFolder()).toBe(resolve("."));

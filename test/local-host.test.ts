@@ -85,13 +85,18 @@ describe("local host", () => {
 });
 
 describe("function registration", () => {
-  it("lists the timer with RESET_SCHEDULE, the queue function on RECONCILE_QUEUE, the HTTP functions at auth level function and the signed webhook as anonymous", () => {
+  it("lists the timer with RESET_SCHEDULE, the queue function on RECONCILE_QUEUE, the HTTP and admin functions at auth level function and the signed webhook as anonymous", () => {
     const definitions = functionDefinitions(() => Promise.reject(new Error("unused")), { resetSchedule: "0 30 */2 * * *", reconcileQueue: "lab-q" });
     expect(definitions.map((d) => (d.kind === "http" ? [d.name, d.route, d.methods, d.authLevel] : d.kind === "queue" ? [d.name, d.queueName] : [d.name, d.schedule]))).toEqual([
       ["scheduledReset", "0 30 */2 * * *"],
       ["reconcileLab", "lab-q"],
       ["jobCompleted", "job-completed", ["POST"], "function"],
       ["pairs", "pairs", ["GET"], "function"],
+      ["pairEvents", "pairs/{id}/events", ["GET"], "function"],
+      ["pairReset", "pairs/{id}/reset", ["POST"], "function"],
+      ["plan", "plan", ["GET"], "function"],
+      ["status", "status", ["GET"], "function"],
+      ["pairHold", "pairs/{id}/hold", ["POST", "DELETE"], "function"],
       ["githubWebhook", "github-webhook", ["POST"], "anonymous"],
     ]);
   });

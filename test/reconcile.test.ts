@@ -421,10 +421,17 @@ describe("reconcile against the GitHub stand-in and Azurite", () => {
     lab = await startTestLab();
     await lab.timer();
     const reset = lab.github.dispatches.find((d) => d.inputs.pair === "vm-42-43")!;
+    const hosts = lab.github.dispatchedHosts(reset.runId!)!;
     lab.github.setRun(reset.runId!, { status: "in_progress" });
-    lab.advance(7);
+    lab.advance(1);
+    // Each host's check passed; its restore job (which needs the check) is not listed yet: not done.
     for (const job of lab.github.jobsOf(reset.runId!)) lab.github.setJob(Number(job.id), { status: "completed", conclusion: "success" });
-    lab.github.addJobs(reset.runId!, [{ name: labResetJobs.report, status: "in_progress", runnerName: hostedRunnerName(2), labels: ["ubuntu-latest"] }]);
+    expect((await lab.timer()).pairs.find((p) => p.id === "vm-42-43")).toMatchObject({ state: "resetting", decision: "already-resetting" });
+    lab.advance(6);
+    lab.github.addJobs(reset.runId!, [
+      ...hosts.map((host) => ({ name: labResetJobs.restore(host), status: "completed" as const, conclusion: "success", labels: ["self-hosted", host.runnerLabel] })),
+      { name: labResetJobs.report, status: "in_progress" as const, runnerName: hostedRunnerName(2), labels: ["ubuntu-latest"] },
+    ]);
     // The reset workflow's last job calls job-completed for its own run, which is still in progress.
     const { response, result } = await lab.jobCompleted(report(reset.runId!));
     expect(response).toEqual({ status: 202, body: { runId: reset.runId, pairs: [], reconcile: "queued" } });
@@ -438,7 +445,10 @@ describe("reconcile against the GitHub stand-in and Azurite", () => {
     const reset = lab.github.dispatches.find((d) => d.inputs.pair === "vm-42-43")!;
     lab.advance(7);
     for (const job of lab.github.jobsOf(reset.runId!)) lab.github.setJob(Number(job.id), { status: "completed", conclusion: "success" });
-    lab.github.addJobs(reset.runId!, [{ name: labResetJobs.report, status: "completed", conclusion: "failure", runnerName: hostedRunnerName(2), labels: ["ubuntu-latest"] }]);
+    lab.github.addJobs(reset.runId!, [
+      ...lab.github.dispatchedHosts(reset.runId!)!.map((host) => ({ name: labResetJobs.restore(host), status: "completed" as const, conclusion: "success", labels: ["self-hosted", host.runnerLabel] })),
+      { name: labResetJobs.report, status: "completed", conclusion: "failure", runnerName: hostedRunnerName(2), labels: ["ubuntu-latest"] },
+    ]);
     lab.github.setRun(reset.runId!, { status: "completed", conclusion: "failure" });
     const result = await lab.timer();
     expect(result.pairs.find((p) => p.id === "vm-42-43")).toMatchObject({ state: "clean", decision: "skipped-fresh" });

@@ -62,7 +62,11 @@ export async function resetNow(runtime: Runtime, id: string, by: string, logger:
         if (error instanceof StoreConflictError) continue;
         throw error;
       }
-      await runtime.queue.send({ trigger: "job-completed" });
+      // The request is history too: it may wait hours for a busy VM.
+      await runtime.store
+        .appendEvents([{ pairId: pair.id, at: asked.updatedAt, kind: "state", trigger: "admin", from: record.state, to: record.state, reason: `reset requested by ${by}`, resetRequestId: null, resetRunId: null }])
+        .catch((error: unknown) => logger.error(`pair ${pair.id}: event not recorded (trigger admin): ${(error as Error).message}`));
+      await runtime.queue.send({ trigger: "admin" });
       logger.info(`pair ${pair.id}: reset requested by ${by}; a reconcile is queued`);
       return { status: 202, body: { pair: pair.id, state: record.state, resetRequestedAt: asked.resetRequestedAt, resetRequestedBy: by, reconcile: "queued" } };
     }

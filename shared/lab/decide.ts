@@ -208,7 +208,7 @@ export function decide(input: DecideInput): Outcome {
 
   // I5: failed resets are retried with backoff, and not at all after maxResetAttempts in a row.
   if (r.attempts >= input.maxResetAttempts && r.state !== "clean") {
-    setState("failed", `gave up after ${r.attempts} failed resets (last error: ${r.lastError ?? "unknown"}); fix the cause, then delete the pair's record to retry`);
+    setState("failed", `gave up after ${r.attempts} failed resets (last error: ${r.lastError ?? "unknown"}); fix the cause, then ask for a reset (lab-reset reset <pair>, or POST /api/pairs/{id}/reset)`);
     return finish("gave-up");
   }
   if (r.state === "failed" && r.retryAfter !== null && now.getTime() < Date.parse(r.retryAfter)) return finish("retry-later");
