@@ -38,7 +38,7 @@ export const NOT_A_CONNECTION_STRING = 'is not a connection string (expected "Ac
  * Checks a storage connection string before an SDK sees it (the SDKs fail on a malformed one
  * with a TypeError from deep inside), and returns it as both SDKs read it: keys in their
  * spelling, and an account-key string without protocol or endpoints completed with https and
- * core.windows.net, as the Functions host completes it. `problem` names what to fix.
+ * core.windows.net (both SDKs refuse it otherwise). `problem` names what to fix.
  */
 export function checkConnectionString(value: string): { connectionString: string } | { problem: string } {
   const parts = new Map<string, string>();

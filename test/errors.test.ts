@@ -45,7 +45,7 @@ describe("AzureWebJobsStorage is checked before an SDK sees it", () => {
     }
   });
 
-  it("completes an account-key string without protocol or endpoints as the Functions host does, so both SDKs take it", () => {
+  it("completes an account-key string without protocol or endpoints with https and core.windows.net, so both SDKs take it", () => {
     const completed = checkConnectionString("accountname=labstore;accountkey=a2V5");
     expect(completed).toEqual({ connectionString: "AccountName=labstore;AccountKey=a2V5;DefaultEndpointsProtocol=https;EndpointSuffix=core.windows.net" });
     const { connectionString } = completed as { connectionString: string };

@@ -93,8 +93,9 @@ export function createOctokit(options: GitHubClientOptions): LabOctokitInstance 
         ? { write: new Bottleneck.Group({ id: "lab-reset-write", maxConcurrent: 1, minTime: options.writeSpacingMs }) }
         : {}),
     },
-    // Octokit logs every 304 (a conditional request's hit) as a failed request: not an error here.
-    log: { debug: () => {}, info: () => {}, warn: (m: string) => logger.warn(m), error: (m: string) => (/ - 304 with id /.test(m) ? undefined : logger.error(m)) },
+    // Octokit logs every 304 (a conditional request's hit) as a failed request, and a failed connection as a
+    // "500" GitHub never sent: neither is logged here (the described GitHubError is).
+    log: { debug: () => {}, info: () => {}, warn: (m: string) => logger.warn(m), error: (m: string) => (/ - 304 with id | - 500 with id UNKNOWN /.test(m) ? undefined : logger.error(m)) },
   });
 }
 

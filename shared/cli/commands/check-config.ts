@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import { ConfigurationError, loadLabConfigFile } from "../../lab/config.js";
 import { defaultConfigPath, type CliContext } from "../context.js";
 import { EXIT_FAILED, EXIT_OK } from "../errors.js";
@@ -6,7 +7,8 @@ import { EXIT_FAILED, EXIT_OK } from "../errors.js";
 export function checkConfig(context: CliContext, file: string | undefined, options: { json?: boolean }): number {
   const path = file ?? defaultConfigPath(context);
   try {
-    const config = loadLabConfigFile(path);
+    // A file named on the command line is the caller's, relative to where they stand.
+    const config = loadLabConfigFile(resolve(path));
     const ids = config.pairs.map((pair) => pair.id);
     if (options.json) {
       context.stdout(`${JSON.stringify({ ok: true, file: path, repository: `${config.github.owner}/${config.github.repo}`, pairs: ids }, null, 2)}\n`);

@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import { readFileSync, writeFileSync } from "node:fs";
 import { ConfigurationError, loadLabConfigFile } from "../../lab/config.js";
 import { defaultConfigPath, type CliContext } from "../context.js";
@@ -50,7 +51,7 @@ export function importMatrixCommand(context: CliContext, workflow: string, optio
 function repositoryOfCurrentConfig(context: CliContext): { owner: string; repo: string } {
   const path = defaultConfigPath(context);
   try {
-    const { owner, repo } = loadLabConfigFile(path).github;
+    const { owner, repo } = loadLabConfigFile(resolve(path)).github;
     return { owner, repo };
   } catch (error) {
     if (!(error instanceof ConfigurationError)) throw error;
