@@ -6,6 +6,7 @@ import { DefaultAzureCredential } from "@azure/identity";
 import { ConfigurationError, labKey, loadLabConfigFile, type LabConfig } from "./lab/config.js";
 import { createOctokit, OctokitLabGitHub, type LabGitHub } from "./github/client.js";
 import { TriggerLookups } from "./github/lookups.js";
+import { routingWarnings } from "./lab/routing.js";
 import { consoleLogger, type Logger } from "./logger.js";
 import { ReconcileWorker } from "./reconcile/worker.js";
 import { callerSettingsProblems, GITHUB_SETTINGS_HINT, OIDC_DISABLED_WARNING, readSettings, type Settings } from "./settings.js";
@@ -15,6 +16,7 @@ import { MemoryFactStore, TableFactStore, type FactStore } from "./storage/facts
 import { CoalescedSends, MemoryReconcileQueue, StorageReconcileQueue, type ReconcileQueue } from "./storage/queue.js";
 import { TableStore, type PairStore } from "./storage/tables.js";
 import { OidcVerifier } from "./triggers/oidc.js";
+import { OncePerKey } from "./triggers/once.js";
 
 export interface Runtime {
   settings: Settings;
@@ -25,6 +27,8 @@ export interface Runtime {
   store: PairStore;
   /** What triggers learned (job starts and ends), insert-only. */
   facts: FactStore;
+  /** Job ends of a run already recorded by this instance. */
+  recordedRuns: OncePerKey;
   /** How far reconciles have served the queue. */
   coverage: CoverageStore;
   /** "Look now" for the queue-triggered reconcile; sends coalesced per instance. */
@@ -97,6 +101,7 @@ export async function createRuntime(settings: Settings, config: LabConfig, overr
   const allowedRepositories = settings.allowedRepositories ?? [`${config.github.owner}/${config.github.repo}`];
   const oidc = settings.oidc.disabled ? null : new OidcVerifier({ issuer: settings.oidc.issuer, audience: settings.oidc.audience!, allowedRepositories });
   if (oidc === null) logger.warn(OIDC_DISABLED_WARNING);
+  for (const warning of routingWarnings(settings, config)) logger.warn(warning);
   const runtime: Runtime = {
     settings,
     config,
@@ -104,6 +109,7 @@ export async function createRuntime(settings: Settings, config: LabConfig, overr
     lookups: new TriggerLookups(github, config, clock),
     store,
     facts,
+    recordedRuns: new OncePerKey(),
     coverage,
     queue: new CoalescedSends(queue),
     worker: new ReconcileWorker(() => runtime),

@@ -35,6 +35,8 @@ describe("lab config", () => {
     expect(config.pairs.map((p) => p.id)).toEqual(["vm-25-26", "vm-05-10", "vm-42-43", "vm-11-12"]);
     expect(config.pairs.flatMap((p) => p.hosts)).toHaveLength(8);
     expect(config.pairs[0]!.hosts[0]!.runnerLabel).toBe("parent=rr1-netperf-26\\localadminuser");
+    // Perf jobs reach the lab's VMs through `lab`: the shipped config takes used VMs out of routing.
+    expect(config.routingLabels).toEqual(["lab"]);
   });
 
   it("fills freshForMinutes and resetTimeoutMinutes with their defaults", () => {
@@ -105,7 +107,7 @@ describe("settings", () => {
   it("accepts a GitHub Enterprise Server URL and identity-based storage", () => {
     const s = readSettings({ GITHUB_API_URL: "https://ghes.example/api/v3/", GITHUB_TOKEN: "t", AzureWebJobsStorage__accountName: "labstore", AzureWebJobsStorage__clientId: "abc" });
     expect(s.githubApiUrl).toBe("https://ghes.example/api/v3");
-    expect(s.storage).toEqual({ kind: "identity", tableServiceUrl: "https://labstore.table.core.windows.net", clientId: "abc" });
+    expect(s.storage).toEqual({ kind: "identity", tableServiceUrl: "https://labstore.table.core.windows.net", queueServiceUrl: "https://labstore.queue.core.windows.net", clientId: "abc" });
   });
 
   it("takes a GitHub App, turning escaped newlines in the key into real ones", () => {

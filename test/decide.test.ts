@@ -186,7 +186,7 @@ describe("decide", () => {
     for (const trigger of ["timer", "job-completed"] as const) {
       const out = run({ record: exhausted, trigger });
       expect(out).toMatchObject({ decision: "gave-up", dispatch: false, record: { state: "failed" } });
-      expect(out.record.reason).toMatch(/gave up after 3 failed resets .*delete the pair's record/);
+      expect(out.record.reason).toMatch(/gave up after 3 failed resets .*ask for a reset \(lab-reset reset <pair>/);
     }
     // A job on it meanwhile does not restart the attempts either.
     expect(run({ record: { ...exhausted, state: "dirty" }, trigger: "job-completed" }).decision).toBe("gave-up");

@@ -300,6 +300,20 @@ describe("routing labels follow the pair (I6)", () => {
     expect(failed[0]).toMatchObject({ routing: "open", routingError: expect.stringMatching(/500/) });
   });
 
+  it("a rate-limited label call is not retried after its retry-after (one attempt per reconcile), and is no permission problem", async () => {
+    const { logger, lines } = logged();
+    lab = await start({ logger });
+    lab.github.fail({ method: "DELETE", path: /\/labels\/lab$/ }, { status: 403, body: { message: "You have exceeded a secondary rate limit. Please wait a few minutes before you try again." }, headers: { "retry-after": "1" } });
+    const result = await lab.timer();
+    expect(result.pairs.map((p) => p.decision)).toEqual(Array(4).fill("reset-dispatched"));
+    // Four runners, four DELETEs: the limited one was not sent again, and the others were still tried.
+    expect(lab.github.requests.filter((r) => r.method === "DELETE")).toHaveLength(4);
+    expect(lines.some((l) => /cannot change runner labels/.test(l))).toBe(false);
+    const limited = (await Promise.all(lab.config.pairs.map((p) => stored(lab!, p.id)))).filter((r) => r?.routingError);
+    expect(limited).toHaveLength(1);
+    expect(limited[0]?.routingError).toMatch(/secondary rate limit/);
+  });
+
   it("with routingLabels [] touches no label at all", async () => {
     lab = await start({ config: seedConfig.routingLabels.length === 0 ? seedConfig : { ...seedConfig, routingLabels: [] } });
     await lab.timer();

@@ -64,7 +64,7 @@ function failingFacts(l: TestLab): FactStore {
     prune: (before) => l.runtime.facts.prune(before),
   };
 }
-const failingQueue: ReconcileQueue = { send: () => Promise.reject(new StoreError("queue a reconcile on labreset-reconcile", new Error("503 Server Busy"))) };
+const failingQueue: ReconcileQueue = { send: () => Promise.reject(new StoreError("queue a reconcile on labreset-reconcile", new Error("503 Server Busy"))), now: () => Promise.resolve(new Date()) };
 
 describe("workflow_job in_progress", () => {
   it("records the job's start with one storage write and no GitHub request; the reconcile then holds the pair busy while GitHub's runner still reads idle", async () => {

@@ -47,7 +47,7 @@ export function createOctokit(options: GitHubClientOptions): LabOctokitInstance 
     (retryAfter: number, request: { method: string; url: string; request?: Record<string, unknown> }, _octokit: unknown, retryCount: number) => {
       // A label write sent again later could land after a newer edit of the same runner.
       const willRetry = request.request?.oneAttempt !== true && retryCount < 2 && retryAfter <= maxWait;
-      logger.warn(`GitHub ${kind} rate limit on ${request.method} ${request.url}: ${willRetry ? `retrying after ${retryAfter}s` : "giving up this read"}`);
+      logger.warn(`GitHub ${kind} rate limit on ${request.method} ${request.url}: ${willRetry ? `retrying after ${retryAfter}s` : request.request?.oneAttempt === true ? "not sent again (label writes are sent once)" : "giving up this read"}`);
       return willRetry;
     };
   return new LabOctokit({

@@ -34,7 +34,11 @@ export function jobFactsByPair(facts: StoredFact[], pairOfRunner: Map<string, Pa
   return result;
 }
 
-/** Job starts on the pair's VM among facts not seen before: news that voids a claim. */
+/**
+ * Job starts on the pair's VM among facts not seen before: news that voids a claim. A start
+ * delivered after its own end (deliveries arrive out of order) is no news.
+ */
 export function newStartsOn(pair: Pair, facts: StoredFact[], seen: Set<string>, pairOfRunner: Map<string, Pair>): StoredFact[] {
-  return facts.filter(({ key, fact }) => !seen.has(key) && fact.phase === "started" && pairOfRunner.get(lower(fact.runnerName))?.id === pair.id);
+  const ended = new Set(facts.filter(({ fact }) => fact.phase === "ended" && fact.jobId !== null).map(({ fact }) => fact.jobId));
+  return facts.filter(({ key, fact }) => !seen.has(key) && fact.phase === "started" && !ended.has(fact.jobId) && pairOfRunner.get(lower(fact.runnerName))?.id === pair.id);
 }

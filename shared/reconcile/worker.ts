@@ -10,9 +10,12 @@
 import type { Trigger } from "../lab/pair-record.js";
 import { alert, type Logger } from "../logger.js";
 import { FACT_WINDOW_MS, reconcile, type ReconcileDeps, type ReconcileResult } from "./reconcile.js";
+import { needsFollowUp } from "./routing.js";
 import type { CoverageStore, Coverage } from "../storage/coverage.js";
-import type { QueuedMessage } from "../storage/queue.js";
+import type { QueuedMessage, ReconcileQueue } from "../storage/queue.js";
 
+/** How soon a reconcile that left a pair busy or resetting looks again (routing labels configured). */
+export const FOLLOW_UP_SECONDS = 60;
 /** The Functions host's maxDequeueCount (host.json): the try after which a message is poison. */
 export const MAX_DEQUEUE_COUNT = 5;
 /** Facts are kept a while past the window the reconcile reads, then pruned by timer reconciles. */
@@ -28,6 +31,8 @@ interface Waiter {
 
 export interface WorkerDeps extends ReconcileDeps {
   coverage: CoverageStore;
+  /** Its `now()` is storage's clock, the one that stamps insertion times. */
+  queue: Pick<ReconcileQueue, "now" | "send">;
 }
 
 const isCovered = (queued: QueuedMessage, coverage: Coverage) => {
@@ -40,9 +45,16 @@ const isCovered = (queued: QueuedMessage, coverage: Coverage) => {
 /** The trigger a batch reconciles as: a timer's rules if any message is the timer's. */
 const batchTrigger = (batch: Waiter[]): Trigger => (batch.some((w) => w.queued.message.trigger === "timer") ? "timer" : batch.at(-1)!.queued.message.trigger);
 
+type Kind = "events" | "timer";
+const kindOf = (queued: QueuedMessage): Kind => (queued.message.trigger === "timer" ? "timer" : "events");
+
 export class ReconcileWorker {
   private waiting: Waiter[] = [];
   private running: Promise<void> | null = null;
+  /** Reconciles begun on this instance; the number of the latest that ended ok, per kind. */
+  private begun = 0;
+  private readonly okUpTo: Record<Kind, number> = { events: 0, timer: 0 };
+  private current: { number: number; timer: boolean; outcome: Promise<ReconcileResult | null> } | null = null;
   /** Reconciles this instance ran (the burst benchmark reports it). */
   reconciles = 0;
 
@@ -50,8 +62,17 @@ export class ReconcileWorker {
 
   async serve(queued: QueuedMessage, logger: Logger): Promise<ServeOutcome> {
     const deps = { ...this.deps(), logger };
+    // A reconcile begun after this message was handed over read facts recorded before it was inserted.
+    const entered = this.begun;
+    const kind = kindOf(queued);
     try {
       if (isCovered(queued, await deps.coverage.read())) return { served: "covered" };
+      if (this.okUpTo[kind] > entered) return { served: "covered" };
+      const running = this.current;
+      if (running && running.number > entered && (kind === "events" || running.timer)) {
+        const result = await running.outcome;
+        if (result) return { served: "reconciled", result };
+      }
       return await new Promise<ServeOutcome>((resolve, reject) => {
         this.waiting.push({ queued, resolve, reject });
         this.running ??= this.drain(deps);
@@ -78,19 +99,44 @@ export class ReconcileWorker {
 
   private async runBatch(deps: WorkerDeps, batch: Waiter[]): Promise<void> {
     const trigger = batchTrigger(batch);
-    const latest = (list: Waiter[]) => list.reduce<string | null>((a, w) => (a === null || w.queued.insertedAt.toISOString() > a ? w.queued.insertedAt.toISOString() : a), null);
+    const number = ++this.begun;
+    let settle: (result: ReconcileResult | null) => void = () => undefined;
+    this.current = { number, timer: trigger === "timer", outcome: new Promise((resolve) => (settle = resolve)) };
     try {
       this.reconciles++;
+      // Storage's clock just before the reconcile reads: every message inserted in an earlier second is covered.
+      const readFrom = await deps.queue.now().catch(() => null);
       const result = await reconcile(deps, trigger);
       if (!result.ok) throw new Error(`the reconcile was incomplete: ${result.errors.join("; ")}`);
-      // Every message of the batch was inserted before this reconcile began reading.
-      const covered: Coverage = { events: latest(batch), timer: trigger === "timer" ? latest(batch.filter((w) => w.queued.message.trigger === "timer")) : null };
-      await deps.coverage.advance(covered).catch((error: unknown) => deps.logger.warn(`reconcile coverage not recorded (later messages reconcile again): ${(error as Error).message}`));
+      this.okUpTo.events = Math.max(this.okUpTo.events, number);
+      if (trigger === "timer") this.okUpTo.timer = Math.max(this.okUpTo.timer, number);
+      settle(result);
+      if (readFrom) await this.advanceCoverage(deps, trigger, readFrom);
+      await this.followUp(deps, result);
       if (trigger === "timer") await this.prune(deps);
       for (const w of batch) w.resolve({ served: "reconciled", result });
     } catch (error) {
+      settle(null);
       for (const w of batch) w.reject(error);
+    } finally {
+      if (this.current?.number === number) this.current = null;
     }
+  }
+
+  /**
+   * While a pair is busy or being reset with routing labels configured, look again in a minute:
+   * a lost `in_progress` delivery must still be caught before the job ends, and a finished reset
+   * put back in routing without waiting for its report.
+   */
+  private async followUp(deps: WorkerDeps, result: ReconcileResult): Promise<void> {
+    if (deps.config.routingLabels.length === 0 || !needsFollowUp(result)) return;
+    await deps.queue.send({ trigger: "webhook" }, { delaySeconds: FOLLOW_UP_SECONDS }).catch((error: unknown) => deps.logger.warn(`follow-up look not queued (the next trigger looks anyway): ${(error as Error).message}`));
+  }
+
+  private async advanceCoverage(deps: WorkerDeps, trigger: Trigger, readFrom: Date): Promise<void> {
+    const upTo = readFrom.toISOString();
+    const covered: Coverage = { events: upTo, timer: trigger === "timer" ? upTo : null };
+    await deps.coverage.advance(covered).catch((error: unknown) => deps.logger.warn(`reconcile coverage not recorded (later messages reconcile again): ${(error as Error).message}`));
   }
 
   private async prune(deps: WorkerDeps): Promise<void> {

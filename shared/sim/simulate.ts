@@ -168,7 +168,8 @@ export async function appDriver(
   // The queue trigger picks a message up within a second, and retries a failed one a minute later.
   const trigger = new MemoryQueueTrigger(runtime, queue, { logger, retryLater: (retry) => lab.after(60_000, () => (retry(), undefined)) });
   let pickUp = false;
-  queue.onSend = () => {
+  queue.onSend = (delayMs) => {
+    if (delayMs > 0) return lab.after(delayMs + 1_000, () => trigger.drain());
     if (pickUp) return;
     pickUp = true;
     lab.after(1_000, async () => {

@@ -19,8 +19,15 @@ export interface QueuedMessage {
   dequeueCount: number;
 }
 
+export interface SendOptions {
+  /** Hidden this long before a queue function may take it (a follow-up look). */
+  delaySeconds?: number;
+}
+
 export interface ReconcileQueue {
-  send(message: ReconcileMessage): Promise<void>;
+  send(message: ReconcileMessage, options?: SendOptions): Promise<void>;
+  /** The queue service's clock (whole seconds, as it stamps insertion times). */
+  now(): Promise<Date>;
 }
 
 /** The Functions host's queue trigger expects Base64 message text by default. */
@@ -45,12 +52,18 @@ export class StorageReconcileQueue implements ReconcileQueue {
     return new StorageReconcileQueue(client);
   }
 
-  async send(message: ReconcileMessage): Promise<void> {
+  async send(message: ReconcileMessage, options: SendOptions = {}): Promise<void> {
     try {
-      await this.client.sendMessage(encodeMessage(message));
+      await this.client.sendMessage(encodeMessage(message), options.delaySeconds ? { visibilityTimeout: options.delaySeconds } : {});
     } catch (error) {
       throw new StoreError(`queue a reconcile on ${this.client.name}`, error);
     }
+  }
+
+  async now(): Promise<Date> {
+    const { date } = await this.client.getProperties();
+    if (!date) throw new Error(`the queue service sent no Date header for ${this.client.name}`);
+    return date;
   }
 }
 
@@ -65,8 +78,12 @@ export class CoalescedSends implements ReconcileQueue {
 
   constructor(private readonly queue: ReconcileQueue) {}
 
-  send(message: ReconcileMessage): Promise<void> {
-    if (message.trigger === "timer") return this.queue.send(message);
+  now(): Promise<Date> {
+    return this.queue.now();
+  }
+
+  send(message: ReconcileMessage, options: SendOptions = {}): Promise<void> {
+    if (message.trigger === "timer" || options.delaySeconds) return this.queue.send(message, options);
     this.next ??= (async () => {
       await this.inFlight?.catch(() => undefined);
       this.next = null;
@@ -84,28 +101,40 @@ export class CoalescedSends implements ReconcileQueue {
 
 /** A queue in process memory for the simulator and tests; `take` plays the queue trigger. */
 export class MemoryReconcileQueue implements ReconcileQueue {
-  private readonly messages: QueuedMessage[] = [];
-  /** Called after each send, e.g. to serve it at once. */
-  onSend?: () => void;
+  private readonly messages: (QueuedMessage & { visibleAt: number })[] = [];
+  /** Called after each send with how long it stays hidden, e.g. to serve it when due. */
+  onSend?: (delayMs: number) => void;
 
   constructor(private readonly clock: () => Date) {}
 
-  send(message: ReconcileMessage): Promise<void> {
-    this.messages.push({ message: ReconcileMessageSchema.parse(message), insertedAt: this.clock(), dequeueCount: 0 });
-    this.onSend?.();
+  send(message: ReconcileMessage, options: SendOptions = {}): Promise<void> {
+    const now = this.clock().getTime();
+    const delayMs = (options.delaySeconds ?? 0) * 1000;
+    this.messages.push({ message: ReconcileMessageSchema.parse(message), insertedAt: new Date(Math.floor(now / 1000) * 1000), dequeueCount: 0, visibleAt: now + delayMs });
+    this.onSend?.(delayMs);
     return Promise.resolve();
   }
 
-  get length(): number {
-    return this.messages.length;
+  now(): Promise<Date> {
+    // Whole seconds, as storage stamps them.
+    return Promise.resolve(new Date(Math.floor(this.clock().getTime() / 1000) * 1000));
   }
 
-  /** Takes every waiting message; the caller puts back the ones it failed (`putBack`). */
+  /** Messages visible now. */
+  get length(): number {
+    const now = this.clock().getTime();
+    return this.messages.filter((m) => m.visibleAt <= now).length;
+  }
+
+  /** Takes every visible message; the caller puts back the ones it failed (`putBack`). */
   takeAll(): QueuedMessage[] {
-    return this.messages.splice(0).map((m) => ({ ...m, dequeueCount: m.dequeueCount + 1 }));
+    const now = this.clock().getTime();
+    const taken = this.messages.filter((m) => m.visibleAt <= now);
+    this.messages.splice(0, this.messages.length, ...this.messages.filter((m) => m.visibleAt > now));
+    return taken.map(({ visibleAt: _visibleAt, ...m }) => ({ ...m, dequeueCount: m.dequeueCount + 1 }));
   }
 
   putBack(message: QueuedMessage): void {
-    this.messages.push(message);
+    this.messages.push({ ...message, visibleAt: this.clock().getTime() });
   }
 }

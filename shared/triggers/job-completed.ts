@@ -98,7 +98,9 @@ export async function jobCompleted(runtime: Runtime, bodyText: string, logger: L
     const jobs = ownRepository ? await runtime.lookups.runJobs(body.runId, runAttempt) : [];
     if (jobs === null) return error(404, `GitHub has no run ${body.runId} in ${owner}/${repo}; check runId.`);
     const facts = endedFacts(jobs, body.runId, body.runnerName, runtime.clock());
-    await runtime.facts.record(facts);
+    // Facts are insert-only, so the same run's ends need recording once per instance.
+    const key = `${body.runId}/${runAttempt ?? "latest"}/${facts.map((f) => `${f.jobId ?? f.runnerName}:${f.at}`).join(",")}`;
+    await runtime.recordedRuns.run(key, () => runtime.facts.record(facts));
     await runtime.queue.send({ trigger: "job-completed" });
     logger.info(`job-completed: run ${body.runId} recorded (${facts.length} job ends); a reconcile is queued`);
     return { status: 202, body: { runId: body.runId, pairs: await usedPairs(runtime, facts, runnerPair), reconcile: "queued" } };

@@ -952,6 +952,10 @@ class RecordingQueue implements ReconcileQueue {
     private readonly inner: ReconcileQueue,
   ) {}
 
+  now(): Promise<Date> {
+    return this.inner.now();
+  }
+
   async send(message: ReconcileMessage): Promise<void> {
     await this.lab.pause("Queue send");
     const fault = this.lab.storeFault();

@@ -19,7 +19,9 @@ import { jobCompleted, type CallerCredentials } from "../../shared/triggers/job-
 import { scheduledReset } from "../../shared/triggers/timer.js";
 import { openTestStore, uniqueTablePrefix } from "./store.js";
 
-export const seedConfig: LabConfig = loadLabConfigFile("lab.config.json");
+/** The shipped lab, minus its routing labels: quarantine has suites of its own (routing, holds). */
+export const shippedConfig: LabConfig = loadLabConfigFile("lab.config.json");
+export const seedConfig: LabConfig = { ...shippedConfig, routingLabels: [] };
 
 /** Runner names as the lab's runner page shows them. */
 export const vmRunnerName = (pairId: string) => pairId.toUpperCase();
