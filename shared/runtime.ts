@@ -29,6 +29,8 @@ export interface Runtime {
   facts: FactStore;
   /** Job ends of a run already recorded by this instance. */
   recordedRuns: OncePerKey;
+  /** Routing labels the webhook removed recently, per runner and label. */
+  routingCloses: OncePerKey;
   /** How far reconciles have served the queue. */
   coverage: CoverageStore;
   /** "Look now" for the queue-triggered reconcile; sends coalesced per instance. */
@@ -109,7 +111,8 @@ export async function createRuntime(settings: Settings, config: LabConfig, overr
     lookups: new TriggerLookups(github, config, clock),
     store,
     facts,
-    recordedRuns: new OncePerKey(),
+    recordedRuns: new OncePerKey(clock),
+    routingCloses: new OncePerKey(clock),
     coverage,
     queue: new CoalescedSends(queue),
     worker: new ReconcileWorker(() => runtime),

@@ -291,7 +291,8 @@ describe.runIf(linux)("npm start on a mistake or a way out", () => {
     const busy = await answering(200);
     const port = Number(new URL(busy.url).port);
     try {
-      const app = startApp({ PORT: String(port) }, mkdtempSync(join(tmpdir(), "lab-reset-cwd-")));
+      // With the webhook secret set, start-up has no warning to print about routing labels.
+      const app = startApp({ PORT: String(port), GITHUB_WEBHOOK_SECRET: "x".repeat(32) }, mkdtempSync(join(tmpdir(), "lab-reset-cwd-")));
       expect(await app.exited).toBe(1);
       expect(app.stderr()).toBe(`PORT ${port} is in use: set PORT\n`);
       expect(app.azurite()).toHaveLength(2);

@@ -8,7 +8,7 @@ import type { LabConfig, Pair } from "../lab/config.js";
 import type { PairEvent, Trigger } from "../lab/pair-record.js";
 import type { FactStore, StoredFact } from "../storage/facts.js";
 import { appendEvents, patchClaim, releaseClaim, type Claim, type ClaimDeps } from "./claim.js";
-import { jobFactsByPair, newStartsOn } from "./job-facts.js";
+import { jobFactsByPair, newStartsOn, type PairJobFacts } from "./job-facts.js";
 import { lookAtLab, observePair, pairByRunnerName, type LabLook } from "./observe.js";
 import type { Tally } from "./tally.js";
 
@@ -59,10 +59,14 @@ async function judgeClaim(deps: ActDeps, claim: Claim, look: SecondLook, seenFac
   const pairOfRunner = "error" in look.lab ? new Map<string, Pair>() : pairByRunnerName(deps.config.pairs, look.lab);
   const facts = Array.isArray(look.facts) ? look.facts : [];
   const observation = Array.isArray(look.facts) ? observePair(pair, look.lab) : { ok: false as const, error: `not reset: could not read the recorded job facts (${look.facts.error})` };
-  const again = decide({ ...claim.input, ...jobFactsByPair(facts, pairOfRunner).get(pair.id), record: claim.before?.record ?? null, observation, requestId, now: deps.clock() });
+  const jobs = laterJobs(claim.input, jobFactsByPair(facts, pairOfRunner).get(pair.id));
+  const again = decide({ ...claim.input, ...jobs, record: claim.before?.record ?? null, observation, requestId, now: deps.clock() });
   if (!again.dispatch) return { release: true, again, why: again.record.reason };
   const started = newStartsOn(pair, facts, seenFacts, pairOfRunner);
-  const busy: Outcome = { ...again, decision: "deferred-busy", dispatch: false, record: claim.before?.record ?? again.record };
+  // Back to the record before the claim, with the job the second look learned of noted.
+  const before = claim.before?.record ?? again.record;
+  const noted = { ...before, jobSinceReset: before.jobSinceReset || again.record.jobSinceReset, lastJobRunId: again.record.lastJobRunId, lastJobAt: again.record.lastJobAt };
+  const busy: Outcome = { ...again, decision: "deferred-busy", dispatch: false, record: noted };
   if (started.length > 0) return { release: true, again: busy, why: `run ${started[0]!.fact.runId} started a job on the VM (webhook) since the first look` };
   // Only our own claim may be dispatched: re-read it (another reconcile may have followed it meanwhile).
   const current = await deps.store.getPair(pair.id).catch(() => "unreadable" as const);
@@ -74,6 +78,14 @@ async function judgeClaim(deps: ActDeps, claim: Claim, look: SecondLook, seenFac
   claim.etag = current.etag;
   claim.outcome = { ...claim.outcome, record: current.record };
   return { release: false };
+}
+
+/** The first look's job facts (the timer's backstop among them), each replaced only by a later one. */
+function laterJobs(first: PairJobFacts, again: PairJobFacts | undefined): PairJobFacts {
+  const later = <T extends { at: string }>(a: T | undefined, b: T | undefined) => (a === undefined ? b : b === undefined || a.at >= b.at ? a : b);
+  const jobReport = later(first.jobReport, again?.jobReport);
+  const jobStart = later(again?.jobStart, first.jobStart);
+  return { ...(jobReport ? { jobReport } : {}), ...(jobStart ? { jobStart } : {}) };
 }
 
 async function dispatch(deps: ActDeps, trigger: Trigger, claim: Claim, tally: Tally): Promise<void> {

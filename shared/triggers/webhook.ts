@@ -22,6 +22,7 @@ import type { FactStore, JobFact } from "../storage/facts.js";
 import type { ReconcileQueue } from "../storage/queue.js";
 import { REPOSITORY_PATTERN, type Settings } from "../settings.js";
 import { refuse, unavailable, type JsonResponse } from "./http.js";
+import type { OncePerKey } from "./once.js";
 
 /** workflow_job payloads are a few KiB; GitHub caps any payload at 25 MB, which we never need. */
 export const MAX_WEBHOOK_BODY_BYTES = 256 * 1024;
@@ -67,10 +68,14 @@ export interface WebhookRuntime {
   clock: () => Date;
   config: Pick<LabConfig, "routingLabels">;
   github: Pick<LabGitHub, "removeRunnerLabel">;
+  /** Label removals this instance sent recently (runner and label). */
+  routingCloses: OncePerKey;
 }
 
 /** Longest the answer waits for the label DELETEs; GitHub wants it within 10 s. A slower DELETE finishes unawaited. */
 export const ROUTING_DELETE_WAIT_MS = 4_000;
+/** A reset takes minutes: within this window a runner's label removed once is still removed. */
+const ROUTING_CLOSE_DEDUPE_MS = 60_000;
 
 const SIGNATURE = /^sha256=[0-9a-f]{64}$/;
 // GitHub's delivery ids are GUIDs; anything else is not GitHub's.
@@ -167,7 +172,9 @@ async function closeRouting(runtime: WebhookRuntime, job: WorkflowJobEvent["work
   const deletes = (async () => {
     for (const label of labels) {
       try {
-        await runtime.github.removeRunnerLabel(runnerId, label);
+        // Once per runner and label in a while: a burst of starts must not queue dozens of writes
+        // (spaced a second apart) ahead of the dispatches; no reset can re-add a label that fast.
+        await runtime.routingCloses.run(`${runnerId}/${lower(label)}`, () => runtime.github.removeRunnerLabel(runnerId, label), ROUTING_CLOSE_DEDUPE_MS);
       } catch (error) {
         logger.error(`githubWebhook: removing routing label ${label} from runner ${job.runner_name} (id ${runnerId}) at the start of job ${job.id} failed; the reconcile tries again: ${(error as Error).message}`);
       }
