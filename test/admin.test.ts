@@ -313,7 +313,7 @@ async function serve(options: { rootRedirect?: string } = {}) {
   const queue = new CoalescedSends(await StorageReconcileQueue.open({ kind: "connectionString", connectionString }, queueName));
   // Every message the routes queue, as they send it.
   const sent: ReconcileMessage[] = [];
-  runtime.queue = { send: (message) => (sent.push(message), queue.send(message)), now: () => queue.now() };
+  runtime.queue = { send: (message, options) => (sent.push(message), queue.send(message, options)), now: () => queue.now() };
   const definitions = functionDefinitions(() => Promise.resolve(runtime), { resetSchedule: "0 0 */6 * * *", reconcileQueue: queueName });
   host = await startLocalHost({ definitions, port: 0, logger: silentLogger, queueConnectionString: connectionString, ...options });
   return { lab, url: host.url, sent };

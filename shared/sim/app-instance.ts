@@ -169,8 +169,8 @@ async function timeRuntime(runtime: Runtime, settings: Settings, timings: Timing
   runtime.facts = { ...facts, record: (f) => timings.time("facts.record", () => facts.record(f)), listSince: (d) => facts.listSince(d), prune: (d) => facts.prune(d) };
   // Rebuilt as createRuntime composes it, to time both a caller's wait and each message sent.
   const queue = await StorageReconcileQueue.open({ kind: "connectionString", connectionString: (settings.storage as { connectionString: string }).connectionString }, settings.reconcileQueue);
-  const coalesced = new CoalescedSends({ send: (m) => timings.time("queue message sent", () => queue.send(m)), now: () => queue.now() });
-  runtime.queue = { send: (m) => timings.time("queue.send (caller)", () => coalesced.send(m)), now: () => queue.now() };
+  const coalesced = new CoalescedSends({ send: (m, o) => timings.time("queue message sent", () => queue.send(m, o)), now: () => queue.now() });
+  runtime.queue = { send: (m, o) => timings.time("queue.send (caller)", () => coalesced.send(m, o)), now: () => queue.now() };
   const runJobs = lookups.runJobs.bind(lookups);
   const pairOfRunner = lookups.pairOfRunner.bind(lookups);
   lookups.runJobs = (id, attempt) => timings.time("lookups.runJobs", () => runJobs(id, attempt));

@@ -249,6 +249,7 @@ export function finishedPerfRun(lab: BurstLab, pair: Pair, jobs: number, created
 /** No message is waiting to be served and GitHub has had no request for `stillMs`. */
 export async function waitQuiet(lab: BurstLab, timeoutMs: number, stillMs = 2_000): Promise<void> {
   const queue = lab.queue();
+  if (process.env.BURST_DEBUG) setTimeout(() => console.error(JSON.stringify(lab.github.requests.slice(-30).map((r) => `${r.method} ${r.path ?? ""}`))), timeoutMs - 1000).unref();
   let last = lab.github.requests.length;
   let stillSince = performance.now();
   await waitUntil("a quiet queue", timeoutMs, async () => {

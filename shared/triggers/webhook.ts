@@ -72,8 +72,8 @@ export interface WebhookRuntime {
   routingCloses: OncePerKey;
 }
 
-/** Longest the answer waits for the label DELETEs; GitHub wants it within 10 s. A slower DELETE finishes unawaited. */
-export const ROUTING_DELETE_WAIT_MS = 4_000;
+/** Longest the answer waits for the label DELETEs (they queue behind GitHub's write spacing); a slower one finishes unawaited, and the queued reconcile closes routing anyway. */
+export const ROUTING_DELETE_WAIT_MS = 250;
 /** A reset takes minutes: within this window a runner's label removed once is still removed. */
 const ROUTING_CLOSE_DEDUPE_MS = 60_000;
 

@@ -20,7 +20,7 @@ import { githubWebhook } from "../../shared/triggers/webhook.js";
 import { ReconcileWorker } from "../../shared/reconcile/worker.js";
 import { MemoryCoverageStore } from "../../shared/storage/coverage.js";
 import { MemoryFactStore, type FactStore, type JobFact, type StoredFact } from "../../shared/storage/facts.js";
-import { MemoryReconcileQueue, type QueuedMessage, type ReconcileMessage, type ReconcileQueue } from "../../shared/storage/queue.js";
+import { MemoryReconcileQueue, type QueuedMessage, type ReconcileMessage, type ReconcileQueue, type SendOptions } from "../../shared/storage/queue.js";
 import type { Logger } from "../../shared/logger.js";
 import { MemoryStore } from "../../shared/storage/memory.js";
 import type { PairEvent, PairRecord } from "../../shared/lab/pair-record.js";
@@ -956,11 +956,11 @@ class RecordingQueue implements ReconcileQueue {
     return this.inner.now();
   }
 
-  async send(message: ReconcileMessage): Promise<void> {
+  async send(message: ReconcileMessage, options?: SendOptions): Promise<void> {
     await this.lab.pause("Queue send");
     const fault = this.lab.storeFault();
     if (fault === "503") throw new StoreError("queue a reconcile", new Error("503 Service Unavailable"));
-    await this.inner.send(message);
+    await this.inner.send(message, options);
     // Inserted: a queue function may take it before this answer arrives.
     await this.lab.pause("Queue send answer");
     if (fault === "503-after-write") throw new StoreError("queue a reconcile", new Error("503 Service Unavailable"));
