@@ -102,7 +102,12 @@ const stamp = (at: Date) => at.toISOString().slice(5, 16).replace("T", " ");
 
 /** The simulated lab prints the app's decisions as state changes; routine log lines would drown them. */
 function quiet(logger: Logger): Logger {
-  return { info: () => {}, warn: (m, ...r) => (m.includes("OIDC IS OFF") ? undefined : logger.warn(m, ...r)), error: (m, ...r) => logger.error(m, ...r) };
+  return {
+    // A timer reconcile's one-line summary still shows: it answers "did my manual run work?".
+    info: (m, ...r) => (/^(\[reconcileLab\] )?reconcile \{"trigger":"timer"/.test(m) ? logger.info(m, ...r) : undefined),
+    warn: (m, ...r) => (m.includes("OIDC IS OFF") ? undefined : logger.warn(m, ...r)),
+    error: (m, ...r) => logger.error(m, ...r),
+  };
 }
 
 /** Prints each state change the app records, as it records it. */

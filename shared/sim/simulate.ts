@@ -29,7 +29,7 @@ import type { Profile } from "./workload.js";
  */
 export type PolicyName = "lab-reset" | "lab-reset-calls" | "today" | "none";
 
-const SIM_WEBHOOK_SECRET = "simulated-lab-webhook-secret";
+export const SIM_WEBHOOK_SECRET = "simulated-lab-webhook-secret";
 
 export interface Faults {
   /** Share of GitHub requests answered 502 (the app's client retries them). */
