@@ -8,14 +8,12 @@ import type { LabConfig, Pair } from "../lab/config.js";
 import type { PairEvent, Trigger } from "../lab/pair-record.js";
 import type { FactStore, StoredFact } from "../storage/facts.js";
 import { appendEvents, patchClaim, releaseClaim, type Claim, type ClaimDeps } from "./claim.js";
-import { jobFactsByPair, newStartsOn, type PairJobFacts } from "./job-facts.js";
+import { FACT_WINDOW_MS, jobFactsByPair, newStartsOn, type PairJobFacts } from "./job-facts.js";
 import { lookAtLab, observePair, pairByRunnerName, type LabLook } from "./observe.js";
 import type { Tally } from "./tally.js";
 
 /** Older than this, the second look is taken again before the next dispatch (dispatches are spaced ≥ 1 s). */
 const STALE_LOOK_MS = 10_000;
-/** Facts are re-read from a little before the first read: instances' clocks differ. */
-const FACT_MARGIN_MS = 10 * 60_000;
 
 export interface ActDeps extends ClaimDeps {
   config: LabConfig;
@@ -33,7 +31,8 @@ async function lookAgain(deps: ActDeps, firstReadAt: Date, tally: Tally): Promis
   if ("error" in lab) tally.errors.push(lab.error);
   let facts: SecondLook["facts"];
   try {
-    facts = await deps.facts.listSince(new Date(firstReadAt.getTime() - FACT_MARGIN_MS));
+    // The whole window again: a start read first must meet its end recorded since (and both fold alike).
+    facts = await deps.facts.listSince(new Date(firstReadAt.getTime() - FACT_WINDOW_MS));
   } catch (error) {
     facts = { error: (error as Error).message };
     tally.errors.push(facts.error);

@@ -8,6 +8,9 @@ import type { DecideInput } from "../lab/decide.js";
 import type { StoredFact } from "../storage/facts.js";
 import { lower } from "./observe.js";
 
+/** Facts older than this are the records' already (a reset has followed, or the backstop's horizon passed). */
+export const FACT_WINDOW_MS = 26 * 3_600_000;
+
 /** How long a recorded job start keeps a pair busy without its end being recorded. */
 export const BUSY_HOLD_MINUTES = 15;
 

@@ -19,7 +19,7 @@ import { dispatchClaims } from "./act.js";
 import { unreportedJobs } from "./backstop.js";
 import { decideAndWrite, type Claim } from "./claim.js";
 import { followResets } from "./follow.js";
-import { jobFactsByPair, type PairJobFacts } from "./job-facts.js";
+import { FACT_WINDOW_MS, jobFactsByPair, type PairJobFacts } from "./job-facts.js";
 import { lookAtLab, observePair, pairByRunnerName, type LabLook } from "./observe.js";
 import { RoutingPass } from "./routing.js";
 import { Tally, type ReconcileResult } from "./tally.js";
@@ -36,8 +36,7 @@ export interface ReconcileDeps {
   newRequestId?: () => string;
 }
 
-/** Facts older than this are the records' already (a reset has followed, or the backstop's horizon passed). */
-export const FACT_WINDOW_MS = 26 * 3_600_000;
+export { FACT_WINDOW_MS } from "./job-facts.js";
 
 /** Everything the decisions are made from, read once at the start. */
 export interface Observed {
