@@ -134,7 +134,14 @@ export const SettingsSchema = z
     OIDC_ISSUER: optionalText.pipe(issuerUrl.optional()),
     OIDC_AUDIENCE: optionalText,
     ALLOWED_REPOSITORIES: optionalText.pipe(repositoryList.optional()),
-    GITHUB_WEBHOOK_SECRET: optionalText.pipe(z.string().min(16, "must be at least 16 characters; generate one with: openssl rand -hex 32").optional()),
+    // Two, comma-separated, while the secret is rotated: a delivery signed with either is accepted.
+    GITHUB_WEBHOOK_SECRET: optionalText.pipe(
+      z
+        .string()
+        .transform((value) => value.split(",").map((secret) => secret.trim()))
+        .pipe(z.array(z.string().min(16, "must be at least 16 characters each; generate one with: openssl rand -hex 32")).max(2, "holds at most two secrets (new,old) while rotating"))
+        .optional(),
+    ),
   })
   .superRefine((env, ctx) => {
     for (const [name, value] of Object.entries(env)) {
@@ -186,8 +193,8 @@ export interface Settings {
   oidc: OidcSettings;
   /** Repositories whose runs may report (`owner/repo`); null means the lab config's repository. */
   allowedRepositories: string[] | null;
-  /** Shared secret of the workflow_job webhook; null refuses every delivery. */
-  webhookSecret: string | null;
+  /** Shared secrets of the workflow_job webhook (two while rotating); empty refuses every delivery. */
+  webhookSecrets: string[];
 }
 
 export type OidcSettings =
@@ -242,7 +249,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     resetSchedule: s.RESET_SCHEDULE ?? DEFAULT_RESET_SCHEDULE,
     oidc: s.OIDC_DISABLED === "true" ? { disabled: true } : { disabled: false, issuer: (s.OIDC_ISSUER ?? DEFAULT_OIDC_ISSUER).replace(/\/+$/, ""), audience: s.OIDC_AUDIENCE ?? null },
     allowedRepositories: s.ALLOWED_REPOSITORIES ?? null,
-    webhookSecret: s.GITHUB_WEBHOOK_SECRET ?? null,
+    webhookSecrets: s.GITHUB_WEBHOOK_SECRET ?? [],
   };
 }
 

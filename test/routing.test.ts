@@ -387,9 +387,9 @@ describe("the routing rule, pure", () => {
   });
 
   it("warns at start-up when routingLabels is set but GITHUB_WEBHOOK_SECRET is not", () => {
-    expect(routingWarnings({ webhookSecret: null }, routed)).toEqual([expect.stringMatching(/routingLabels is set \(lab\) but GITHUB_WEBHOOK_SECRET is not: without the workflow_job webhook/)]);
-    expect(routingWarnings({ webhookSecret: "s" }, routed)).toEqual([]);
-    expect(routingWarnings({ webhookSecret: null }, { routingLabels: [] })).toEqual([]);
+    expect(routingWarnings({ webhookSecrets: [] }, routed)).toEqual([expect.stringMatching(/routingLabels is set \(lab\) but GITHUB_WEBHOOK_SECRET is not: without the workflow_job webhook/)]);
+    expect(routingWarnings({ webhookSecrets: ["s"] }, routed)).toEqual([]);
+    expect(routingWarnings({ webhookSecrets: [] }, { routingLabels: [] })).toEqual([]);
   });
 
   it("asks for a follow-up look while a pair is busy or resetting", () => {

@@ -81,7 +81,7 @@ describe("workflow_job in_progress", () => {
     expect(lab.github.requests.length).toBe(requests);
     expect(calls).toEqual(["facts.record", "queue.send"]);
     expect(await facts(lab)).toEqual([
-      { phase: "started", jobId: 4001, runId: 777, runnerName: "vm-25-26", runnerId: expect.any(Number), at: "2026-11-27T12:00:05.000Z", source: "webhook", recordedAt: lab.now.value.toISOString() },
+      { phase: "started", jobId: 4001, runId: 777, runnerName: "vm-25-26", runnerId: expect.any(Number), at: "2026-11-27T12:00:05.000Z", githubAt: "2026-11-27T12:00:05.000Z", source: "webhook", recordedAt: lab.now.value.toISOString() },
     ]);
     expect(lab.queue.length).toBe(1);
     // The answer wrote no pair record: that is the reconcile's.
@@ -128,7 +128,8 @@ describe("workflow_job in_progress", () => {
     // Both are facts; the trigger does not judge them.
     expect(older).toMatchObject({ status: 202, body: { recorded: "started", runId: 51 } });
     await lab.settle();
-    expect(await stored(lab, "vm-42-43")).toMatchObject({ state: "busy", lastJobRunId: 52, lastJobAt: "2026-11-27T11:55:00.000Z" });
+    // Both starts are dated by their arrival (12:00); GitHub's own start times break the tie.
+    expect(await stored(lab, "vm-42-43")).toMatchObject({ state: "busy", lastJobRunId: 52, lastJobAt: "2026-11-27T12:00:00.000Z" });
   });
 
   it("keeps a reset in flight followed, and makes the pair dirty again when the reset ends", async () => {
@@ -164,6 +165,28 @@ describe("workflow_job in_progress", () => {
     expect(resultOf(await lab.timer(), "vm-11-12")).toMatchObject({ state: "busy", decision: "deferred-busy" });
     lab.advance(15);
     expect(resultOf(await lab.timer(), "vm-11-12")).toMatchObject({ decision: "reset-dispatched" });
+  });
+});
+
+describe("a start whose started_at is the job's queue time", () => {
+  it("holds the pair busy when a job queued before the reset starts after it on a runner GitHub still shows idle, and no reset hits it", async () => {
+    lab = await start();
+    await cleanLab(lab, 0); // resets requested at 12:00, every pair clean at 12:10
+    // The perf job queued at 11:55, while the VM was being reset; GitHub's API does not show it on the runner yet.
+    const run = lab.github.addRun({ name: "perf", status: "in_progress", createdAt: "2026-11-27T11:55:00Z", jobs: [{ status: "queued", runnerName: null, labels: ["self-hosted", "lab"] }] });
+    const job = lab.github.jobsOf(Number(run.id))[0]!;
+    lab.advance(70); // 13:20: the reset is older than freshForMinutes, so a timer would reset an idle clean pair
+    const payload = workflowJobPayload("in_progress", { runnerName: "VM-25-26", runId: Number(run.id), jobId: Number(job.id), startedAt: "2026-11-27T11:55:00Z" });
+    expect(await deliver(lab, await signedDelivery(payload))).toMatchObject({ status: 202, body: { recorded: "started" } });
+    expect((await facts(lab)).at(-1)).toMatchObject({ at: lab.now.value.toISOString(), githubAt: "2026-11-27T11:55:00.000Z" });
+    expect(lab.github.getRunner("VM-25-26")?.busy).toBe(false);
+    await lab.settle();
+    expect(await stored(lab, "vm-25-26")).toMatchObject({ state: "busy" });
+    for (const minutes of [1, 13]) {
+      lab.advance(minutes);
+      expect(resultOf(await lab.timer(), "vm-25-26")).toMatchObject({ state: "busy", decision: "deferred-busy" });
+    }
+    expect(dispatchedPairs(lab)).not.toContain("vm-25-26");
   });
 });
 
@@ -309,11 +332,14 @@ describe("deliveries that concern no pair", () => {
       workflowJobPayload("waiting", { runnerName: "VM-25-26" }),
       workflowJobPayload("in_progress", { runnerName: null }),
       workflowJobPayload("completed", { runnerName: null }),
+      // A queued job cancelled before it started, as GitHub may send it: no runner is "" and 0.
+      { ...workflowJobPayload("completed", { runnerName: "" }), workflow_job: { ...workflowJobPayload("completed", { runnerName: "" }).workflow_job, runner_id: 0, conclusion: "cancelled" } },
     ];
     const answers = await Promise.all(ignored.map(async (payload) => deliver(lab!, await signedDelivery(payload))));
     expect(answers).toMatchObject([
       { status: 202, body: { ignored: expect.stringMatching(/queued/) } },
       { status: 202, body: { ignored: expect.stringMatching(/waiting/) } },
+      { status: 202, body: { ignored: expect.stringMatching(/never reached a runner/) } },
       { status: 202, body: { ignored: expect.stringMatching(/never reached a runner/) } },
       { status: 202, body: { ignored: expect.stringMatching(/never reached a runner/) } },
     ]);
@@ -323,5 +349,23 @@ describe("deliveries that concern no pair", () => {
     expect(await facts(lab)).toEqual([]);
     expect(lab.queue.length).toBe(0);
     expect(await lab.runtime.store.listPairs()).toEqual([]);
+  });
+});
+
+describe("rotating the webhook secret", () => {
+  const NEW_SECRET = "new-webhook-secret-8c3e1a7f2b9d";
+  it("accepts deliveries signed with either of two comma-separated secrets, and refuses a third", async () => {
+    lab = await start({ GITHUB_WEBHOOK_SECRET: `${NEW_SECRET}, ${WEBHOOK_SECRET}` });
+    const payload = (jobId: number) => workflowJobPayload("completed", { runnerName: "VM-25-26", runId: 40 + jobId, jobId, completedAt: lab!.now.value.toISOString() });
+    expect(await deliver(lab, await signedDelivery(payload(1), { secret: NEW_SECRET }))).toMatchObject({ status: 202 });
+    expect(await deliver(lab, await signedDelivery(payload(2)))).toMatchObject({ status: 202 });
+    expect(await deliver(lab, await signedDelivery(payload(3), { secret: "a-third-secret-nobody-configured" }))).toMatchObject({ status: 401 });
+    expect(await facts(lab)).toHaveLength(2);
+  });
+
+  it("stops start-up on three secrets or a short one, naming the setting", async () => {
+    const { readSettings } = await import("../shared/settings.js");
+    expect(() => readSettings({ GITHUB_WEBHOOK_SECRET: `${NEW_SECRET},${WEBHOOK_SECRET},${NEW_SECRET}x` })).toThrow(/GITHUB_WEBHOOK_SECRET holds at most two secrets/);
+    expect(() => readSettings({ GITHUB_WEBHOOK_SECRET: `${NEW_SECRET},short` })).toThrow(/GITHUB_WEBHOOK_SECRET.* must be at least 16 characters each/);
   });
 });

@@ -97,9 +97,9 @@ export function labelPermission(config: Pick<LabConfig, "github">): string {
 }
 
 /** Warnings to log at start-up about routing. */
-export function routingWarnings(settings: { webhookSecret: string | null }, config: Pick<LabConfig, "routingLabels">): string[] {
+export function routingWarnings(settings: { webhookSecrets: string[] }, config: Pick<LabConfig, "routingLabels">): string[] {
   const warnings: string[] = [];
-  if (config.routingLabels.length > 0 && settings.webhookSecret === null) {
+  if (config.routingLabels.length > 0 && settings.webhookSecrets.length === 0) {
     warnings.push(
       `routingLabels is set (${config.routingLabels.join(", ")}) but GITHUB_WEBHOOK_SECRET is not: without the workflow_job webhook lab-reset cannot take a VM out of routing when a job starts on it, only when a later reconcile sees the job, and the next queued job may then start on the dirty VM. Subscribe the GitHub App to "Workflow jobs" and set GITHUB_WEBHOOK_SECRET.`,
     );

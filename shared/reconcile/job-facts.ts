@@ -16,6 +16,9 @@ export const BUSY_HOLD_MINUTES = 15;
 
 export type PairJobFacts = Pick<DecideInput, "jobReport" | "jobStart">;
 
+/** Later by `at`; at the same `at` (starts dated by one arrival), by GitHub's own time. */
+const isLater = (f: StoredFact["fact"], than: StoredFact["fact"]) => f.at > than.at || (f.at === than.at && (f.githubAt ?? "") > (than.githubAt ?? ""));
+
 export function jobFactsByPair(facts: StoredFact[], pairOfRunner: Map<string, Pair>): Map<string, PairJobFacts> {
   const byPair = new Map<string, StoredFact["fact"][]>();
   for (const { fact } of facts) {
@@ -24,14 +27,18 @@ export function jobFactsByPair(facts: StoredFact[], pairOfRunner: Map<string, Pa
   }
   const result = new Map<string, PairJobFacts>();
   for (const [pairId, list] of byPair) {
-    const latest = (phase: "started" | "ended") => list.filter((f) => f.phase === phase).reduce<StoredFact["fact"] | undefined>((a, f) => (a === undefined || f.at > a.at ? f : a), undefined);
-    const ended = latest("ended");
-    const started = latest("started");
+    const latest = (facts: StoredFact["fact"][]) => facts.reduce<StoredFact["fact"] | undefined>((a, f) => (a === undefined || isLater(f, a) ? f : a), undefined);
+    const ended = latest(list.filter((f) => f.phase === "ended"));
     // One VM runs one job at a time: a start is over once its own end, or any later end, is recorded.
-    const over = started !== undefined && list.some((f) => f.phase === "ended" && ((started.jobId !== null && f.jobId === started.jobId) || f.at > started.at));
+    const over = (start: StoredFact["fact"]) => list.some((f) => f.phase === "ended" && ((start.jobId !== null && f.jobId === start.jobId) || f.at > start.at));
+    const starts = list.filter((f) => f.phase === "started");
+    // The start that holds the pair is the latest one still open: a late delivery of an older
+    // job's start (dated by its arrival) must not hide the job running now.
+    const open = latest(starts.filter((f) => !over(f)));
+    const started = open ?? latest(starts);
     result.set(pairId, {
       ...(ended ? { jobReport: { runId: ended.runId, at: ended.at } } : {}),
-      ...(started ? { jobStart: { runId: started.runId, at: started.at, heldUntil: over ? null : new Date(Date.parse(started.at) + BUSY_HOLD_MINUTES * 60_000).toISOString() } } : {}),
+      ...(started ? { jobStart: { runId: started.runId, at: started.at, heldUntil: open === undefined ? null : new Date(Date.parse(started.at) + BUSY_HOLD_MINUTES * 60_000).toISOString() } } : {}),
     });
   }
   return result;

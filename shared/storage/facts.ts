@@ -18,8 +18,14 @@ export const JobFactSchema = z.object({
   runId: z.number().int(),
   runnerName: z.string(),
   runnerId: z.number().int().nullable(),
-  /** When the job started or ended, by GitHub's clock (the call's time if GitHub gave none). */
+  /**
+   * When the job started or ended, by GitHub's clock (the call's time if GitHub gave none). A
+   * webhook start is the later of GitHub's `started_at` and the delivery's arrival: `started_at`
+   * may still be the queue time, which would date a start after a reset before it.
+   */
   at: isoTime,
+  /** GitHub's own `started_at`/`completed_at` as the delivery carried it, kept beside `at`. */
+  githubAt: isoTime.nullable().optional(),
   source: z.enum(["webhook", "job-completed"]),
   /** This instance's clock when recorded: for retention and "recorded since", never for ordering jobs. */
   recordedAt: isoTime,

@@ -49,8 +49,14 @@ export const WorkflowJobEventSchema = z.object({
     run_id: z.number().int().positive(),
     // Missing from older GitHub Enterprise Server payloads.
     run_attempt: z.number().int().positive().optional(),
-    runner_name: RunnerNameSchema.nullable(),
-    runner_id: z.number().int().nullable().optional(),
+    // A job cancelled before it reached a runner may carry "" and 0 rather than null: no runner.
+    runner_name: z.preprocess((name) => (name === "" ? null : name), RunnerNameSchema.nullable()),
+    runner_id: z
+      .number()
+      .int()
+      .nullable()
+      .optional()
+      .transform((id) => (id === 0 ? null : id)),
     /** The job's runs-on labels. */
     labels: z.array(z.string()).optional(),
     started_at: GitHubTime,
@@ -61,7 +67,7 @@ export const WorkflowJobEventSchema = z.object({
 export type WorkflowJobEvent = z.infer<typeof WorkflowJobEventSchema>;
 
 export interface WebhookRuntime {
-  settings: Pick<Settings, "webhookSecret">;
+  settings: Pick<Settings, "webhookSecrets">;
   allowedRepositories: string[];
   facts: FactStore;
   queue: ReconcileQueue;
@@ -83,15 +89,20 @@ const DELIVERY_ID = /^[A-Za-z0-9-]{1,64}$/;
 const reply = (status: number, body: Record<string, unknown>): JsonResponse => ({ status, body });
 const lower = (s: string) => s.toLowerCase();
 
+async function signedWithOneOf(secrets: string[], body: string, signature: string): Promise<boolean> {
+  for (const secret of secrets) if (await verify(secret, body, signature)) return true;
+  return false;
+}
+
 async function authenticate(runtime: WebhookRuntime, delivery: WebhookDelivery, logger: Logger): Promise<JsonResponse | null> {
-  const secret = runtime.settings.webhookSecret;
-  if (secret === null) {
+  const secrets = runtime.settings.webhookSecrets;
+  if (secrets.length === 0) {
     logger.error("githubWebhook: a delivery was refused because GITHUB_WEBHOOK_SECRET is not set; set it to the GitHub App's webhook secret.");
     return refuse(401, "lab-reset has no webhook secret configured (GITHUB_WEBHOOK_SECRET), so it cannot check deliveries.");
   }
   if (delivery.signature === undefined) return refuse(401, "The delivery has no X-Hub-Signature-256 header: set the webhook secret on the GitHub App.");
   // verify() compares in constant time; the format check only spares it garbage.
-  if (!SIGNATURE.test(delivery.signature) || delivery.body === "" || !(await verify(secret, delivery.body, delivery.signature))) {
+  if (!SIGNATURE.test(delivery.signature) || delivery.body === "" || !(await signedWithOneOf(secrets, delivery.body, delivery.signature))) {
     return refuse(401, "The X-Hub-Signature-256 signature does not match the body: check that the App's webhook secret equals GITHUB_WEBHOOK_SECRET.");
   }
   return null;
@@ -131,17 +142,7 @@ export async function githubWebhook(runtime: WebhookRuntime, delivery: WebhookDe
   // Jobs that never reached a runner are none of the lab's business, but legitimate: not an error.
   if (job.runner_name === null) return reply(202, { ...about, ignored: "the job never reached a runner" });
 
-  const now = runtime.clock().toISOString();
-  const fact: JobFact = {
-    phase: event.action === "in_progress" ? "started" : "ended",
-    jobId: job.id,
-    runId: job.run_id,
-    runnerName: job.runner_name,
-    runnerId: job.runner_id ?? null,
-    at: event.action === "in_progress" ? job.started_at : (job.completed_at ?? now),
-    source: "webhook",
-    recordedAt: now,
-  };
+  const fact = jobFact(event.action, job, job.runner_name, runtime.clock().toISOString());
   let answer: JsonResponse;
   try {
     const [fresh] = await runtime.facts.record([fact]);
@@ -153,6 +154,17 @@ export async function githubWebhook(runtime: WebhookRuntime, delivery: WebhookDe
   }
   if (event.action === "in_progress") await closeRouting(runtime, event.workflow_job, logger);
   return answer;
+}
+
+/**
+ * The delivery as a fact. A start is dated no earlier than its arrival: `started_at` may be the
+ * job's queue time (reports differ on whether GitHub rewrites it at `in_progress`), and a job that
+ * queued before a reset and started after it must not look like that reset's to clean.
+ */
+function jobFact(action: "in_progress" | "completed", job: WorkflowJobEvent["workflow_job"], runnerName: string, now: string): JobFact {
+  const githubAt = action === "in_progress" ? job.started_at : job.completed_at;
+  const at = action === "in_progress" ? (Date.parse(job.started_at) > Date.parse(now) ? job.started_at : now) : (job.completed_at ?? now);
+  return { phase: action === "in_progress" ? "started" : "ended", jobId: job.id, runId: job.run_id, runnerName, runnerId: job.runner_id ?? null, at, githubAt, source: "webhook", recordedAt: now };
 }
 
 /**
