@@ -71,7 +71,7 @@ async function main(): Promise<void> {
   console.log(`lab-reset for ${config.github.owner}/${config.github.repo} (${config.pairs.length} pairs) against ${settings.githubApiUrl}`);
   console.log(`  GET  ${host.url}/api/pairs`);
   console.log(`  POST ${host.url}/api/job-completed`);
-  console.log(`  POST ${host.url}/api/github-webhook${settings.webhookSecret === null ? "   (refuses every delivery until GITHUB_WEBHOOK_SECRET is set)" : ""}`);
+  console.log(`  POST ${host.url}/api/github-webhook${settings.webhookSecrets.length === 0 ? "   (refuses every delivery until GITHUB_WEBHOOK_SECRET is set)" : ""}`);
   console.log(`  POST ${host.url}/admin/functions/scheduledReset   (timer schedule "${settings.resetSchedule}", UTC)`);
 
   sim?.run(host.url, settings.resetSchedule);
