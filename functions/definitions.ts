@@ -8,7 +8,7 @@ import { pairs } from "../shared/admin/pairs.js";
 import { pairEvents, plan, resetNow, statusPage } from "../shared/admin/routes.js";
 import type { Logger } from "../shared/logger.js";
 import type { Runtime } from "../shared/runtime.js";
-import { decodeMessage } from "../shared/storage/queue.js";
+import { queuedFrom } from "../shared/reconcile/worker.js";
 import type { JsonResponse } from "../shared/triggers/http.js";
 import { jobCompleted, MAX_BODY_BYTES } from "../shared/triggers/job-completed.js";
 import { scheduledReset } from "../shared/triggers/timer.js";
@@ -36,12 +36,6 @@ function tooLarge(request: HttpRequest, limit: number): HttpResponseInit | null 
 /** Who asks, as App Service authentication (Entra sign-in) names them; a function key names no one. */
 export const adminName = (request: HttpRequest) => request.headers.get("x-ms-client-principal-name") ?? "admin";
 
-/** The queue trigger's metadata: when storage inserted the message, and which try this is. */
-function queuedMessage(entry: unknown, context: InvocationContext) {
-  const meta = context.triggerMetadata ?? {};
-  return { message: decodeMessage(entry), insertedAt: new Date(String(meta.insertionTime)), dequeueCount: Number(meta.dequeueCount ?? 1) };
-}
-
 export function functionDefinitions(runtime: () => Promise<Runtime>, settings: { resetSchedule: string; reconcileQueue: string }): FunctionDefinition[] {
   return [
     {
@@ -55,7 +49,8 @@ export function functionDefinitions(runtime: () => Promise<Runtime>, settings: {
       name: "reconcileLab",
       queueName: settings.reconcileQueue,
       handler: async (entry, context) => {
-        await (await runtime()).worker.serve(queuedMessage(entry, context), contextLogger(context));
+        const logger = contextLogger(context);
+        await (await runtime()).worker.serve(queuedFrom(entry, context.triggerMetadata ?? {}, logger), logger);
       },
     },
     {

@@ -113,6 +113,8 @@ const repositoryList = z
   .transform((value) => value.split(",").map((r) => r.trim()).filter((r) => r !== ""))
   .pipe(z.array(z.string().regex(REPOSITORY_PATTERN, 'must list repositories as "owner/repo", separated by commas')).min(1, 'must list at least one "owner/repo"'));
 
+const webhookSecrets = (value: string) => value.split(",").map((secret) => secret.trim());
+
 // Names are the app settings' own, so zod's issue paths name the setting to fix.
 export const SettingsSchema = z
   .object({
@@ -130,16 +132,19 @@ export const SettingsSchema = z
     RECONCILE_QUEUE: optionalText.pipe(z.string().regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,55}[a-z0-9]$/, "must be a queue name: 3-57 lower-case letters, digits and single hyphens (the host adds -poison)").optional()),
     LAB_TABLE_PREFIX: optionalText.pipe(z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,40}$/, "must be 3-41 letters and digits, starting with a letter").optional()),
     RESET_SCHEDULE: optionalText,
+    // "true" when the deployment created the tables and queues (infra/modules/storage.bicep): the app then never creates them.
+    LAB_STORAGE_PROVISIONED: optionalText.pipe(z.enum(["true", "false"], { message: 'must be "true" (the deployment created the tables and queues) or "false"' }).optional()),
     OIDC_DISABLED: optionalText.pipe(z.enum(["true", "false"], { message: 'must be "true" (local work and tests only: job-completed then trusts any caller) or "false"' }).optional()),
     OIDC_ISSUER: optionalText.pipe(issuerUrl.optional()),
     OIDC_AUDIENCE: optionalText,
     ALLOWED_REPOSITORIES: optionalText.pipe(repositoryList.optional()),
     // Two, comma-separated, while the secret is rotated: a delivery signed with either is accepted.
+    // Two, comma-separated, while the secret is rotated: a delivery signed with either is accepted.
     GITHUB_WEBHOOK_SECRET: optionalText.pipe(
       z
         .string()
-        .transform((value) => value.split(",").map((secret) => secret.trim()))
-        .pipe(z.array(z.string().min(16, "must be at least 16 characters each; generate one with: openssl rand -hex 32")).max(2, "holds at most two secrets (new,old) while rotating"))
+        .refine((value) => webhookSecrets(value).length <= 2, "holds at most two secrets (new,old) while rotating")
+        .refine((value) => webhookSecrets(value).every((secret) => secret.length >= 16), "must be at least 16 characters (each, when two); generate one with: openssl rand -hex 32")
         .optional(),
     ),
   })
@@ -186,6 +191,8 @@ export interface Settings {
   labConfigPath: string;
   storage: StorageSetting;
   tablePrefix: string;
+  /** The deployment created every table and queue: open them, never create them (LAB_STORAGE_PROVISIONED). */
+  storageProvisioned: boolean;
   /** The queue that hands "look now" from the triggers to the reconcile function. */
   reconcileQueue: string;
   resetSchedule: string;
@@ -245,11 +252,12 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     labConfigPath: s.LAB_CONFIG_PATH ?? "lab.config.json",
     storage,
     tablePrefix: s.LAB_TABLE_PREFIX ?? "labreset",
+    storageProvisioned: s.LAB_STORAGE_PROVISIONED === "true",
     reconcileQueue: s.RECONCILE_QUEUE ?? DEFAULT_RECONCILE_QUEUE,
     resetSchedule: s.RESET_SCHEDULE ?? DEFAULT_RESET_SCHEDULE,
     oidc: s.OIDC_DISABLED === "true" ? { disabled: true } : { disabled: false, issuer: (s.OIDC_ISSUER ?? DEFAULT_OIDC_ISSUER).replace(/\/+$/, ""), audience: s.OIDC_AUDIENCE ?? null },
     allowedRepositories: s.ALLOWED_REPOSITORIES ?? null,
-    webhookSecrets: s.GITHUB_WEBHOOK_SECRET ?? [],
+    webhookSecrets: s.GITHUB_WEBHOOK_SECRET ? webhookSecrets(s.GITHUB_WEBHOOK_SECRET) : [],
   };
 }
 

@@ -144,10 +144,10 @@ describe("the local host's queue trigger", () => {
     expect(lines.some((l) => /^error \[probe\] failed \(try 1 of 3\): try 1 fails$/.test(l))).toBe(true);
   });
 
-  it("after maxDequeueCount failed reconciles moves the message to <queue>-poison, and the worker logs the poison alert", async () => {
+  /** The app on the local host over a queue of its own, GitHub answering every request 500. */
+  async function failingGitHubApp() {
     const github = await GitHubStandin.start({ owner: seedConfig.github.owner, repo: seedConfig.github.repo });
     closers.push(() => github.close());
-    // GitHub answers every request 500: every reconcile is incomplete, so every try fails.
     github.fail({ path: /.*/ }, { status: 500, body: { message: "Server Error" } }, 10_000);
     const queueName = uniqueQueue();
     const settings = readSettings({
@@ -160,18 +160,29 @@ describe("the local host's queue trigger", () => {
     });
     const { lines, logger } = collectingLogger();
     const runtime = await createRuntime(settings, seedConfig, { logger, githubClient: { retries: 0, timeoutMs: 2_000 } });
-    await runtime.queue.send({ trigger: "webhook" });
-    // The worker's alert names the last try by host.json's maxDequeueCount; the test keeps it.
     await hostFor(functionDefinitions(() => Promise.resolve(runtime), settings), logger, { ...fast, maxDequeueCount: MAX_DEQUEUE_COUNT });
+    return { runtime, lines, queue: new QueueClient(connectionString(), queueName), poison: new QueueClient(connectionString(), `${queueName}-poison`) };
+  }
 
-    const poison = new QueueClient(connectionString(), `${queueName}-poison`);
-    const moved = await waitFor("the poison message", async () => ((await poison.exists()) ? ((await poison.peekMessages()).peekedMessageItems[0] ?? undefined) : undefined), 30_000);
-    expect(moved.messageText).toBe(encodeMessage({ trigger: "webhook" }));
-    expect(decodeMessage(JSON.parse(Buffer.from(moved.messageText, "base64").toString("utf8")))).toEqual({ trigger: "webhook" });
-    await waitFor("the original gone", async () => ((await messagesIn(new QueueClient(connectionString(), queueName))) === 0 ? true : undefined));
-    expect(lines.filter((l) => l.includes("lab-reset alert reconcile-failed:"))).toHaveLength(MAX_DEQUEUE_COUNT - 1);
-    expect(lines.filter((l) => l.includes("lab-reset alert poison-message:"))).toHaveLength(1);
-    expect(lines.find((l) => l.includes("lab-reset alert poison-message:"))).toMatch(/^error \[reconcileLab\] lab-reset alert poison-message: reconcile for a webhook message \(try 5 of 5\) failed/);
+  it("takes a message whose reconcile failed off the queue and queues one hidden retry in its place, not the poison queue", async () => {
+    const app = await failingGitHubApp();
+    await app.runtime.queue.send({ trigger: "webhook" });
+    await waitFor("the retry", () => (app.lines.some((l) => /lab-reset alert reconcile-failed: reconcile \(webhook, 1 message, try 1\) failed: .*500.*looking again in 1 min/.test(l)) ? true : undefined));
+    // The retry, hidden for a minute, is the one message left; nothing was tried again meanwhile.
+    await waitFor("the original gone", async () => ((await messagesIn(app.queue)) === 1 && (await app.queue.peekMessages()).peekedMessageItems.length === 0 ? true : undefined));
+    await sleep(3 * fast.visibilityTimeout);
+    expect(app.lines.filter((l) => l.includes("lab-reset alert reconcile-failed:"))).toHaveLength(1);
+    expect(await app.poison.exists()).toBe(false);
+  }, 30_000);
+
+  it("moves a message that is not a reconcile message to <queue>-poison after maxDequeueCount tries, with the poison alert", async () => {
+    const app = await failingGitHubApp();
+    await app.queue.sendMessage(Buffer.from(JSON.stringify({ trigger: "lunch" })).toString("base64"));
+    const moved = await waitFor("the poison message", async () => ((await app.poison.exists()) ? ((await app.poison.peekMessages()).peekedMessageItems[0] ?? undefined) : undefined), 30_000);
+    expect(Buffer.from(moved.messageText, "base64").toString("utf8")).toBe('{"trigger":"lunch"}');
+    await waitFor("the original gone", async () => ((await messagesIn(app.queue)) === 0 ? true : undefined));
+    expect(app.lines.filter((l) => l.includes("lab-reset alert poison-message:"))).toEqual([expect.stringMatching(/^error \[reconcileLab\] lab-reset alert poison-message: queue message ".*" is not a reconcile message \(.*\); it goes to the poison queue$/)]);
+    expect(app.lines.some((l) => l.includes("lab-reset alert reconcile-failed:"))).toBe(false);
   }, 60_000);
 });
 

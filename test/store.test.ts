@@ -115,6 +115,7 @@ const fact = (jobId: number | null, recordedAt: string, extra: Partial<JobFact> 
   runnerName: "VM-25-26",
   runnerId: 17,
   at: "2026-11-27T09:00:00.000Z",
+  githubAt: "2026-11-27T08:59:58.000Z",
   source: "webhook",
   recordedAt,
   ...extra,
@@ -143,9 +144,17 @@ describe.each(factStores)("FactStore: %s", (_, open) => {
     expect(await a.listSince(new Date(0))).toHaveLength(1);
   });
 
+  it("reads a fact written without GitHub's own time back with githubAt null", async () => {
+    const [a] = await open();
+    const bare: JobFact = { ...fact(3, "2026-11-27T10:00:00.000Z") };
+    delete bare.githubAt;
+    await a.record([bare]);
+    expect((await a.listSince(new Date(0))).map((s) => s.fact)).toEqual([{ ...bare, githubAt: null }]);
+  });
+
   it("keys a fact without a job id by its run and runner, runner names compared case-insensitively", async () => {
     const [a] = await open();
-    const named = fact(null, "2026-11-27T10:00:00.000Z", { runId: 9001, runnerName: "VM-05-10", runnerId: null, source: "job-completed" });
+    const named = fact(null, "2026-11-27T10:00:00.000Z", { runId: 9001, runnerName: "VM-05-10", runnerId: null, source: "job-completed", githubAt: null });
     expect(await a.record([named])).toEqual([true]);
     expect(await a.record([{ ...named, runnerName: "vm-05-10" }])).toEqual([false]);
     expect(await a.record([{ ...named, runnerName: "VM-42-43" }, { ...named, runId: 9002 }])).toEqual([true, true]);
@@ -212,36 +221,46 @@ const coverageStores: [string, Open<CoverageStore>][] = [
 ];
 
 const at = (minute: number) => new Date(Date.UTC(2026, 10, 27, 12, minute)).toISOString();
+const noRetry = { eventsRetryDue: null, timerRetryDue: null };
 
 describe.each(coverageStores)("CoverageStore: %s", (_, open) => {
   it("starts with nothing covered", async () => {
     const [a] = await open();
-    expect(await a.read()).toEqual({ events: null, timer: null });
+    expect(await a.read()).toEqual({ ...noRetry, events: null, timer: null });
   });
 
   it("only moves forward, field by field", async () => {
     const [a, b] = await open();
     await a.advance({ events: at(10), timer: null });
-    expect(await b.read()).toEqual({ events: at(10), timer: null });
+    expect(await b.read()).toEqual({ ...noRetry, events: at(10), timer: null });
     await b.advance({ events: at(5), timer: at(3) });
-    expect(await a.read()).toEqual({ events: at(10), timer: at(3) });
+    expect(await a.read()).toEqual({ ...noRetry, events: at(10), timer: at(3) });
     await a.advance({ events: null, timer: at(1) });
-    expect(await a.read()).toEqual({ events: at(10), timer: at(3) });
+    expect(await a.read()).toEqual({ ...noRetry, events: at(10), timer: at(3) });
     await a.advance({ events: at(11), timer: at(4) });
-    expect(await b.read()).toEqual({ events: at(11), timer: at(4) });
+    expect(await b.read()).toEqual({ ...noRetry, events: at(11), timer: at(4) });
+  });
+
+  it("keeps the retry times beside the coverage: a partial advance moves only what it names", async () => {
+    const [a, b] = await open();
+    await a.advance({ events: at(10), timer: at(9) });
+    await b.advance({ eventsRetryDue: at(12) });
+    expect(await a.read()).toEqual({ events: at(10), timer: at(9), eventsRetryDue: at(12), timerRetryDue: null });
+    await a.advance({ eventsRetryDue: at(11), timerRetryDue: at(14) });
+    expect(await b.read()).toEqual({ events: at(10), timer: at(9), eventsRetryDue: at(12), timerRetryDue: at(14) });
   });
 
   it("ends at the latest of two instances' concurrent advances", async () => {
     const [a, b] = await open();
     await Promise.all([a.advance({ events: at(20), timer: at(2) }), b.advance({ events: at(21), timer: at(1) })]);
-    expect(await a.read()).toEqual({ events: at(21), timer: at(2) });
+    expect(await a.read()).toEqual({ ...noRetry, events: at(21), timer: at(2) });
   });
 
   it("ends at the latest, field by field, of many concurrent advances from two instances", async () => {
     const [a, b] = await open();
     // Each instance serves a burst: the latest events time and the latest timer time come from different advances.
-    const advances: Coverage[] = Array.from({ length: 8 }, (_, i) => ({ events: at(30 + ((i * 5) % 8)), timer: i % 3 === 0 ? at(40 - i) : null }));
+    const advances: Partial<Coverage>[] = Array.from({ length: 8 }, (_, i) => ({ events: at(30 + ((i * 5) % 8)), timer: i % 3 === 0 ? at(40 - i) : null }));
     await Promise.all(advances.map((to, i) => (i % 2 === 0 ? a : b).advance(to)));
-    expect(await b.read()).toEqual({ events: at(37), timer: at(40) });
+    expect(await b.read()).toEqual({ ...noRetry, events: at(37), timer: at(40) });
   });
 });

@@ -3,8 +3,10 @@
  * - a message already covered (a reconcile that ended ok began after it was inserted) is done;
  * - on one instance, one reconcile runs at a time, and the next serves every message that
  *   arrived meanwhile;
- * - a reconcile that failed fails its messages, which the host retries after its visibility
- *   timeout, and moves to the poison queue after maxDequeueCount tries.
+ * - a reconcile that failed (GitHub or storage unreachable, and the like) looks again later:
+ *   one retry message with a growing delay, for as long as it keeps failing, so an outage of any
+ *   length ends in a reconcile minutes after recovery; the host's own retries (one minute apart,
+ *   then the poison queue) are left for messages that cannot be taken at all.
  * A timer message is covered only by a timer reconcile: freshness and the backstop run only then.
  */
 import type { Trigger } from "../lab/pair-record.js";
@@ -12,16 +14,28 @@ import { alert, type Logger } from "../logger.js";
 import { FACT_WINDOW_MS, reconcile, type ReconcileDeps, type ReconcileResult } from "./reconcile.js";
 import { needsFollowUp } from "./routing.js";
 import type { CoverageStore, Coverage } from "../storage/coverage.js";
-import type { QueuedMessage, ReconcileQueue } from "../storage/queue.js";
+import { later } from "../storage/coverage.js";
+import { decodeMessage, type QueuedMessage, type ReconcileQueue } from "../storage/queue.js";
 
 /** How soon a reconcile that left a pair busy or resetting looks again (routing labels configured). */
 export const FOLLOW_UP_SECONDS = 60;
 /** The Functions host's maxDequeueCount (host.json): the try after which a message is poison. */
 export const MAX_DEQUEUE_COUNT = 5;
+/**
+ * Delay before each retry of a failed reconcile, then the last one for as long as it fails. Short
+ * enough that the lab is reconciled within 5 minutes of GitHub or storage coming back; a failing
+ * reconcile costs a few requests, and one chain of retries serves every message (see retryLater).
+ */
+export const RETRY_DELAYS_MINUTES = [1, 2, 4] as const;
+export const retryDelayMinutes = (attempt: number) => RETRY_DELAYS_MINUTES[Math.min(attempt, RETRY_DELAYS_MINUTES.length) - 1]!;
 /** Facts are kept a while past the window the reconcile reads, then pruned by timer reconciles. */
 const FACT_RETENTION_MS = 2 * FACT_WINDOW_MS;
 
-export type ServeOutcome = { served: "covered" } | { served: "reconciled"; result: ReconcileResult };
+export type ServeOutcome =
+  | { served: "covered" }
+  | { served: "reconciled"; result: ReconcileResult }
+  /** The reconcile failed; a retry message (this one's, or one already queued) looks again at `dueAt`. */
+  | { served: "retry-later"; attempt: number; dueAt: string; queued: boolean };
 
 interface Waiter {
   queued: QueuedMessage;
@@ -78,10 +92,11 @@ export class ReconcileWorker {
         this.running ??= this.drain(deps);
       });
     } catch (error) {
+      // Only when not even a retry could be queued (storage unreachable): the host's retries take over.
       const last = queued.dequeueCount >= MAX_DEQUEUE_COUNT;
-      const what = `reconcile for a ${queued.message.trigger} message (try ${queued.dequeueCount} of ${MAX_DEQUEUE_COUNT})`;
-      if (last) alert(logger, "poison-message", `${what} failed; the message goes to the poison queue: ${(error as Error).message}`);
-      else alert(logger, "reconcile-failed", `${what} failed; the queue retries it: ${(error as Error).message}`);
+      const what = `reconcile for a ${queued.message.trigger} message (dequeue ${queued.dequeueCount} of ${MAX_DEQUEUE_COUNT})`;
+      if (last) alert(logger, "poison-message", `${what} failed and no retry could be queued; the message goes to the poison queue: ${(error as Error).message}`);
+      else alert(logger, "reconcile-failed", `${what} failed and no retry could be queued; the queue retries it in a minute: ${(error as Error).message}`);
       throw error;
     }
   }
@@ -117,7 +132,12 @@ export class ReconcileWorker {
       for (const w of batch) w.resolve({ served: "reconciled", result });
     } catch (error) {
       settle(null);
-      for (const w of batch) w.reject(error);
+      try {
+        const outcome = await this.retryLater(deps, batch, trigger, error as Error);
+        for (const w of batch) w.resolve(outcome);
+      } catch (sendError) {
+        for (const w of batch) w.reject(sendError);
+      }
     } finally {
       if (this.current?.number === number) this.current = null;
     }
@@ -133,9 +153,33 @@ export class ReconcileWorker {
     await deps.queue.send({ trigger: "webhook" }, { delaySeconds: FOLLOW_UP_SECONDS }).catch((error: unknown) => deps.logger.warn(`follow-up look not queued (the next trigger looks anyway): ${(error as Error).message}`));
   }
 
+  /**
+   * One retry message serves every message of a failed batch: their facts are recorded, and any
+   * later reconcile reads them. If a retry is already queued and not yet due (another batch's),
+   * this batch relies on it, so an outage with deliveries arriving keeps one chain of retries.
+   */
+  private async retryLater(deps: WorkerDeps, batch: Waiter[], trigger: Trigger, error: Error): Promise<ServeOutcome> {
+    const attempt = 1 + Math.max(0, ...batch.map((w) => w.queued.message.retry?.attempt ?? 0));
+    const control = await deps.coverage.read();
+    const pending = trigger === "timer" ? control.timerRetryDue : later(control.eventsRetryDue, control.timerRetryDue);
+    const now = deps.clock();
+    const ownRetry = batch.some((w) => w.queued.message.retry?.dueAt === pending);
+    const what = `reconcile (${trigger}, ${batch.length} message${batch.length === 1 ? "" : "s"}, try ${attempt}) failed: ${error.message}`;
+    if (pending !== null && pending > now.toISOString() && !ownRetry) {
+      alert(deps.logger, "reconcile-failed", `${what}; the retry queued for ${pending} looks again`);
+      return { served: "retry-later", attempt, dueAt: pending, queued: false };
+    }
+    const minutes = retryDelayMinutes(attempt);
+    const dueAt = new Date(now.getTime() + minutes * 60_000).toISOString();
+    await deps.queue.send({ trigger, retry: { attempt, dueAt } }, { delaySeconds: minutes * 60 });
+    await deps.coverage.advance(trigger === "timer" ? { timerRetryDue: dueAt } : { eventsRetryDue: dueAt }).catch((e: unknown) => deps.logger.warn(`retry time not recorded (another failure may queue a retry of its own): ${(e as Error).message}`));
+    alert(deps.logger, "reconcile-failed", `${what}; looking again in ${minutes} min (at ${dueAt})`);
+    return { served: "retry-later", attempt, dueAt, queued: true };
+  }
+
   private async advanceCoverage(deps: WorkerDeps, trigger: Trigger, readFrom: Date): Promise<void> {
     const upTo = readFrom.toISOString();
-    const covered: Coverage = { events: upTo, timer: trigger === "timer" ? upTo : null };
+    const covered: Partial<Coverage> = { events: upTo, timer: trigger === "timer" ? upTo : null };
     await deps.coverage.advance(covered).catch((error: unknown) => deps.logger.warn(`reconcile coverage not recorded (later messages reconcile again): ${(error as Error).message}`));
   }
 
@@ -145,5 +189,20 @@ export class ReconcileWorker {
     } catch (error) {
       deps.logger.warn(`old job facts not pruned: ${(error as Error).message}`);
     }
+  }
+}
+
+/**
+ * The queue trigger's entry as a message, with storage's insertion time and the try. An entry
+ * that is not a reconcile message can never succeed: the host's tries end in the poison queue.
+ */
+export function queuedFrom(entry: unknown, meta: Record<string, unknown>, logger: Logger): QueuedMessage {
+  const dequeueCount = Number(meta.dequeueCount ?? 1);
+  try {
+    return { message: decodeMessage(entry), insertedAt: new Date(String(meta.insertionTime)), dequeueCount };
+  } catch (error) {
+    const what = `queue message ${JSON.stringify(typeof meta.id === "string" ? meta.id : "?")} is not a reconcile message (${(error as Error).message.split("\n")[0]})`;
+    if (dequeueCount >= MAX_DEQUEUE_COUNT) alert(logger, "poison-message", `${what}; it goes to the poison queue`);
+    throw new Error(what);
   }
 }

@@ -9,18 +9,28 @@ import type { TableClient } from "@azure/data-tables";
 import { z } from "zod";
 import { isStatus, openTable, StoreError, type StorageConnection } from "./connection.js";
 
-export const CoverageSchema = z.object({ events: z.string().nullable(), timer: z.string().nullable() });
+export const CoverageSchema = z.object({
+  events: z.string().nullable(),
+  timer: z.string().nullable(),
+  /**
+   * When the retry of a failed reconcile (of any kind, or a timer's) is due: a message is on the
+   * queue that will reconcile then, so another failure before it need not queue one of its own.
+   */
+  eventsRetryDue: z.string().nullable(),
+  timerRetryDue: z.string().nullable(),
+});
 export type Coverage = z.infer<typeof CoverageSchema>;
+const FIELDS = ["events", "timer", "eventsRetryDue", "timerRetryDue"] as const;
 
 export interface CoverageStore {
   read(): Promise<Coverage>;
-  /** Moves coverage forward (never back) to at least these times. */
-  advance(to: Coverage): Promise<void>;
+  /** Moves these times forward (never back); the others stay. */
+  advance(to: Partial<Coverage>): Promise<void>;
 }
 
-const later = (a: string | null, b: string | null) => (a === null ? b : b === null ? a : a > b ? a : b);
-export const mergeCoverage = (a: Coverage, b: Coverage): Coverage => ({ events: later(a.events, b.events), timer: later(a.timer, b.timer) });
-const NONE: Coverage = { events: null, timer: null };
+export const later = (a: string | null, b: string | null) => (a === null ? b : b === null ? a : a > b ? a : b);
+export const mergeCoverage = (a: Coverage, b: Partial<Coverage>): Coverage => Object.fromEntries(FIELDS.map((f) => [f, later(a[f], b[f] ?? null)])) as Coverage;
+const NONE: Coverage = { events: null, timer: null, eventsRetryDue: null, timerRetryDue: null };
 const ROW = "coverage";
 
 /** One entity in `<prefix>Control`, advanced with ETag-conditional writes. */
@@ -37,7 +47,7 @@ export class TableCoverageStore implements CoverageStore {
   private async get(): Promise<{ coverage: Coverage; etag: string | null }> {
     try {
       const entity = await this.table.getEntity<Record<string, unknown>>(this.lab, ROW);
-      return { coverage: CoverageSchema.parse({ events: entity.events ?? null, timer: entity.timer ?? null }), etag: entity.etag };
+      return { coverage: CoverageSchema.parse(Object.fromEntries(FIELDS.map((f) => [f, entity[f] ?? null]))), etag: entity.etag };
     } catch (error) {
       if (isStatus(error, 404)) return { coverage: NONE, etag: null };
       throw new StoreError("read reconcile coverage", error);
@@ -48,12 +58,12 @@ export class TableCoverageStore implements CoverageStore {
     return (await this.get()).coverage;
   }
 
-  async advance(to: Coverage): Promise<void> {
+  async advance(to: Partial<Coverage>): Promise<void> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const { coverage, etag } = await this.get();
       const next = mergeCoverage(coverage, to);
-      if (next.events === coverage.events && next.timer === coverage.timer && etag !== null) return;
-      const entity = { partitionKey: this.lab, rowKey: ROW, ...(next.events ? { events: next.events } : {}), ...(next.timer ? { timer: next.timer } : {}) };
+      if (FIELDS.every((f) => next[f] === coverage[f]) && etag !== null) return;
+      const entity = { partitionKey: this.lab, rowKey: ROW, ...Object.fromEntries(FIELDS.flatMap((f) => (next[f] ? [[f, next[f]]] : []))) };
       try {
         if (etag === null) await this.table.createEntity(entity);
         else await this.table.updateEntity(entity, "Replace", { etag });
@@ -70,7 +80,7 @@ export class MemoryCoverageStore implements CoverageStore {
   read(): Promise<Coverage> {
     return Promise.resolve({ ...this.coverage });
   }
-  advance(to: Coverage): Promise<void> {
+  advance(to: Partial<Coverage>): Promise<void> {
     this.coverage = mergeCoverage(this.coverage, to);
     return Promise.resolve();
   }

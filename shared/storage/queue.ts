@@ -8,7 +8,9 @@ import { z } from "zod";
 import { TriggerSchema } from "../lab/pair-record.js";
 import { queueClient, StoreError, type StorageConnection } from "./connection.js";
 
-export const ReconcileMessageSchema = z.object({ trigger: TriggerSchema });
+/** A reconcile that failed looks again later: `retry` numbers the try and says when it is due. */
+export const RetrySchema = z.object({ attempt: z.number().int().min(1), dueAt: z.iso.datetime({ offset: true }) });
+export const ReconcileMessageSchema = z.object({ trigger: TriggerSchema, retry: RetrySchema.optional() });
 export type ReconcileMessage = z.infer<typeof ReconcileMessageSchema>;
 
 /** A message as the queue trigger hands it over. */
@@ -42,8 +44,10 @@ export function decodeMessage(entry: unknown): ReconcileMessage {
 export class StorageReconcileQueue implements ReconcileQueue {
   private constructor(private readonly client: QueueClient) {}
 
+  /** Creates the queue on first use, unless the deployment provisioned it (`connection.provisioned`). */
   static async open(connection: StorageConnection, name: string): Promise<StorageReconcileQueue> {
     const client = queueClient(connection, name);
+    if (connection.provisioned) return new StorageReconcileQueue(client);
     try {
       await client.createIfNotExists();
     } catch (error) {
@@ -83,7 +87,7 @@ export class CoalescedSends implements ReconcileQueue {
   }
 
   send(message: ReconcileMessage, options: SendOptions = {}): Promise<void> {
-    if (message.trigger === "timer" || options.delaySeconds) return this.queue.send(message, options);
+    if (message.trigger === "timer" || message.retry || options.delaySeconds) return this.queue.send(message, options);
     this.next ??= (async () => {
       await this.inFlight?.catch(() => undefined);
       this.next = null;
