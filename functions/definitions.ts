@@ -8,9 +8,11 @@ import { pairs } from "../shared/admin/pairs.js";
 import { pairEvents, plan, resetNow, statusPage } from "../shared/admin/routes.js";
 import type { Logger } from "../shared/logger.js";
 import type { Runtime } from "../shared/runtime.js";
+import type { Settings } from "../shared/settings.js";
 import { queuedFrom } from "../shared/reconcile/worker.js";
 import type { JsonResponse } from "../shared/triggers/http.js";
 import { jobCompleted, MAX_BODY_BYTES } from "../shared/triggers/job-completed.js";
+import { redeliverWebhooks } from "../shared/triggers/redeliver.js";
 import { scheduledReset } from "../shared/triggers/timer.js";
 import { githubWebhook, MAX_WEBHOOK_BODY_BYTES } from "../shared/triggers/webhook.js";
 
@@ -36,8 +38,22 @@ function tooLarge(request: HttpRequest, limit: number): HttpResponseInit | null 
 /** Who asks, as App Service authentication (Entra sign-in) names them; a function key names no one. */
 export const adminName = (request: HttpRequest) => request.headers.get("x-ms-client-principal-name") ?? "admin";
 
-export function functionDefinitions(runtime: () => Promise<Runtime>, settings: { resetSchedule: string; reconcileQueue: string }): FunctionDefinition[] {
+/** The timer settings; `redeliverSchedule` null: no redelivery timer (no GitHub App credentials, so no deliveries API). */
+export interface DefinitionSettings {
+  resetSchedule: string;
+  reconcileQueue: string;
+  redeliverSchedule?: string | null;
+}
+
+/** The redelivery timer runs only where it can: with the GitHub App's credentials. */
+export const redeliverScheduleOf = (settings: Pick<Settings, "githubAuth" | "redeliverSchedule">) => (settings.githubAuth?.kind === "app" ? settings.redeliverSchedule : null);
+
+export function functionDefinitions(runtime: () => Promise<Runtime>, settings: DefinitionSettings): FunctionDefinition[] {
+  const redeliver: FunctionDefinition[] = settings.redeliverSchedule
+    ? [{ kind: "timer", name: "redeliverWebhooks", schedule: settings.redeliverSchedule, handler: async (_timer, context) => void (await redeliverWebhooks(await runtime(), contextLogger(context))) }]
+    : [];
   return [
+    ...redeliver,
     {
       kind: "timer",
       name: "scheduledReset",

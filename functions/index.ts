@@ -4,13 +4,13 @@
  */
 import azureFunctions from "@azure/functions";
 import { getRuntime, loadStartup } from "../shared/runtime.js";
-import { functionDefinitions } from "./definitions.js";
+import { functionDefinitions, redeliverScheduleOf } from "./definitions.js";
 
 // A CommonJS bundle: take `app` from the default export, as Node's ESM loader cannot always see it.
 const { app } = azureFunctions;
 const { settings } = loadStartup();
 
-for (const definition of functionDefinitions(getRuntime, settings)) {
+for (const definition of functionDefinitions(getRuntime, { ...settings, redeliverSchedule: redeliverScheduleOf(settings) })) {
   if (definition.kind === "http") {
     const { name, route, methods, authLevel, handler } = definition;
     app.http(name, { route, methods, authLevel, handler });

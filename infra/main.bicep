@@ -1,9 +1,9 @@
 // lab-reset in one deployment: the resource group, monitoring and its alerts, storage (with the
-// reconcile queue), Key Vault and the Flex Consumption function app with its roles. Deploy with
-// the command in docs/deploy.md.
+// app's tables and the reconcile queue), Key Vault and the Flex Consumption function app with its
+// roles. Deploy with the command in docs/deploy.md.
 targetScope = 'subscription'
 
-import { allowedRepositoryList, namePrefixProblem } from 'modules/lib.bicep'
+import { allowedRepositoryList, alwaysReadyFor, namePrefixProblem } from 'modules/lib.bicep'
 
 // Bicep has no regular expressions: the length is checked on the parameter, the characters by
 // namePrefixProblem (modules/lib.bicep), and the deployment stops before creating anything.
@@ -38,7 +38,9 @@ param githubAppInstallationId string
 @description('The lab config file inside the deployed package (LAB_CONFIG_PATH); the lab config itself ships in the package.')
 param labConfigPath string = 'lab.config.json'
 
-@description('Prefix of the app\'s two table names (LAB_TABLE_PREFIX).')
+@description('Prefix of the app\'s table names (LAB_TABLE_PREFIX): 3-41 letters and digits, starting with a letter.')
+@minLength(3)
+@maxLength(41)
 param tablePrefix string = 'labreset'
 
 @description('Six-field NCRONTAB schedule of the timer, UTC (RESET_SCHEDULE).')
@@ -61,6 +63,15 @@ param alertEmail string = ''
 
 @description('Client id of the Microsoft Entra app registration that signs people in to the status page and admin routes (App Service authentication); empty: sign-in off.')
 param entraClientId string = ''
+
+@description('Always-ready instances for the http functions (webhook, job-completed, status page): 1 answers GitHub\'s deliveries without a cold start; 0: none (scale from zero, no baseline cost). docs/deploy.md says what one costs.')
+@minValue(0)
+@maxValue(10)
+param alwaysReadyHttp int = 1
+
+@description('Six-field NCRONTAB schedule, UTC, of the timer that redelivers failed webhook deliveries with App authentication (REDELIVER_SCHEDULE); the app\'s default is every 5 minutes.')
+@minLength(1)
+param redeliverSchedule string = '0 */5 * * * *'
 
 @description('Tags on every resource.')
 param tags object = {}
@@ -110,6 +121,7 @@ module storage 'modules/storage.bicep' = {
     storageAccountName: names.storage
     deploymentContainerName: names.deploymentContainer
     reconcileQueueName: names.reconcileQueue
+    tablePrefix: tablePrefix
     adminPrincipalId: adminPrincipalId
     tags: allTags
   }
@@ -146,6 +158,8 @@ module functionApp 'modules/function-app.bicep' = {
     allowedRepositories: allowedRepositoryList('${githubOwner}/${githubRepo}', allowedRepositories)
     reconcileQueueName: storage.outputs.reconcileQueueName
     entraClientId: entraClientId
+    alwaysReady: alwaysReadyFor(alwaysReadyHttp)
+    redeliverSchedule: redeliverSchedule
     tags: allTags
   }
 }

@@ -24,6 +24,11 @@ param oidcAudience = ''
 param oidcIssuer = ''
 param labConfigPath = 'lab.config.json'
 param tablePrefix = 'labreset'
+// Always-ready instances for the http functions: 1 answers webhook deliveries without a cold start
+// (docs/deploy.md, "What an always-ready instance costs"); 0 for none.
+param alwaysReadyHttp = 1
+// The timer that redelivers failed webhook deliveries (REDELIVER_SCHEDULE, six fields, UTC).
+param redeliverSchedule = '0 */5 * * * *'
 // Other repositories whose runs may report (comma-separated owner/repo, e.g. when the lab's
 // organisation runners serve them too); the lab repository is always allowed.
 param allowedRepositories = ''

@@ -18,8 +18,10 @@ export const silentLogger: Logger = { info: () => {}, warn: () => {}, error: () 
  * error traces that start with `lab-reset alert <name>:`; host.json keeps traces out of sampling,
  * so a burst cannot drop one.
  */
-export const ALERTS = ["pair-gave-up", "reset-failed-twice", "reconcile-failed", "poison-message"] as const;
+export const ALERTS = ["pair-gave-up", "reset-failed-twice", "reconcile-failed", "poison-message", "pair-out-of-routing"] as const;
 export type AlertName = (typeof ALERTS)[number];
+/** Alerted on when a trace stops: no `reconcile {…"ok":true…}` line for 7 hours (alerts.bicep). */
+export const SILENCE_ALERTS = ["no-reconcile"] as const;
 
 export function alert(logger: Logger, name: AlertName, message: string): void {
   logger.error(`lab-reset alert ${name}: ${message}`);

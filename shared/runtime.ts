@@ -5,6 +5,7 @@
 import { DefaultAzureCredential } from "@azure/identity";
 import { ConfigurationError, labKey, loadLabConfigFile, type LabConfig } from "./lab/config.js";
 import { createOctokit, OctokitLabGitHub, type LabGitHub } from "./github/client.js";
+import { OctokitHookDeliveries, type HookDeliveries } from "./github/deliveries.js";
 import { TriggerLookups } from "./github/lookups.js";
 import { routingWarnings } from "./lab/routing.js";
 import { consoleLogger, type Logger } from "./logger.js";
@@ -13,9 +14,11 @@ import { callerSettingsProblems, GITHUB_SETTINGS_HINT, OIDC_DISABLED_WARNING, re
 import type { StorageConnection } from "./storage/connection.js";
 import { MemoryCoverageStore, TableCoverageStore, type CoverageStore } from "./storage/coverage.js";
 import { MemoryFactStore, TableFactStore, type FactStore } from "./storage/facts.js";
+import { MemoryRedeliveryLedger, TableRedeliveryLedger, type RedeliveryLedger } from "./storage/deliveries.js";
 import { CoalescedSends, MemoryReconcileQueue, StorageReconcileQueue, type ReconcileQueue } from "./storage/queue.js";
 import { TableStore, type PairStore } from "./storage/tables.js";
 import { OidcVerifier } from "./triggers/oidc.js";
+import { NO_REDELIVERY_WARNING } from "./triggers/redeliver.js";
 import { OncePerKey } from "./triggers/once.js";
 
 export interface Runtime {
@@ -43,6 +46,12 @@ export interface Runtime {
   oidc: OidcVerifier | null;
   /** Repositories whose runs and jobs may report (`owner/repo`). */
   allowedRepositories: string[];
+  /** The App's webhook delivery log (null with a plain token: that API takes only the App's JWT). */
+  deliveries: HookDeliveries | null;
+  /** Which failed deliveries were redelivered, and how far the log was read. */
+  ledger: RedeliveryLedger;
+  /** Set when `clock` is a simulated lab's (`npm start` without GitHub): pages say so. */
+  simulatedClock?: { speed: number };
 }
 
 /** Settings and config that must be right before any function is registered. */
@@ -63,16 +72,22 @@ export interface RuntimeOverrides {
   coverage?: CoverageStore;
   /** Default: the storage queue (or a memory queue when no storage is configured). */
   queue?: ReconcileQueue;
+  /** Default: over the GitHub client with App credentials, else none. */
+  deliveries?: HookDeliveries | null;
+  ledger?: RedeliveryLedger;
+  /** The clock is a simulated lab's, running `speed` times the wall clock. */
+  simulatedClock?: { speed: number };
   /** Octokit tuning for tests: fast retries, short timeouts. */
   githubClient?: { timeoutMs?: number; retries?: number; retryBaseMs?: number; maxRateLimitWaitSeconds?: number; writeSpacingMs?: number; rateLimitBaseMs?: number };
 }
 
 function connectionOf(settings: Settings): StorageConnection | null {
   const storage = settings.storage;
-  if (storage.kind === "connectionString") return { kind: "connectionString", connectionString: storage.connectionString };
+  const provisioned = settings.storageProvisioned;
+  if (storage.kind === "connectionString") return { kind: "connectionString", connectionString: storage.connectionString, provisioned };
   if (storage.kind === "identity") {
     const credential = new DefaultAzureCredential(storage.clientId ? { managedIdentityClientId: storage.clientId } : {});
-    return { kind: "identity", tableServiceUrl: storage.tableServiceUrl, queueServiceUrl: storage.queueServiceUrl, credential };
+    return { kind: "identity", tableServiceUrl: storage.tableServiceUrl, queueServiceUrl: storage.queueServiceUrl, credential, provisioned };
   }
   return null;
 }
@@ -89,21 +104,24 @@ export async function createRuntime(settings: Settings, config: LabConfig, overr
   problems.push(...callerSettingsProblems(settings));
   if (problems.length > 0) throw new ConfigurationError("lab-reset cannot start:", problems);
 
-  const github =
-    overrides.github ??
-    new OctokitLabGitHub(createOctokit({ baseUrl: settings.githubApiUrl, auth: settings.githubAuth!, logger, ...overrides.githubClient }), config);
+  const octokit = overrides.github ? null : createOctokit({ baseUrl: settings.githubApiUrl, auth: settings.githubAuth!, logger, ...overrides.githubClient });
+  const github = overrides.github ?? new OctokitLabGitHub(octokit!, config);
+  // One client for both: the App's tokens are cached once, and its requests are counted with the reconcile's.
+  const deliveries = overrides.deliveries !== undefined ? overrides.deliveries : octokit && settings.githubAuth?.kind === "app" ? new OctokitHookDeliveries(octokit) : null;
   const tables = { tablePrefix: settings.tablePrefix, lab: labKey(config) };
-  const [store, facts, coverage, queue] = await Promise.all([
+  const [store, facts, coverage, queue, ledger] = await Promise.all([
     overrides.store ?? TableStore.open({ connection: connection!, ...tables }),
     overrides.facts ?? (connection ? TableFactStore.open({ connection, ...tables }) : new MemoryFactStore()),
     overrides.coverage ?? (connection ? TableCoverageStore.open({ connection, ...tables }) : new MemoryCoverageStore()),
     overrides.queue ?? (connection ? StorageReconcileQueue.open(connection, settings.reconcileQueue) : new MemoryReconcileQueue(clock)),
+    overrides.ledger ?? (connection ? TableRedeliveryLedger.open({ connection, ...tables }) : new MemoryRedeliveryLedger()),
   ]);
 
   const allowedRepositories = settings.allowedRepositories ?? [`${config.github.owner}/${config.github.repo}`];
   const oidc = settings.oidc.disabled ? null : new OidcVerifier({ issuer: settings.oidc.issuer, audience: settings.oidc.audience!, allowedRepositories });
   if (oidc === null) logger.warn(OIDC_DISABLED_WARNING);
   for (const warning of routingWarnings(settings, config)) logger.warn(warning);
+  if (settings.webhookSecrets.length > 0 && deliveries === null && settings.githubAuth?.kind !== "app") logger.warn(NO_REDELIVERY_WARNING);
   const runtime: Runtime = {
     settings,
     config,
@@ -120,6 +138,9 @@ export async function createRuntime(settings: Settings, config: LabConfig, overr
     logger,
     oidc,
     allowedRepositories,
+    deliveries,
+    ledger,
+    ...(overrides.simulatedClock ? { simulatedClock: overrides.simulatedClock } : {}),
   };
   return runtime;
 }

@@ -8,6 +8,8 @@ import { parseSchedule } from "./lab/schedule.js";
 import type { GitHubAuth } from "./github/client.js";
 
 export const DEFAULT_RESET_SCHEDULE = "0 0 */6 * * *";
+/** How often failed webhook deliveries are looked for and redelivered (GitHub App credentials only). */
+export const DEFAULT_REDELIVER_SCHEDULE = "0 */5 * * * *";
 export const DEFAULT_OIDC_ISSUER = "https://token.actions.githubusercontent.com";
 
 /** `owner/repo`, as GitHub spells a repository's full name. */
@@ -132,6 +134,7 @@ export const SettingsSchema = z
     RECONCILE_QUEUE: optionalText.pipe(z.string().regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,55}[a-z0-9]$/, "must be a queue name: 3-57 lower-case letters, digits and single hyphens (the host adds -poison)").optional()),
     LAB_TABLE_PREFIX: optionalText.pipe(z.string().regex(/^[A-Za-z][A-Za-z0-9]{2,40}$/, "must be 3-41 letters and digits, starting with a letter").optional()),
     RESET_SCHEDULE: optionalText,
+    REDELIVER_SCHEDULE: optionalText,
     // "true" when the deployment created the tables and queues (infra/modules/storage.bicep): the app then never creates them.
     LAB_STORAGE_PROVISIONED: optionalText.pipe(z.enum(["true", "false"], { message: 'must be "true" (the deployment created the tables and queues) or "false"' }).optional()),
     OIDC_DISABLED: optionalText.pipe(z.enum(["true", "false"], { message: 'must be "true" (local work and tests only: job-completed then trusts any caller) or "false"' }).optional()),
@@ -168,11 +171,13 @@ export const SettingsSchema = z
       const missing = env.AzureWebJobsStorage__tableServiceUri ? "AzureWebJobsStorage__queueServiceUri" : "AzureWebJobsStorage__tableServiceUri";
       ctx.addIssue({ code: "custom", path: [missing], message: "is required beside the other service URI (or set AzureWebJobsStorage__accountName instead): lab-reset uses the account's tables and queues" });
     }
-    if (env.RESET_SCHEDULE) {
+    for (const name of ["RESET_SCHEDULE", "REDELIVER_SCHEDULE"] as const) {
+      const schedule = env[name];
+      if (!schedule) continue;
       try {
-        parseSchedule(env.RESET_SCHEDULE);
+        parseSchedule(schedule);
       } catch (error) {
-        ctx.addIssue({ code: "custom", path: ["RESET_SCHEDULE"], message: (error as Error).message });
+        ctx.addIssue({ code: "custom", path: [name], message: (error as Error).message });
       }
     }
   });
@@ -196,6 +201,8 @@ export interface Settings {
   /** The queue that hands "look now" from the triggers to the reconcile function. */
   reconcileQueue: string;
   resetSchedule: string;
+  /** The redeliverWebhooks timer's schedule. */
+  redeliverSchedule: string;
   /** How job-completed callers prove who they are: a GitHub Actions OIDC token, unless switched off. */
   oidc: OidcSettings;
   /** Repositories whose runs may report (`owner/repo`); null means the lab config's repository. */
@@ -255,6 +262,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     storageProvisioned: s.LAB_STORAGE_PROVISIONED === "true",
     reconcileQueue: s.RECONCILE_QUEUE ?? DEFAULT_RECONCILE_QUEUE,
     resetSchedule: s.RESET_SCHEDULE ?? DEFAULT_RESET_SCHEDULE,
+    redeliverSchedule: s.REDELIVER_SCHEDULE ?? DEFAULT_REDELIVER_SCHEDULE,
     oidc: s.OIDC_DISABLED === "true" ? { disabled: true } : { disabled: false, issuer: (s.OIDC_ISSUER ?? DEFAULT_OIDC_ISSUER).replace(/\/+$/, ""), audience: s.OIDC_AUDIENCE ?? null },
     allowedRepositories: s.ALLOWED_REPOSITORIES ?? null,
     webhookSecrets: s.GITHUB_WEBHOOK_SECRET ? webhookSecrets(s.GITHUB_WEBHOOK_SECRET) : [],

@@ -99,7 +99,7 @@ describe("lab-reset check-config", () => {
     const result = await run(["check-config", bad]);
     expect(result).toMatchObject({ code: 1, stdout: "" });
     expect(result.errors).toEqual([
-      `lab-reset: ${bad} is invalid; fix these and restart:`,
+      `lab-reset: ${bad} is invalid; fix these in the file:`,
       expect.stringMatching(/^ {2}- \$\.pairs\[1\]\.hosts\[0\]\.runnerLabel: must look like "parent=/),
       "  - $.pairs[2].id: must be 1-63 letters, digits, '.', '_' or '-'",
     ]);

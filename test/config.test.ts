@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { main } from "../shared/cli/main.js";
 import { ConfigurationError, loadLabConfigFile, parseLabConfig } from "../shared/lab/config.js";
 import { parseSchedule } from "../shared/lab/schedule.js";
 import { readSettings } from "../shared/settings.js";
@@ -68,8 +69,8 @@ describe("lab config", () => {
 
   it("rejects duplicate pair ids and runner labels, naming both places", () => {
     const problems = problemsOf({ ...valid(), pairs: [pair("vm-25-26", "26", "25"), { ...pair("vm-25-26", "26", "27"), vmRunnerLabel: "VM-25-26" }] });
-    expect(problems).toContain('$.pairs[1].id: duplicate pair id "vm-25-26" (first used at pairs.0.id)');
-    expect(problems).toContain('$.pairs[1].vmRunnerLabel: duplicate runner label "VM-25-26" (first used at pairs.0.vmRunnerLabel)');
+    expect(problems).toContain('$.pairs[1].id: duplicate pair id "vm-25-26" (first used at $.pairs[0].id)');
+    expect(problems).toContain('$.pairs[1].vmRunnerLabel: duplicate runner label "VM-25-26" (first used at $.pairs[0].vmRunnerLabel)');
     expect(problems.some((p) => p.startsWith("$.pairs[1].hosts[0].runnerLabel: duplicate runner label"))).toBe(true);
   });
 
@@ -95,6 +96,80 @@ describe("lab config", () => {
     const dir = mkdtempSync(join(tmpdir(), "lab-"));
     writeFileSync(join(dir, "bad.json"), "{ pairs: ");
     expect(() => loadLabConfigFile(join(dir, "bad.json"))).toThrow(/not valid JSON/);
+  });
+});
+
+describe("lab config errors: where, in one style, and what to do where they are printed", () => {
+  const dir = mkdtempSync(join(tmpdir(), "lab-json-"));
+  let files = 0;
+  /** The one problem loading `text` as the lab config reports. */
+  const problemOf = (text: string) => {
+    const path = join(dir, `config-${++files}.json`);
+    writeFileSync(path, text);
+    try {
+      loadLabConfigFile(path);
+    } catch (error) {
+      if (!(error instanceof ConfigurationError)) throw error;
+      expect(error.message.split("\n")[0]).toBe("The lab config is not valid JSON:");
+      expect(error.problems).toHaveLength(1);
+      return error.problems[0]!.replace(path, "FILE");
+    }
+    throw new Error("loaded");
+  };
+  const shipped = JSON.stringify(valid(), null, 2);
+
+  it("a JSON syntax error is named by line and column, on one line, whichever way V8 words it", () => {
+    /** `line:column` (1-based) of the `|` in `marked`, found in `text` without it, counted apart from the code under test. */
+    const at = (text: string, marked: string) => {
+      const needle = marked.replace("|", "");
+      const lines = text.split("\n");
+      const line = lines.findIndex((l) => l.includes(needle));
+      expect(line, needle).toBeGreaterThanOrEqual(0);
+      return `${line + 1}:${lines[line]!.indexOf(needle) + marked.indexOf("|") + 1}`;
+    };
+    /** V8's own words vary between versions: the place is exact, the words one line without V8's position. */
+    const expectAt = (text: string, where: string) => {
+      const problem = problemOf(text);
+      expect(problem.startsWith(`FILE:${where}: `), `${problem} at ${where}`).toBe(true);
+      expect(problem).not.toMatch(/\n|position|is not valid JSON/);
+      return problem.slice(`FILE:${where}: `.length);
+    };
+    // V8 gives a position for some errors ("at position 2"), for others only an excerpt spanning lines.
+    expect(expectAt("{ pairs: ", "1:3")).toMatch(/property name/);
+    const missingValue = shipped.replace('"ref": "main"', '"ref": ,');
+    expect(expectAt(missingValue, at(missingValue, '"ref": |,'))).toBe("Unexpected token ','");
+    const doubleComma = shipped.replace('"lab-reset.yml",', '"lab-reset.yml",,');
+    expectAt(doubleComma, at(doubleComma, ",|,"));
+    const unquoted = shipped.replace('"repo": "netperf"', 'repo: "netperf"');
+    expectAt(unquoted, at(unquoted, "|repo:"));
+    const unclosed = shipped.replace(/\n}$/, "");
+    expectAt(unclosed, `${unclosed.split("\n").length}:${unclosed.split("\n").at(-1)!.length + 1}`);
+    expectAt(`${shipped}\n}`, `${shipped.split("\n").length + 1}:1`);
+    expect(expectAt("", "1:1")).toBe("Unexpected end of JSON input");
+    expect(expectAt(`\ufeff${shipped}`, "1:1")).toBe("Unexpected U+FEFF (a byte order mark: save the file as UTF-8 without one)");
+    expect(expectAt('{ "a": tru\n}', "1:11")).toBe("Unexpected character U+000A");
+    expectAt("[1, 2 3]", "1:7");
+    expectAt('{\n  "a": "x\ny" }', "2:10");
+    expectAt('{ "a": -}', "1:9");
+    expectAt('{"a": 1} {"b": 2}', "1:10");
+  });
+
+  it("paths are one style, $.pairs[0].id, in the problem and in the place it points to", () => {
+    const problems = problemsOf({ ...valid(), pairs: [pair("vm-25-26", "26", "25"), pair("vm-25-26", "26", "27")] });
+    for (const problem of problems) expect(problem).not.toMatch(/\bpairs\.\d/);
+    expect(problems[0]).toBe('$.pairs[1].id: duplicate pair id "vm-25-26" (first used at $.pairs[0].id)');
+  });
+
+  it("start-up says to restart the app; check-config says to fix the file", async () => {
+    expect(() => parseLabConfig({ ...valid(), pairs: [] })).toThrow(/^lab config is invalid; fix these and restart the app:\n {2}- \$\.pairs: list at least one pair$/);
+    const path = join(dir, "no-pairs.json");
+    writeFileSync(path, JSON.stringify({ ...valid(), pairs: [] }));
+    expect(() => loadLabConfigFile(path)).toThrow(`${path} is invalid; fix these and restart the app:`);
+    expect(() => loadLabConfigFile(path, dir, "fix these in the file")).toThrow(`${path} is invalid; fix these in the file:`);
+    let stderr = "";
+    const code = await main(["check-config", path], { stdout: () => {}, stderr: (t) => void (stderr += t), env: {}, now: () => new Date(), timeoutMs: 1000 });
+    expect(code).toBe(1);
+    expect(stderr).toBe(`lab-reset: ${path} is invalid; fix these in the file:\n  - $.pairs: list at least one pair\n`);
   });
 });
 

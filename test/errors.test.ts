@@ -294,7 +294,7 @@ describe.runIf(linux)("npm start on a mistake or a way out", () => {
       // With the webhook secret set, start-up has no warning to print about routing labels.
       const app = startApp({ PORT: String(port), GITHUB_WEBHOOK_SECRET: "x".repeat(32) }, mkdtempSync(join(tmpdir(), "lab-reset-cwd-")));
       expect(await app.exited).toBe(1);
-      expect(app.stderr()).toBe(`PORT ${port} is in use: set PORT\n`);
+      expect(app.stderr()).toBe(`PORT ${port} is in use (by another lab-reset or func start?): stop it or set PORT to a free port, e.g. PORT=${port + 1} npm start\n`);
       expect(app.azurite()).toHaveLength(2);
       expect(app.azurite().filter(alive)).toEqual([]);
     } finally {

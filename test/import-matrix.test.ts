@@ -150,13 +150,21 @@ describe("import-matrix refuses entries it cannot pair", () => {
   it("names a host listed twice by the line of its second pair", () => {
     const text = variant('"child=rr1-netperf-11\\\\localadminuser"', '"child=rr1-netperf-25\\\\localadminuser"');
     expect(problemsOf(text)).toEqual([
-      `reset.yml:${lineOf(text, "vm-name: \"netperf-linux-server\"")}: vec[6] $.pairs[3].hosts[0].runnerLabel: duplicate runner label "child=rr1-netperf-25\\localadminuser" (first used at pairs.0.hosts.1.runnerLabel)`,
+      `reset.yml:${lineOf(text, "vm-name: \"netperf-linux-server\"")}: vec[6] $.pairs[3].hosts[0].runnerLabel: duplicate runner label "child=rr1-netperf-25\\localadminuser" (first used at $.pairs[0].hosts[1].runnerLabel)`,
     ]);
   });
 
-  it("says where the YAML is broken, and when no job has strategy.matrix.vec", () => {
-    const broken = variant("        ]\n", "");
-    expect(problemsOf(broken)).toEqual([expect.stringMatching(/^reset\.yml:\d+: not valid YAML: .+; fix the file$/)]);
+  it("says where the YAML is broken, by line and column, and when no job has strategy.matrix.vec", () => {
+    // The list's "]" removed: the parser finds out at the next key, "runs-on", after the list.
+    const unclosed = variant("        ]\n", "");
+    const runsOn = unclosed.split("\n").indexOf("    runs-on:") + 1;
+    expect(runsOn).toBeGreaterThan(lineOf(unclosed, "rr1-netperf-12"));
+    expect(problemsOf(unclosed)).toEqual([`reset.yml:${runsOn}:5: not valid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]; fix the file`]);
+    // A mapping key indented by one space too few, deep in the file: one line for it, not the parser's cascade.
+    const misindented = variant("    needs: sanity-check\n", "   needs: sanity-check\n");
+    const [problem, ...others] = problemsOf(misindented);
+    expect(others).toEqual([]);
+    expect(problem).toMatch(new RegExp(`^reset\\.yml:${lineOf(misindented, "   needs: sanity-check")}:\\d+: not valid YAML: [^\\n]+; fix the file( \\(\\d+ later YAML errors? may follow from it\\))?$`));
     expect(problemsOf("name: other\njobs:\n  build:\n    runs-on: ubuntu-latest\n")).toEqual([
       "reset.yml: no job has strategy.matrix.vec; is this the lab's reset workflow (auto-reset-parent-or-child-lab-machine.yml)?",
     ]);

@@ -4,14 +4,22 @@
  * reset workflow that the app dispatches.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { TableClient } from "@azure/data-tables";
+import { QueueClient } from "@azure/storage-queue";
+import { beforeAll, describe, expect, inject, it } from "vitest";
 import { parse } from "yaml";
 import { HostSchema, loadLabConfigFile } from "../shared/lab/config.js";
-import { ALERTS, alert, type Logger } from "../shared/logger.js";
-import { DEFAULT_RECONCILE_QUEUE } from "../shared/settings.js";
+import { ALERTS, SILENCE_ALERTS, alert, type Logger } from "../shared/logger.js";
+import { DEFAULT_RECONCILE_QUEUE, readSettings } from "../shared/settings.js";
+import type { StorageConnection } from "../shared/storage/connection.js";
+import { TableCoverageStore } from "../shared/storage/coverage.js";
+import { TableFactStore } from "../shared/storage/facts.js";
+import { StorageReconcileQueue } from "../shared/storage/queue.js";
+import { StoreError, TableStore } from "../shared/storage/tables.js";
 
 /** Whatever the compiled JSON holds there: the tests read ARM JSON loosely. */
 type Json = ReturnType<typeof JSON.parse>;
@@ -45,6 +53,32 @@ const ROLE = {
   keyVaultSecretsUser: "4633458b-17de-408a-b874-0445c86b69e6",
   keyVaultSecretsOfficer: "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
 };
+
+/**
+ * Site properties Flex Consumption refuses (Microsoft's "Flex Consumption plan deprecations";
+ * some regions answer error 51021, others ignore them): on the site or in its siteConfig.
+ */
+const FLEX_REFUSED_SITE_PROPERTIES = [
+  "alwaysOn",
+  "containerSize",
+  "ftpsState",
+  "functionAppScaleLimit",
+  "functionsRuntimeScaleMonitoringEnabled",
+  "isReserved",
+  "isXenon",
+  "javaContainer",
+  "javaContainerVersion",
+  "javaVersion",
+  "linuxFxVersion",
+  "netFrameworkVersion",
+  "nodeVersion",
+  "phpVersion",
+  "powerShellVersion",
+  "preWarmedInstanceCount",
+  "pythonVersion",
+  "use32BitWorkerProcess",
+  "windowsFxVersion",
+];
 
 /** Runs the Bicep CLI and returns what it printed; a missing .NET SDK or a compile error fails here. */
 function bicep(args: string[], env: NodeJS.ProcessEnv = process.env): string {
@@ -187,7 +221,7 @@ describe("infra/main.bicep compiled to ARM", () => {
     expect(templateText).not.toMatch(/listKeys|listConnectionStrings|listAccountSas|AccountKey=|SharedAccessSignature=/i);
   });
 
-  it("runs a Flex Consumption Linux app on Node.js 22 with a system-assigned identity, https only, TLS 1.2, FTP off", () => {
+  it("runs a Flex Consumption Linux app on Node.js 22 with a system-assigned identity, https only, TLS 1.2, FTP and basic-auth publishing off", () => {
     const plan = one("Microsoft.Web/serverfarms");
     expect(plan.sku).toEqual({ name: "FC1", tier: "FlexConsumption" });
     expect(plan.properties.reserved).toBe(true);
@@ -196,7 +230,7 @@ describe("infra/main.bicep compiled to ARM", () => {
     expect(site.kind).toBe("functionapp,linux");
     expect(site.identity).toEqual({ type: "SystemAssigned" });
     expect(site.properties.httpsOnly).toBe(true);
-    expect(site.properties.siteConfig).toMatchObject({ minTlsVersion: "1.2", scmMinTlsVersion: "1.2", ftpsState: "Disabled" });
+    expect(site.properties.siteConfig).toMatchObject({ minTlsVersion: "1.2", scmMinTlsVersion: "1.2" });
     expect(site.properties.functionAppConfig.runtime).toEqual({ name: "node", version: "22" });
     expect(site.properties.functionAppConfig.deployment.storage).toMatchObject({ type: "blobContainer", authentication: { type: "SystemAssignedIdentity" } });
 
@@ -205,6 +239,66 @@ describe("infra/main.bicep compiled to ARM", () => {
       ["ftp", false],
       ["scm", false],
     ]);
+  });
+
+  it("sets no site property that Flex Consumption refuses, on the site or in its siteConfig", () => {
+    const site = one("Microsoft.Web/sites");
+    const refused = new Set(FLEX_REFUSED_SITE_PROPERTIES.map((name) => name.toLowerCase()));
+    const set = [...Object.keys(site.properties), ...Object.keys(site.properties.siteConfig)].filter((name) => refused.has(name.toLowerCase()));
+    expect(set).toEqual([]);
+    // Only what Microsoft's Flex templates set, and the settings; no sites/config 'web' sets them either.
+    expect(Object.keys(site.properties.siteConfig).sort()).toEqual(["appSettings", "minTlsVersion", "scmMinTlsVersion"]);
+    expect(ofType("Microsoft.Web/sites/config").map((c) => c.name)).toEqual([expect.stringMatching(/'authsettingsV2'\)\]$/)]);
+  });
+
+  it("keeps alwaysReadyHttp instances of the http group always ready (default 1; 0: none)", () => {
+    const parameter = (template as Json).parameters.alwaysReadyHttp;
+    expect(parameter).toMatchObject({ type: "int", defaultValue: 1, minValue: 0 });
+    expect(moduleParameters("functionApp").alwaysReady).toBe("[__bicep.alwaysReadyFor(parameters('alwaysReadyHttp'))]");
+    expect(one("Microsoft.Web/sites").properties.functionAppConfig.scaleAndConcurrency).toMatchObject({ alwaysReady: "[parameters('alwaysReady')]", instanceMemoryMB: 512 });
+    expect(evaluateLib({ one: "alwaysReadyFor(1)", two: "alwaysReadyFor(2)", none: "alwaysReadyFor(0)" })).toEqual({
+      one: [{ name: "http", instanceCount: 1 }],
+      two: [{ name: "http", instanceCount: 2 }],
+      none: [],
+    });
+  }, 60_000);
+
+  it("creates every table the app opens, named with LAB_TABLE_PREFIX, and tells the app so (LAB_STORAGE_PROVISIONED)", () => {
+    const tables = ofType("Microsoft.Storage/storageAccounts/tableServices/tables");
+    expect(tables).toHaveLength(1); // one copy loop over tableSuffixes
+    const table = tables[0]!;
+    expect(table.module).toBe("storage");
+    expect((table as Json).copy.count).toBe("[length(variables('tableSuffixes'))]");
+    expect(table.name).toBe("[format('{0}/{1}/{2}', parameters('storageAccountName'), 'default', format('{0}{1}', parameters('tablePrefix'), variables('tableSuffixes')[copyIndex()]))]");
+    const suffixes = table.variables.tableSuffixes as string[];
+    // What the code opens: openTable(…, `${…tablePrefix}Pairs`) and the like under shared/, and
+    // the redelivery bookkeeping (`<prefix>Deliveries`).
+    const opened = new Set(["Deliveries"]);
+    for (const file of readdirSync("shared", { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts"))) {
+      for (const call of readFileSync(join("shared", file), "utf8").matchAll(/openTable\([^;]*?([A-Z][A-Za-z]+)[`"']\s*\)/g)) opened.add(call[1]!);
+    }
+    expect(opened.size).toBeGreaterThanOrEqual(5);
+    expect([...suffixes].sort()).toEqual([...opened].sort());
+    // One prefix for the tables the deployment makes and the ones the app opens.
+    expect((template as Json).parameters.tablePrefix).toMatchObject({ type: "string", defaultValue: "labreset", minLength: 3, maxLength: 41 });
+    expect(moduleParameters("storage").tablePrefix).toBe("[parameters('tablePrefix')]");
+    expect(moduleParameters("functionApp").tablePrefix).toBe("[parameters('tablePrefix')]");
+    const settings = appSettings();
+    expect(settings.get("LAB_TABLE_PREFIX")).toBe("[parameters('tablePrefix')]");
+    expect(settings.get("LAB_STORAGE_PROVISIONED")).toBe("true");
+    expect(readSettings({ LAB_STORAGE_PROVISIONED: settings.get("LAB_STORAGE_PROVISIONED") }).storageProvisioned).toBe(true);
+    expect(readSettings({}).storageProvisioned).toBe(false);
+  });
+
+  it("passes REDELIVER_SCHEDULE, every 5 minutes unless the parameter says otherwise", () => {
+    expect((template as Json).parameters.redeliverSchedule).toMatchObject({ type: "string", defaultValue: "0 */5 * * * *", minLength: 1 });
+    expect(moduleParameters("functionApp").redeliverSchedule).toBe("[parameters('redeliverSchedule')]");
+    expect(appSettings().get("REDELIVER_SCHEDULE")).toBe("[parameters('redeliverSchedule')]");
+  });
+
+  it("accepts the CLI's bearer token for the app registration's App ID URI when Entra sign-in is on", () => {
+    const auth = one("Microsoft.Web/sites/config");
+    expect(auth.properties.identityProviders.azureActiveDirectory.validation).toEqual({ allowedAudiences: ["[format('api://{0}', parameters('entraClientId'))]"] });
   });
 
   it("gives the app settings the app reads, with secrets only as Key Vault references", () => {
@@ -410,14 +504,14 @@ describe("infra/modules/alerts.bicep, the alerts on the app's Application Insigh
     expect(rules).toHaveLength(1); // one copy loop over the alerts variable
     const rule = rules[0]!;
     expect(rule.module).toBe("alerts");
-    const list = rule.variables.alerts as { name: string; severity: number; query: string; description: string }[];
+    const list = rule.variables.alerts as { name: string; severity: number; query: string; description: string; evaluationFrequency: string; windowSize: string }[];
     return { rule, list };
   };
 
   it("has one rule per alert the app logs, each querying the trace that shared/logger.ts writes", () => {
     const { rule, list } = alertsOf();
     expect((rule as Json).copy.count).toBe("[length(variables('alerts'))]");
-    expect(list.map((a) => a.name).sort()).toEqual([...ALERTS].sort());
+    expect(list.map((a) => a.name).sort()).toEqual([...ALERTS, ...SILENCE_ALERTS].sort());
     for (const name of ALERTS) {
       const { query } = list.find((a) => a.name === name)!;
       const prefix = query.match(/traces \| where message startswith "([^"]+)"/)?.[1];
@@ -432,27 +526,33 @@ describe("infra/modules/alerts.bicep, the alerts on the app's Application Insigh
     // Failed invocations of the timer and of the queue-triggered reconcile count as reconcile-failed.
     expect(list.find((a) => a.name === "reconcile-failed")!.query).toContain('(requests | where success == false and operation_Name in ("scheduledReset", "reconcileLab"))');
     // Nothing else is queried by the other rules.
-    for (const { name, query } of list.filter((a) => a.name !== "reconcile-failed")) expect(query, name).toBe(`traces | where message startswith "lab-reset alert ${name}:"`);
+    for (const { name, query } of list.filter((a) => (ALERTS as readonly string[]).includes(a.name) && a.name !== "reconcile-failed")) expect(query, name).toBe(`traces | where message startswith "lab-reset alert ${name}:"`);
     expect(list.map((a) => [a.name, a.severity])).toEqual(
       expect.arrayContaining([
         ["pair-gave-up", 1],
         ["poison-message", 1],
         ["reset-failed-twice", 2],
         ["reconcile-failed", 2],
+        ["pair-out-of-routing", 2],
+        ["no-reconcile", 1],
       ]),
     );
     for (const { description } of list) expect(description.length).toBeGreaterThan(20);
   });
 
-  it("evaluates every 5 minutes over at most 15, on the app's Application Insights, once per event", () => {
-    const { rule } = alertsOf();
+  it("evaluates the event alerts every 5 minutes over at most 15, on the app's Application Insights, once per event", () => {
+    const { rule, list } = alertsOf();
     expect(rule.kind).toBe("LogAlert");
     const p = rule.properties;
     expect(p.enabled).toBe(true);
     expect(p.scopes).toEqual(["[resourceId('Microsoft.Insights/components', parameters('appInsightsName'))]"]);
     expect(moduleParameters("alerts").appInsightsName).toBe("[reference('monitoring').outputs.appInsightsName.value]");
-    expect(p.evaluationFrequency).toBe("PT5M");
-    expect(["PT5M", "PT10M", "PT15M"]).toContain(p.windowSize);
+    expect(p.evaluationFrequency).toBe("[variables('alerts')[copyIndex()].evaluationFrequency]");
+    expect(p.windowSize).toBe("[variables('alerts')[copyIndex()].windowSize]");
+    for (const a of list.filter((a) => (ALERTS as readonly string[]).includes(a.name))) {
+      expect(a.evaluationFrequency, a.name).toBe("PT5M");
+      expect(["PT5M", "PT10M", "PT15M"], a.name).toContain(a.windowSize);
+    }
     expect(p.autoMitigate).toBe(true);
     expect(p.severity).toBe("[variables('alerts')[copyIndex()].severity]");
     expect(p.criteria.allOf).toEqual([
@@ -467,6 +567,27 @@ describe("infra/modules/alerts.bicep, the alerts on the app's Application Insigh
     // The rules run with Azure Monitor's own access: no identity, no role for them, none for the app.
     expect(rule.identity).toBeUndefined();
     expect(ofType("Microsoft.Authorization/roleAssignments").filter((r) => r.module === "alerts")).toEqual([]);
+  });
+
+  it("alerts when no reconcile has succeeded for 7 hours, also when the app logs nothing at all", () => {
+    const { list } = alertsOf();
+    const rule = list.find((a) => a.name === "no-reconcile")!;
+    // The line every successful reconcile logs, as shared/reconcile/reconcile.ts writes it.
+    expect(readFileSync("shared/reconcile/reconcile.ts", "utf8")).toMatch(/logger\.info\(`reconcile \$\{JSON\.stringify\(\{ trigger, ok,/);
+    const line = (ok: boolean) => `reconcile ${JSON.stringify({ trigger: "timer", ok, pairs: { clean: 4 }, dispatches: 0 })}`;
+    const [, prefix, fragment] = rule.query.match(/where message startswith "([^"]+)" and message contains '([^']+)'/) ?? [];
+    expect(line(true).startsWith(prefix!)).toBe(true);
+    expect(line(true).includes(fragment!)).toBe(true);
+    expect(line(false).includes(fragment!)).toBe(false);
+    // Its own 7-hour look-back, one row only when it found none (so an app that logs nothing, whose
+    // query would otherwise return no rows, fires), counted like the other rules (Count > 0).
+    expect(rule.query).toMatch(/^traces \| where timestamp > ago\(7h\) \| /);
+    expect(rule.query).toMatch(/\| summarize succeeded = count\(\) \| where succeeded == 0$/);
+    // Hourly, over a day of data (the query time range; at most two days): covers the 7 hours.
+    expect(rule.evaluationFrequency).toBe("PT1H");
+    expect(rule.windowSize).toBe("P1D");
+    // The timer alone reconciles every 6 hours, inside the 7.
+    expect((template as Json).parameters.resetSchedule.defaultValue).toBe("0 0 */6 * * *");
   });
 
   it("e-mails alertEmail through one action group, which exists (and is wired to the rules) only when the address is set", () => {
@@ -572,5 +693,69 @@ describe("infra/github/lab-reset.yml, the reset workflow the app dispatches", ()
     expect(runsOnFor('["self-hosted", "linux", "utility"]')).toEqual(["self-hosted", "linux", "utility"]);
     // Still only when lab-reset's URL is known, and whatever the resets' outcome.
     expect(report.if).toBe("always() && vars.LAB_RESET_URL != ''");
+  });
+});
+
+describe("LAB_STORAGE_PROVISIONED: the app opens the tables and queue the deployment made, and never creates one", () => {
+  const connectionString = () => inject("azuriteConnectionString");
+  const provisioned = (): StorageConnection => ({ kind: "connectionString", connectionString: connectionString(), provisioned: true });
+  const tableExists = (name: string) =>
+    TableClient.fromConnectionString(connectionString(), name, { allowInsecureConnection: true })
+      .listEntities()
+      .byPage({ maxPageSize: 1 })
+      .next()
+      .then(
+        () => true,
+        () => false,
+      );
+  const failure = (promise: Promise<unknown>) =>
+    promise.then(
+      () => {
+        throw new Error("expected a failure");
+      },
+      (error: unknown) => error,
+    );
+
+  it("opens every store without creating a table or the queue; the first use of a missing one says to run the deployment", async () => {
+    const prefix = `p${randomBytes(5).toString("hex")}`;
+    const queueName = `q-${randomBytes(5).toString("hex")}`;
+    const options = { connection: provisioned(), tablePrefix: prefix, lab: "microsoft.netperf" };
+    const [store, facts, coverage, queue] = await Promise.all([TableStore.open(options), TableFactStore.open(options), TableCoverageStore.open(options), StorageReconcileQueue.open(options.connection, queueName)]);
+    for (const suffix of ["Pairs", "Events", "Facts", "Control"]) expect(await tableExists(`${prefix}${suffix}`), suffix).toBe(false);
+    expect(await new QueueClient(connectionString(), queueName).exists()).toBe(false);
+
+    const tableError = await failure(store.listPairs());
+    expect(tableError).toBeInstanceOf(StoreError);
+    expect((tableError as Error).message).toBe(
+      `Table Storage list ${prefix}Pairs failed: table ${prefix}Pairs does not exist: the deployment creates it (LAB_STORAGE_PROVISIONED=true); run the deploy command again (docs/deploy.md, step 2)`,
+    );
+    // Not "no record yet": a missing table is said as such by every store, also where a missing entity is normal.
+    expect(((await failure(coverage.read())) as Error).message).toContain(`read reconcile coverage failed: table ${prefix}Control does not exist: the deployment creates it`);
+    expect(((await failure(store.getPair("vm-42-43"))) as Error).message).toContain(`table ${prefix}Pairs does not exist: the deployment creates it`);
+    expect(((await failure(facts.listSince(new Date(0)))) as Error).message).toContain(`table ${prefix}Facts does not exist: the deployment creates it`);
+    const queueError = (await failure(queue.send({ trigger: "timer" }))) as Error;
+    expect(queueError).toBeInstanceOf(StoreError);
+    expect(queueError.message).toBe(
+      `Queue Storage queue a reconcile on ${queueName} failed: queue ${queueName} does not exist: the deployment creates it (LAB_STORAGE_PROVISIONED=true); run the deploy command again (docs/deploy.md, step 2)`,
+    );
+    for (const error of [tableError as Error, queueError]) expect(error.message).not.toContain("\n");
+
+    // Made as the deployment makes them (the compiled template's table list), they serve the stores.
+    const tableTemplate = resources.find((r) => r.type === "Microsoft.Storage/storageAccounts/tableServices/tables")!;
+    for (const suffix of tableTemplate.variables.tableSuffixes as string[]) {
+      await TableClient.fromConnectionString(connectionString(), `${prefix}${suffix}`, { allowInsecureConnection: true }).createTable();
+    }
+    await new QueueClient(connectionString(), queueName).create();
+    expect(await store.listPairs()).toEqual([]);
+    expect(await facts.listSince(new Date(0))).toEqual([]);
+    expect((await coverage.read()).events).toBeNull();
+    await queue.send({ trigger: "timer" });
+    expect((await new QueueClient(connectionString(), queueName).getProperties()).approximateMessagesCount).toBe(1);
+  });
+
+  it("creates them on first use without it, as under npm start", async () => {
+    const prefix = `p${randomBytes(5).toString("hex")}`;
+    await TableStore.open({ connection: { kind: "connectionString", connectionString: connectionString() }, tablePrefix: prefix, lab: "microsoft.netperf" });
+    expect(await tableExists(`${prefix}Pairs`)).toBe(true);
   });
 });

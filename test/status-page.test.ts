@@ -351,3 +351,30 @@ describe("status page (in chromium)", { timeout: 60_000 }, () => {
     }, { width: 1280, height: 600 });
   });
 });
+
+describe("status page on a simulated clock", () => {
+  it("says plainly that its clock is simulated, how fast it runs and what time it is there; a real lab's page does not", () => {
+    const html = renderStatusPage({ ...seedLab(), simulatedClock: { speed: 60 } });
+    const note = /<p class="simulated" role="note">(.*?)<\/p>/.exec(html)?.[1]?.replace(/<[^>]+>/g, "");
+    expect(note).toBe("Simulated lab: no real VM is reset, and the clock is simulated: it runs 60× as fast as real time (simulated time now 2026-11-27 12:00 UTC). Every time on this page is simulated time.");
+    // Before the table and the "Drawn" line, which shows the same simulated time.
+    expect(html.indexOf('class="simulated"')).toBeLessThan(html.indexOf('class="meta"'));
+    expect(renderStatusPage(seedLab())).not.toMatch(/class="simulated"|Simulated lab|simulated time/);
+  });
+
+  it("GET /api/status of a runtime on the simulated lab's clock carries the note, with that clock's time", async () => {
+    const lab = await startTestLab();
+    lab.runtime.simulatedClock = { speed: 600 };
+    const host = await startLocalHost({ definitions: functionDefinitions(() => Promise.resolve(lab.runtime), { resetSchedule: "0 0 */6 * * *", reconcileQueue: "unused" }), port: 0, logger: silentLogger });
+    try {
+      const page = await (await fetch(`${host.url}/api/status`)).text();
+      const now = lab.runtime.clock().toISOString().slice(0, 16).replace("T", " ");
+      expect(page).toContain(`it runs 600× as fast as real time (simulated time now <time datetime="${lab.runtime.clock().toISOString()}">${now} UTC</time>)`);
+      delete lab.runtime.simulatedClock;
+      expect(await (await fetch(`${host.url}/api/status`)).text()).not.toMatch(/class="simulated"|Simulated lab|simulated time/);
+    } finally {
+      await host.close();
+      await lab.close();
+    }
+  });
+});

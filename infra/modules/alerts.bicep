@@ -1,6 +1,7 @@
 // Azure Monitor log search alerts on the app's Application Insights, one per alertable event the
 // app logs (shared/logger.ts: an error trace whose message starts with `lab-reset alert <name>:`;
-// host.json keeps traces out of sampling), and one action group that e-mails the lab admin.
+// host.json keeps traces out of sampling) and one on the app falling silent (no-reconcile), and
+// one action group that e-mails the lab admin.
 // docs/deploy.md, "Alerts", says what each alert means and what to do.
 //
 // The rules query with Azure Monitor's own access to the resource they are scoped to: they get no
@@ -15,18 +16,24 @@ param actionGroupName string
 param alertEmail string
 param tags object
 
+// Event rules look every 5 minutes over the last 15, so an event that reached Application
+// Insights a few minutes late is still counted.
 var alerts = [
   {
     name: 'pair-gave-up'
     severity: 1
     description: 'A pair gave up after maxResetAttempts failed resets in a row: it stays failed, and lab-reset does not reset it again until an admin clears its record.'
     query: 'traces | where message startswith "lab-reset alert pair-gave-up:"'
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
   }
   {
     name: 'reset-failed-twice'
     severity: 2
     description: 'A pair\'s reset failed twice in a row; lab-reset retries it after a backoff.'
     query: 'traces | where message startswith "lab-reset alert reset-failed-twice:"'
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
   }
   {
     // Also a failed invocation of the timer or of the queue-triggered reconcile (an error that
@@ -35,12 +42,36 @@ var alerts = [
     severity: 2
     description: 'The timer (scheduledReset) or the queue-triggered reconcile (reconcileLab) failed.'
     query: 'union (traces | where message startswith "lab-reset alert reconcile-failed:"), (requests | where success == false and operation_Name in ("scheduledReset", "reconcileLab"))'
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
   }
   {
     name: 'poison-message'
     severity: 1
     description: 'A reconcile message failed on its last dequeue and was moved to the poison queue.'
     query: 'traces | where message startswith "lab-reset alert poison-message:"'
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+  }
+  {
+    name: 'pair-out-of-routing'
+    severity: 2
+    description: 'A pair has been out of job routing (its VM runner lacks the routing labels) for longer than routingAlertMinutes while not busy: perf jobs for it queue. Its lastError says why.'
+    query: 'traces | where message startswith "lab-reset alert pair-out-of-routing:"'
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+  }
+  {
+    // Silence rather than an event: every successful reconcile logs `reconcile {..."ok":true...}`
+    // (shared/reconcile/reconcile.ts), the timer at least every 6 hours. The query looks back 7
+    // hours itself and returns one row only when it found none, so "no rows" (nothing logged at
+    // all: the app stopped) cannot be mistaken for "fine". Hourly, over a day's data.
+    name: 'no-reconcile'
+    severity: 1
+    description: 'No reconcile has succeeded for 7 hours: lab-reset is stopped or broken, and VM runners it took out of routing stay out. Run lab-reset routing restore while it is down.'
+    query: 'traces | where timestamp > ago(7h) | where message startswith "reconcile {" and message contains \'"ok":true\' | summarize succeeded = count() | where succeeded == 0'
+    evaluationFrequency: 'PT1H'
+    windowSize: 'P1D'
   }
 ]
 
@@ -78,11 +109,10 @@ resource rules 'Microsoft.Insights/scheduledQueryRules@2026-03-01' = [
       severity: alert.severity
       enabled: true
       scopes: [appInsights.id]
-      // Every 5 minutes over the last 15: an event that reached Application Insights a few minutes
-      // late is still counted. The rule is stateful (autoMitigate), so an event seen by three
-      // evaluations notifies once; the alert resolves by itself once the window holds none.
-      evaluationFrequency: 'PT5M'
-      windowSize: 'PT15M'
+      // The rule is stateful (autoMitigate), so an event seen by several evaluations notifies once;
+      // the alert resolves by itself once the window holds none.
+      evaluationFrequency: alert.evaluationFrequency
+      windowSize: alert.windowSize
       autoMitigate: true
       criteria: {
         allOf: [

@@ -23,6 +23,10 @@ param allowedRepositories string
 param reconcileQueueName string
 @description('Client id of the Entra app registration for App Service authentication; empty: off.')
 param entraClientId string
+@description('functionAppConfig.scaleAndConcurrency.alwaysReady (alwaysReadyFor in lib.bicep); empty: none, and the first request after an idle spell waits for a cold start.')
+param alwaysReady array
+@description('Six-field NCRONTAB schedule of the timer that redelivers failed webhook deliveries (REDELIVER_SCHEDULE).')
+param redeliverSchedule string
 param tags object
 
 // Names of the secrets in Key Vault; docs/deploy.md (step 3) tells the admin to create them, and
@@ -68,10 +72,12 @@ resource functionApp 'Microsoft.Web/sites@2025-03-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // Only properties Flex Consumption accepts: it refuses ftpsState, alwaysOn, linuxFxVersion and
+    // the other plan-level ones (error 51021; test/infra.test.ts lists them). FTP is off through
+    // the publishing-credentials policies below instead.
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       // Storage and telemetry by identity, secrets by Key Vault reference, nothing else secret.
       // FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION are not set: Flex takes the runtime
       // from functionAppConfig.
@@ -94,6 +100,10 @@ resource functionApp 'Microsoft.Web/sites@2025-03-01' = {
         { name: 'OIDC_AUDIENCE', value: oidcAudience }
         { name: 'OIDC_ISSUER', value: oidcIssuer }
         { name: 'ALLOWED_REPOSITORIES', value: allowedRepositories }
+        // The deployment creates the tables and queues (modules/storage.bicep), so no trigger spends
+        // its first call creating them, and a missing one is a deployment to run, not a table to make.
+        { name: 'LAB_STORAGE_PROVISIONED', value: 'true' }
+        { name: 'REDELIVER_SCHEDULE', value: redeliverSchedule }
       ]
     }
     functionAppConfig: {
@@ -105,12 +115,19 @@ resource functionApp 'Microsoft.Web/sites@2025-03-01' = {
         }
       }
       runtime: { name: 'node', version: '22' }
-      scaleAndConcurrency: { maximumInstanceCount: 40, instanceMemoryMB: 512 }
+      // An always-ready instance answers a webhook delivery without a cold start, well inside
+      // GitHub's 10-second timeout; docs/deploy.md says what it costs.
+      scaleAndConcurrency: {
+        maximumInstanceCount: 40
+        instanceMemoryMB: 512
+        alwaysReady: alwaysReady
+      }
     }
   }
 }
 
-// No basic-auth publishing: deployments authenticate with Entra ID.
+// No basic-auth publishing, FTP included (Flex takes no ftpsState): deployments authenticate
+// with Entra ID.
 resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2025-03-01' = {
   parent: functionApp
   name: 'ftp'
@@ -148,6 +165,9 @@ resource authSettings 'Microsoft.Web/sites/config@2025-03-01' = if (!empty(entra
           clientId: entraClientId
           openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
         }
+        // The CLI's bearer token (scope api://<client id>/.default): a v2 token's audience is the
+        // client id, always allowed; a v1 token's is the App ID URI.
+        validation: { allowedAudiences: ['api://${entraClientId}'] }
       }
     }
     login: {

@@ -14,3 +14,7 @@ func namePrefixProblem(prefix string) string =>
 @description('ALLOWED_REPOSITORIES: the lab repository first (its own reset runs report to lab-reset), then the other comma-separated owner/repo entries, trimmed, each once.')
 func allowedRepositoryList(labRepository string, others string) string =>
   join(union([labRepository], filter(map(split(others, ','), repository => trim(repository)), repository => !empty(repository))), ',')
+
+@export()
+@description('functionAppConfig.scaleAndConcurrency.alwaysReady for this many always-ready instances of the http group (the webhook, job-completed, the status page and admin routes); 0: none.')
+func alwaysReadyFor(httpInstances int) array => httpInstances > 0 ? [{ name: 'http', instanceCount: httpInstances }] : []

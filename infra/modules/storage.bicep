@@ -1,16 +1,23 @@
 // The app's one storage account: Functions host storage (blob), the Flex deployment container,
 // the queue that hands "look now" from the triggers to the queue-triggered reconcile (and the
-// poison queue the Functions host moves failed messages to), and this app's tables, which the app
-// creates itself. Reached by managed identity only: shared keys and public blob access are off.
+// poison queue the Functions host moves failed messages to), and this app's tables. The deployment
+// creates every table and queue, so the app never creates storage (LAB_STORAGE_PROVISIONED).
+// Reached by managed identity only: shared keys and public blob access are off.
 
 param location string
 param storageAccountName string
 param deploymentContainerName string
 @description('The reconcile queue (RECONCILE_QUEUE); the Functions host moves a message that failed maxDequeueCount times to <name>-poison.')
 param reconcileQueueName string
+@description('Starts the app\'s table names (LAB_TABLE_PREFIX).')
+param tablePrefix string
 param tags object
 @description('Object id of the admin who may clear a pair record (Storage Table Data Contributor); empty grants no one.')
 param adminPrincipalId string = ''
+
+// Every table the app opens (openTable under shared/storage), <prefix><suffix>: pair records,
+// pair events, reconcile coverage, job facts, and the webhook redelivery bookkeeping.
+var tableSuffixes = ['Pairs', 'Events', 'Control', 'Facts', 'Deliveries']
 
 var storageTableDataContributor = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3')
 
@@ -38,6 +45,16 @@ resource storage 'Microsoft.Storage/storageAccounts@2025-01-01' = {
       name: deploymentContainerName
       properties: { publicAccess: 'None' }
     }
+  }
+
+  resource tableService 'tableServices' = {
+    name: 'default'
+
+    resource tables 'tables' = [
+      for suffix in tableSuffixes: {
+        name: '${tablePrefix}${suffix}'
+      }
+    ]
   }
 
   resource queueService 'queueServices' = {

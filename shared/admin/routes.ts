@@ -95,7 +95,7 @@ export async function statusPage(runtime: Runtime, logger: Logger): Promise<Html
       })),
     );
     const githubUrl = runtime.settings.githubApiUrl === "https://api.github.com" ? "https://github.com" : runtime.settings.githubApiUrl.replace(/\/api\/v3$/, "");
-    return { status: 200, html: renderStatusPage({ lab, githubUrl, drawnAt: runtime.clock(), pairs }), headers: STATUS_PAGE_HEADERS };
+    return { status: 200, html: renderStatusPage({ lab, githubUrl, drawnAt: runtime.clock(), pairs, ...(runtime.simulatedClock ? { simulatedClock: runtime.simulatedClock } : {}) }), headers: STATUS_PAGE_HEADERS };
   } catch (cause) {
     const failed = unavailable(cause, logger, "Reload the page in a minute.");
     return { status: failed.status, html: `<!doctype html><title>lab-reset</title><p>${String((failed.body as { error: string }).error).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)}</p>`, headers: { ...STATUS_PAGE_HEADERS, "retry-after": "60" } };

@@ -14,6 +14,8 @@ export interface StatusPageInput {
   /** The GitHub web URL run links start with, e.g. "https://github.com". */
   githubUrl: string;
   drawnAt: Date;
+  /** Set when `drawnAt` and every time on the page are a simulated lab's clock (`npm start` without GitHub). */
+  simulatedClock?: { speed: number };
   /** Events newest first, covering at least the last 24 hours. */
   pairs: Array<{ record: PairRecord; vmRunnerLabel: string; events: PairEvent[] }>;
 }
@@ -50,6 +52,7 @@ export const STATUS_PAGE_STYLE = `
 body{margin:14px 16px}
 h1{font-size:19px;margin:0 0 2px}
 .meta{margin:0 0 8px;color:#57606a}
+.simulated{margin:0 0 8px;padding:4px 8px;border:1px solid #d4a72c;border-radius:4px;background:#fff8c5}
 .legend{display:flex;flex-wrap:wrap;gap:4px 14px;list-style:none;padding:0;margin:0 0 10px;font-size:12px;color:#57606a}
 .legend li{display:flex;align-items:center;gap:5px}
 .legend b{color:#1f2328}
@@ -107,7 +110,7 @@ export function renderStatusPage(input: StatusPageInput): string {
 </head>
 <body>
 <h1>Lab pairs · ${escapeHtml(input.lab)}</h1>
-<p class="meta">Drawn <time datetime="${drawnAt.toISOString()}">${drawnAt.toISOString().slice(0, 16).replace("T", " ")} UTC</time> · refreshes every ${REFRESH_SECONDS} s · times in UTC · ${countsText(input.pairs.map((p) => p.record))}</p>
+${simulatedNote(input)}<p class="meta">Drawn <time datetime="${drawnAt.toISOString()}">${drawnAt.toISOString().slice(0, 16).replace("T", " ")} UTC</time> · refreshes every ${REFRESH_SECONDS} s · times in UTC · ${countsText(input.pairs.map((p) => p.record))}</p>
 ${legend()}
 <table>
 <thead><tr>${COLUMNS.map(([cls, text]) => `<th scope="col" class="${cls}">${text}</th>`).join("")}</tr></thead>
@@ -132,6 +135,13 @@ const COLUMNS: Array<[string, string]> = [
   ["c-error", "Last error"],
   ["c-strip", `Last ${STRIP_HOURS} h<span class="scale"><span>−24 h</span><span>−18</span><span>−12</span><span>−6</span><span>now</span></span>`],
 ];
+
+/** Times on a simulated lab's page are not the reader's: said before anything else. */
+function simulatedNote({ simulatedClock, drawnAt }: StatusPageInput): string {
+  if (!simulatedClock) return "";
+  const now = `<time datetime="${drawnAt.toISOString()}">${drawnAt.toISOString().slice(0, 16).replace("T", " ")} UTC</time>`;
+  return `<p class="simulated" role="note"><b>Simulated lab:</b> no real VM is reset, and the clock is simulated: it runs ${escapeHtml(String(simulatedClock.speed))}× as fast as real time (simulated time now ${now}). Every time on this page is simulated time.</p>\n`;
+}
 
 function legend(): string {
   const items = Object.entries(LEGEND).map(([state, meaning]) => `<li class="st-${state}"><span class="swatch"></span><b>${state === "unknown" ? "no record" : state}</b> ${escapeHtml(meaning)}</li>`);

@@ -116,7 +116,12 @@ function readMatrix(text: string, file: string, jobName: string | undefined): { 
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
   const lineOf = (node: Node | null | undefined) => (node?.range ? lines.linePos(node.range[0]).line : 1);
   if (doc.errors.length > 0) {
-    return { problems: doc.errors.map((e) => `${file}:${e.linePos?.[0].line ?? 1}: not valid YAML: ${e.message.split("\n")[0]}; fix the file`) };
+    // Without prettyErrors an error has no linePos (with it, its message spans lines): the line counter places it.
+    // The first error is the one to fix: the parser's later ones mostly follow from it (one missing "]" makes dozens).
+    const [first, ...later] = doc.errors;
+    const { line, col } = lines.linePos(first!.pos[0]);
+    const more = later.length > 0 ? ` (${later.length} later YAML ${later.length === 1 ? "error" : "errors"} may follow from it)` : "";
+    return { problems: [`${file}:${line}:${col}: not valid YAML: ${first!.message.split("\n")[0]}; fix the file${more}`] };
   }
   const jobs = doc.get("jobs");
   const withMatrix = isMap(jobs)

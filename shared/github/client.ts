@@ -496,3 +496,6 @@ export class OctokitLabGitHub implements LabGitHub {
     }
   }
 }
+
+/** For other GitHub readers over the same client (shared/github/deliveries.ts): one way to report a failed call and an unexpected answer. */
+export { describe as describeFailure, parse as parseAnswer };

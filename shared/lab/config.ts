@@ -59,7 +59,7 @@ export const LabConfigSchema = z
       if (first !== undefined) {
         ctx.addIssue({ code: "custom", path, message: `duplicate ${what} "${value}" (first used at ${first})` });
       } else {
-        seen.set(key, path.join("."));
+        seen.set(key, jsonPath(path));
       }
     };
     config.pairs.forEach((pair, p) => {
@@ -118,11 +118,14 @@ export function zodProblems(error: z.ZodError): string[] {
   return error.issues.map((issue) => `${jsonPath(issue.path)}: ${issue.message}`);
 }
 
+/** What a config error asks of the admin at start-up; a check of a file asks for the file to be fixed. */
+export const FIX_AND_RESTART = "fix these and restart the app";
+
 /** Validates a parsed lab config, collecting every error before throwing once. */
-export function parseLabConfig(value: unknown, source = "lab config"): LabConfig {
+export function parseLabConfig(value: unknown, source = "lab config", fix = FIX_AND_RESTART): LabConfig {
   const result = LabConfigSchema.safeParse(value);
   if (!result.success) {
-    throw new ConfigurationError(`${source} is invalid; fix these and restart:`, zodProblems(result.error));
+    throw new ConfigurationError(`${source} is invalid; ${fix}:`, zodProblems(result.error));
   }
   return result.data;
 }
@@ -142,7 +145,7 @@ export function appFolder(): string {
  * Reads and validates the lab config file; throws a ConfigurationError listing every problem.
  * A relative path (LAB_CONFIG_PATH, or its default lab.config.json) is the app folder's, as in Azure.
  */
-export function loadLabConfigFile(given: string, relativeTo: string = appFolder()): LabConfig {
+export function loadLabConfigFile(given: string, relativeTo: string = appFolder(), fix = FIX_AND_RESTART): LabConfig {
   const path = isAbsolute(given) ? given : resolve(relativeTo, given);
   let text: string;
   try {
@@ -155,9 +158,104 @@ export function loadLabConfigFile(given: string, relativeTo: string = appFolder(
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new ConfigurationError("The lab config is not valid JSON:", [`${path}: ${(error as Error).message}`]);
+    throw new ConfigurationError("The lab config is not valid JSON:", [`${path}:${jsonErrorAt(text, error as Error)}`]);
   }
-  return parseLabConfig(value, path);
+  return parseLabConfig(value, path, fix);
+}
+
+/**
+ * `line:column: what`, one line, for a JSON.parse error: V8 says "at position N" for some errors,
+ * and for others quotes the text around the error (over several lines) without a position.
+ */
+function jsonErrorAt(text: string, error: Error): string {
+  const given = /at position (\d+)/.exec(error.message)?.[1];
+  const offset = given !== undefined ? Number(given) : jsonSyntaxErrorOffset(text);
+  const before = text.slice(0, offset).split("\n");
+  const token = /^Unexpected token '([\s\S]*?)', /.exec(error.message)?.[1];
+  const what = token !== undefined ? `Unexpected ${shownCharacter(token)}` : error.message.replace(/( in JSON)? at position \d+[\s\S]*$/, "");
+  return `${before.length}:${before.at(-1)!.length + 1}: ${what}`;
+}
+
+/** A character as one line shows it: printable as itself, others by code point (a BOM by name). */
+function shownCharacter(c: string): string {
+  if (/^[!-~]$/.test(c)) return `token '${c}'`;
+  const code = `U+${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`;
+  return c === "\ufeff" ? `${code} (a byte order mark: save the file as UTF-8 without one)` : `character ${code}`;
+}
+
+/** Where JSON text first breaks JSON's grammar (its length if it ends too soon). */
+function jsonSyntaxErrorOffset(text: string): number {
+  class Broken extends Error {}
+  let i = 0;
+  const fail = (): never => {
+    throw new Broken();
+  };
+  const space = () => {
+    while (" \t\n\r".includes(text[i] ?? "x")) i++;
+  };
+  const word = (w: string) => {
+    for (const c of w) {
+      if (text[i] !== c) fail();
+      i++;
+    }
+  };
+  const string = () => {
+    for (i++; text[i] !== '"'; i++) {
+      if (i >= text.length || text.charCodeAt(i) < 0x20) fail();
+      if (text[i] === "\\") {
+        i++;
+        if (text[i] === "u" && /^[0-9a-fA-F]{4}$/.test(text.slice(i + 1, i + 5))) i += 4;
+        else if (!'"\\/bfnrt'.includes(text[i] ?? "x")) fail();
+      }
+    }
+    i++;
+  };
+  const list = (close: string, item: () => void) => {
+    i++;
+    space();
+    if (text[i] === close) return void i++;
+    for (;;) {
+      item();
+      space();
+      if (text[i] === close) return void i++;
+      if (text[i] !== ",") fail();
+      i++;
+    }
+  };
+  const value = (): void => {
+    space();
+    const c = text[i];
+    if (c === "{") {
+      list("}", () => {
+        space();
+        if (text[i] !== '"') fail();
+        string();
+        space();
+        if (text[i] !== ":") fail();
+        i++;
+        value();
+      });
+    } else if (c === "[") list("]", value);
+    else if (c === '"') string();
+    else if (c === "t") word("true");
+    else if (c === "f") word("false");
+    else if (c === "n") word("null");
+    else {
+      const number = /-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y;
+      number.lastIndex = i;
+      if (!number.test(text)) fail();
+      i = number.lastIndex;
+    }
+  };
+  try {
+    value();
+    space();
+    if (i < text.length) fail();
+  } catch (error) {
+    if (error instanceof Broken) return i;
+    throw error;
+  }
+  return text.length;
 }
 
 /** Table Storage keys may not contain / \ # ? or control characters. */

@@ -14,6 +14,7 @@ import { GITHUB_SETTINGS_HINT } from "../settings.js";
 import { StoreError } from "../storage/connection.js";
 import { AzuriteError, startAzurite, type RunningAzurite } from "./azurite.js";
 import { startLocalHost, type LocalHost } from "./host.js";
+import { watchParents } from "./parents.js";
 
 // What this process started, stopped on every way out (see `stop`).
 let sim: SimulatedLab | undefined;
@@ -23,11 +24,32 @@ let host: LocalHost | undefined;
 /** A mistake in what the admin set: said on one line (or the config's list), without a stack. */
 class StartupError extends Error {}
 
+// The same checks and words as bin/check-port.mjs, which `npm start` runs before the build.
 function localPort(): number {
   const text = process.env.PORT?.trim() || "7071";
   const port = Number(text);
   if (!/^\d+$/.test(text) || port > 65535) throw new StartupError(`PORT "${text}" is not a port number: set PORT to a free port, e.g. 7071`);
   return port;
+}
+
+const portInUse = (port: number | string) => `PORT ${port} is in use (by another lab-reset or func start?): stop it or set PORT to a free port, e.g. PORT=${Number(port) + 1} npm start`;
+
+/** Upper bound of SIM_SPEED: about a simulated week per real minute. */
+const MAX_SIM_SPEED = 10_000;
+
+/** The simulated lab's settings: SIM_SPEED (simulated minutes per real minute) and SIM_SEED. */
+function simulatorSettings(): { speed: number; seed: number } {
+  const speedText = process.env.SIM_SPEED?.trim() || "60";
+  const speed = Number(speedText);
+  if (!(speed > 0 && speed <= MAX_SIM_SPEED)) {
+    throw new StartupError(`SIM_SPEED "${speedText}" is not a clock speed: set SIM_SPEED to the simulated minutes per real minute, a number above 0 and at most ${MAX_SIM_SPEED} (default 60)`);
+  }
+  const seedText = process.env.SIM_SEED?.trim() || "1";
+  const seed = Number(seedText);
+  if (!/^-?\d+$/.test(seedText) || !Number.isSafeInteger(seed)) {
+    throw new StartupError(`SIM_SEED "${seedText}" is not a seed: set SIM_SEED to a whole number, e.g. 1 (the default); the same seed gives the same perf runs`);
+  }
+  return { speed, seed };
 }
 
 async function main(): Promise<void> {
@@ -36,11 +58,11 @@ async function main(): Promise<void> {
   const oidcOffByDefault = process.env.OIDC_DISABLED === undefined && !process.env.OIDC_AUDIENCE;
   const { settings, config } = loadStartup(oidcOffByDefault ? { ...process.env, OIDC_DISABLED: "true" } : process.env);
   if (settings.githubAuth === null) {
-    const speed = Number(process.env.SIM_SPEED ?? 60);
+    const { speed, seed } = simulatorSettings();
     console.log(`lab-reset: SIMULATED LAB (no GitHub settings; ${speed} simulated minutes per minute). To use GitHub, ${GITHUB_SETTINGS_HINT}.`);
     sim = await startSimulatedLab(config, {
       speed,
-      seed: Number(process.env.SIM_SEED ?? 1),
+      seed,
       onActivity: (pairId, activity, at) => console.log(`[lab ${stamp(at)}] ${pairId}: VM ${activity}`),
     });
     settings.githubApiUrl = sim.url;
@@ -56,7 +78,7 @@ async function main(): Promise<void> {
       `WARNING: this local run acts on the real lab at ${settings.githubApiUrl}: it dispatches real resets, and its Table Storage (in-memory Azurite) is not the deployed app's, so the two do not coordinate their claims. Set AzureWebJobsStorage to the deployed storage account to share them.`,
     );
   }
-  const runtime = await createRuntime(settings, config, sim ? { clock: sim.now, logger: quiet(consoleLogger) } : {});
+  const runtime = await createRuntime(settings, config, sim ? { clock: sim.now, logger: quiet(consoleLogger), simulatedClock: { speed: sim.speed } } : {});
   if (sim) runtime.store = printingStateChanges(runtime.store, sim.now);
   if (oidcOffByDefault) console.warn("OIDC is off because this is the local host; to check tokens as Azure does, set OIDC_AUDIENCE=<audience> (and OIDC_ISSUER for GHES).");
   // In the simulated lab the timer fires on the simulated clock, through the admin route.
@@ -92,7 +114,7 @@ function problemLine(error: unknown): string | null {
   const listen = error as NodeJS.ErrnoException & { port?: number };
   if (listen?.syscall === "listen") {
     const port = listen.port ?? process.env.PORT ?? 7071;
-    if (listen.code === "EADDRINUSE") return `PORT ${port} is in use: set PORT`;
+    if (listen.code === "EADDRINUSE") return portInUse(port);
     if (listen.code === "EACCES") return `PORT ${port} is not allowed for this user (EACCES): set PORT to 1024 or above`;
   }
   return null;
@@ -128,10 +150,17 @@ function printingStateChanges(store: PairStore, now: () => Date): PairStore {
 }
 
 // A signal during start-up stops too: what has started is stopped, and Azurite processes still
-// starting stop by themselves when this process ends (their watchdog).
+// starting stop by themselves when this process ends (their watchdog). So does the end of
+// `npm start` (see parents.ts), which would otherwise leave this process holding the port.
 const signalled = new Promise<number>((resolve) => {
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(signal, () => resolve(0));
+  watchParents(() => {
+    console.error("lab-reset: its parent process (npm start) is gone: stopping");
+    resolve(0);
+  });
 });
+// A terminal or pipe closed with the parent must not turn stopping into a crash.
+for (const stream of [process.stdout, process.stderr]) stream.on("error", () => {});
 const failed = (error: unknown) => {
   console.error(problemLine(error) ?? error);
   return 1;

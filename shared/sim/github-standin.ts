@@ -9,6 +9,7 @@ import { createHash, createPublicKey, randomBytes, verify as verifySignature, ty
 import { createServer, STATUS_CODES } from "node:http";
 import type { IncomingMessage, OutgoingHttpHeaders, Server, ServerResponse } from "node:http";
 import type { components, operations } from "@octokit/openapi-types";
+import { WebhookDeliveryLog, type HookDeliveryItem } from "./standin-deliveries.js";
 
 type Schemas = components["schemas"];
 type Runner = Schemas["runner"];
@@ -177,6 +178,7 @@ interface StoredRun {
 
 const API_PREFIX = "/api/v3";
 const ACCESS_TOKENS_PATH = /^\/app\/installations\/(\d+)\/access_tokens$/;
+const DELIVERIES_PATH = /^\/app\/hook\/deliveries(?:\/(\d+)\/attempts)?$/;
 const DOCS = "https://docs.github.com/rest";
 const DISPATCH_DOCS = "https://docs.github.com/rest/actions/workflows#create-a-workflow-dispatch-event";
 const RATE_LIMIT = 5000;
@@ -587,6 +589,51 @@ export class GitHubStandin {
     return undefined;
   }
 
+  // ---- The App's webhook: deliveries sent to its URL, and their log read and redelivered with the App JWT ----
+
+  private deliveryLog?: WebhookDeliveryLog;
+
+  /** Send `workflow_job` deliveries to the App's webhook URL, signed with its secret (see deliverJob). */
+  enableWebhook(target: { url: string; secret: string }): void {
+    this.deliveryLog = new WebhookDeliveryLog(target, () => this.clock(), INSTALLATION_ID, Number(this.webhookRepository().id));
+  }
+
+  /** Delivers the job's `action` to the webhook URL as GitHub would; resolves with the logged attempt. */
+  deliverJob(jobId: number, action: WorkflowJobAction): Promise<HookDeliveryItem> {
+    if (this.deliveryLog === undefined) throw new Error("enableWebhook first");
+    return this.deliveryLog.deliver("workflow_job", this.workflowJobEvent(jobId, action));
+  }
+
+  /** The webhook's log of delivery attempts (redeliveries included), oldest first. */
+  get webhookDeliveries(): HookDeliveryItem[] {
+    return this.deliveryLog?.items ?? [];
+  }
+
+  /** Resolves once every delivery and redelivery under way has been answered. */
+  deliveriesSettled(): Promise<void> {
+    return this.deliveryLog?.settled() ?? Promise.resolve();
+  }
+
+  private answerDeliveries(ex: Exchange, method: string, path: string): void {
+    // These routes take only the App's JWT; an installation token or a PAT cannot be decoded as one.
+    const problem = this.appAuth === undefined ? "A JSON web token could not be decoded" : this.appJwtProblem(ex.req.headers.authorization, this.appAuth);
+    if (problem !== undefined) return this.send(ex, 401, { message: problem, documentation_url: DOCS, status: "401" } satisfies BasicError);
+    const attempt = DELIVERIES_PATH.exec(path)?.[1];
+    const log = this.deliveryLog;
+    if (attempt === undefined && method === "GET") {
+      const perPage = Number(ex.url.searchParams.get("per_page") ?? 30);
+      const page = log?.page(perPage, ex.url.searchParams.get("cursor")) ?? { items: [], next: null };
+      const next = new URL(ex.url.href);
+      if (page.next !== null) next.searchParams.set("cursor", page.next);
+      return this.send(ex, 200, page.items, page.next === null ? {} : { link: `<${next.href}>; rel="next"` });
+    }
+    if (attempt !== undefined && method === "POST") {
+      if (log === undefined || !log.redeliver(Number(attempt))) return this.notFound(ex);
+      return this.send(ex, 202, {});
+    }
+    return this.notFound(ex);
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", this.url);
     const prefixed = url.pathname === API_PREFIX || url.pathname.startsWith(`${API_PREFIX}/`);
@@ -621,6 +668,7 @@ export class GitHubStandin {
     };
 
     if (this.appAuth !== undefined && ACCESS_TOKENS_PATH.test(path)) return this.answerAccessTokens(ex, method, path);
+    if (DELIVERIES_PATH.test(path)) return this.answerDeliveries(ex, method, path);
     if (!this.authorized(req.headers.authorization)) {
       return this.send(ex, 401, { message: "Bad credentials", documentation_url: DOCS, status: "401" } satisfies BasicError);
     }

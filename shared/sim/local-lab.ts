@@ -14,6 +14,8 @@ export interface SimulatedLab {
   url: string;
   token: string;
   now: () => Date;
+  /** Simulated minutes per real minute. */
+  speed: number;
   /** Starts the clock; perf runs and timers then call the app at `appUrl`. */
   run(appUrl: string, resetSchedule: string): void;
   stop(): Promise<void>;
@@ -35,6 +37,7 @@ export async function startSimulatedLab(config: LabConfig, options: { speed: num
     url: standin.url,
     token: standin.token,
     now: lab.now,
+    speed: options.speed,
     run(appUrl, resetSchedule) {
       const post = async (path: string, body?: unknown) => {
         try {

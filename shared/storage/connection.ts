@@ -6,9 +6,14 @@ import type { TokenCredential } from "@azure/core-auth";
 import { RestError, TableClient } from "@azure/data-tables";
 import { QueueClient } from "@azure/storage-queue";
 
-export type StorageConnection =
+/**
+ * `provisioned`: the deployment created every table and queue (LAB_STORAGE_PROVISIONED), so
+ * opening one never creates it, and a missing one is a deployment to run.
+ */
+export type StorageConnection = (
   | { kind: "connectionString"; connectionString: string }
-  | { kind: "identity"; tableServiceUrl: string; queueServiceUrl: string; credential: TokenCredential };
+  | { kind: "identity"; tableServiceUrl: string; queueServiceUrl: string; credential: TokenCredential }
+) & { provisioned?: boolean };
 
 type Service = "Table Storage" | "Queue Storage";
 
@@ -27,6 +32,10 @@ function remember(url: string, service: Service, connection: StorageConnection):
 }
 
 const NO_ANSWER = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "ECONNRESET", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT", "REQUEST_SEND_ERROR"]);
+
+/** A table or queue that is not there (the deployment creates them; the app does only without LAB_STORAGE_PROVISIONED). */
+const MISSING_CONTAINER = new Set(["TableNotFound", "QueueNotFound"]);
+const errorCode = (error: RestError) => error.code ?? (error.details as { errorCode?: string } | undefined)?.errorCode;
 
 const firstLine = (text: string) => text.split("\n")[0]!.trim();
 
@@ -57,7 +66,7 @@ export function describeStoreFailure(call: string, cause: unknown, service?: Ser
   const known = url ? endpoints.get(url.origin) : undefined;
   const who = service ?? known?.service ?? guessService(call);
   const credential = known?.credential ?? "connectionString";
-  const code = cause.code ?? (cause.details as { errorCode?: string } | undefined)?.errorCode;
+  const code = errorCode(cause);
   const status = cause.statusCode;
   if (status === 401 || status === 403) {
     const what = `${status}${code ? ` ${code}` : ""}`;
@@ -75,6 +84,13 @@ export function describeStoreFailure(call: string, cause: unknown, service?: Ser
       : who === "Table Storage" ? "AzureWebJobsStorage__tableServiceUri (or AzureWebJobsStorage__accountName)"
       : "AzureWebJobsStorage__queueServiceUri (or AzureWebJobsStorage__accountName)";
     return `${who} ${call} failed: cannot reach ${url?.origin ?? "the storage account"}: ${code}; check ${setting} and that the account (or Azurite) is running`;
+  }
+  // Only with LAB_STORAGE_PROVISIONED=true does the app use a table or queue it did not create.
+  if (status === 404 && MISSING_CONTAINER.has(code ?? "")) {
+    const kind = code === "TableNotFound" ? "table" : "queue";
+    const segments = (url?.pathname ?? "").split("/").filter((p) => p !== "");
+    const name = decodeURIComponent((segments.at(-1) === "messages" ? segments.at(-2) : segments.at(-1)) ?? "").replace(/\(.*$/, "");
+    return `${who} ${call} failed: ${kind}${name ? ` ${name}` : ""} does not exist: the deployment creates it (LAB_STORAGE_PROVISIONED=true); run the deploy command again (docs/deploy.md, step 2)`;
   }
   const detail = [[status, code].filter((p) => p !== undefined && p !== "").join(" "), storageMessage(cause)].filter((p) => p !== "").join(": ");
   return `${who} ${call} failed${detail ? `: ${detail}` : ""}`;
@@ -95,7 +111,9 @@ export class StoreError extends Error {
   }
 }
 
-export const isStatus = (error: unknown, ...codes: number[]) => error instanceof RestError && codes.includes(error.statusCode ?? 0);
+/** A missing table or queue is never "no such entity": its 404 matches no status here. */
+export const isStatus = (error: unknown, ...codes: number[]) =>
+  error instanceof RestError && codes.includes(error.statusCode ?? 0) && !(error.statusCode === 404 && MISSING_CONTAINER.has(errorCode(error) ?? ""));
 
 export function tableClient(connection: StorageConnection, table: string): TableClient {
   let client: TableClient;
@@ -125,9 +143,13 @@ export function queueClient(connection: StorageConnection, queue: string): Queue
   return client;
 }
 
-/** Opens a table, creating it on first use. */
+/**
+ * Opens a table, creating it on first use; when the deployment provisioned storage, without a
+ * call (a missing table is then reported by its first use, naming the deployment).
+ */
 export async function openTable(connection: StorageConnection, table: string): Promise<TableClient> {
   const client = tableClient(connection, table);
+  if (connection.provisioned) return client;
   try {
     await client.createTable();
   } catch (error) {

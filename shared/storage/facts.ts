@@ -25,12 +25,13 @@ export const JobFactSchema = z.object({
    */
   at: isoTime,
   /** GitHub's own `started_at`/`completed_at` as the delivery carried it, kept beside `at`. */
-  githubAt: isoTime.nullable().optional(),
+  githubAt: isoTime.nullable().default(null),
   source: z.enum(["webhook", "job-completed"]),
   /** This instance's clock when recorded: for retention and "recorded since", never for ordering jobs. */
   recordedAt: isoTime,
 });
-export type JobFact = z.infer<typeof JobFactSchema>;
+/** As triggers write it (`githubAt` may be left out); stores read it back with `githubAt` null. */
+export type JobFact = z.input<typeof JobFactSchema>;
 export interface StoredFact {
   key: string;
   fact: JobFact;

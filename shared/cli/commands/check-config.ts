@@ -1,4 +1,3 @@
-import { resolve } from "node:path";
 import { ConfigurationError, loadLabConfigFile } from "../../lab/config.js";
 import { defaultConfigPath, type CliContext } from "../context.js";
 import { EXIT_FAILED, EXIT_OK } from "../errors.js";
@@ -7,8 +6,9 @@ import { EXIT_FAILED, EXIT_OK } from "../errors.js";
 export function checkConfig(context: CliContext, file: string | undefined, options: { json?: boolean }): number {
   const path = file ?? defaultConfigPath(context);
   try {
-    // A file named on the command line is the caller's, relative to where they stand.
-    const config = loadLabConfigFile(resolve(path));
+    // A file named on the command line is the caller's, relative to where they stand; what to do
+    // is to fix the file (restarting is for the app, which reads it only at start-up).
+    const config = loadLabConfigFile(path, process.cwd(), "fix these in the file");
     const ids = config.pairs.map((pair) => pair.id);
     if (options.json) {
       context.stdout(`${JSON.stringify({ ok: true, file: path, repository: `${config.github.owner}/${config.github.repo}`, pairs: ids }, null, 2)}\n`);

@@ -1,0 +1,171 @@
+/**
+ * `npm start` as a new admin meets it: the simulator's settings checked in one line, a taken
+ * PORT said before the build, and the local host (with its Azurite) gone with the npm that
+ * started it, however npm ends. Loopback only; npm runs offline with its update check off.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { describe, expect, it } from "vitest";
+import { freePort } from "../shared/local/azurite.js";
+
+const linux = existsSync("/proc/self/stat");
+const NPM_ENV = { npm_config_update_notifier: "false", npm_config_offline: "true", npm_config_fund: "false", npm_config_audit: "false" };
+const baseEnv = () => ({ PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", OIDC_DISABLED: "true", ...NPM_ENV });
+
+/** Runs `command` to its end; its exit code and output. */
+function run(command: string, args: string[], env: Record<string, string>, timeoutMs = 20_000) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string; ms: number }>((resolve) => {
+    const started = Date.now();
+    const child = spawn(command, args, { env: { ...baseEnv(), ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: Date.now() - started });
+    });
+  });
+}
+
+const startJs = (env: Record<string, string>) => run(process.execPath, ["dist/shared/local/start.js"], env);
+
+describe("npm start: SIM_SPEED and SIM_SEED", () => {
+  it.each([
+    ["SIM_SPEED", "abc", /^SIM_SPEED "abc" is not a clock speed: set SIM_SPEED to the simulated minutes per real minute, a number above 0 and at most 10000 \(default 60\)$/],
+    ["SIM_SPEED", "0", /^SIM_SPEED "0" is not a clock speed: .* above 0 /],
+    ["SIM_SPEED", "-5", /^SIM_SPEED "-5" is not a clock speed/],
+    ["SIM_SPEED", "20000", /^SIM_SPEED "20000" is not a clock speed: .* at most 10000 /],
+    ["SIM_SPEED", "Infinity", /^SIM_SPEED "Infinity" is not a clock speed/],
+    ["SIM_SEED", "1.5", /^SIM_SEED "1\.5" is not a seed: set SIM_SEED to a whole number, e.g\. 1 \(the default\); the same seed gives the same perf runs$/],
+    ["SIM_SEED", "x", /^SIM_SEED "x" is not a seed/],
+  ])("%s=%s: one line naming it, what it got and what to give; exit 1 before anything starts", async (name, value, line) => {
+    const app = await startJs({ PORT: String(await freePort()), [name]: value });
+    expect(app.code).toBe(1);
+    expect(app.stderr.endsWith("\n") && app.stderr.indexOf("\n") === app.stderr.length - 1, app.stderr).toBe(true);
+    expect(app.stderr.trimEnd()).toMatch(line);
+    expect(app.stdout).toBe("");
+  });
+});
+
+/** Something already listening on a loopback port. */
+async function busyPort(): Promise<{ port: number; server: Server }> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { port: (server.address() as { port: number }).port, server };
+}
+
+const inUse = (port: number) => `PORT ${port} is in use (by another lab-reset or func start?): stop it or set PORT to a free port, e.g. PORT=${port + 1} npm start`;
+
+describe("npm start: a taken or wrong PORT is said before the build", () => {
+  it("bin/check-port.mjs: one line and exit 1 for a taken port or one that is not a port; silent exit 0 for a free one", async () => {
+    const { port, server } = await busyPort();
+    try {
+      expect(await run(process.execPath, ["bin/check-port.mjs"], { PORT: String(port) })).toMatchObject({ code: 1, stdout: "", stderr: `${inUse(port)}\n` });
+      expect(await run(process.execPath, ["bin/check-port.mjs"], { PORT: "http" })).toMatchObject({ code: 1, stderr: 'PORT "http" is not a port number: set PORT to a free port, e.g. 7071\n' });
+      expect(await run(process.execPath, ["bin/check-port.mjs"], { PORT: "70710" })).toMatchObject({ code: 1 });
+      expect(await run(process.execPath, ["bin/check-port.mjs"], { PORT: String(await freePort()) })).toMatchObject({ code: 0, stdout: "", stderr: "" });
+    } finally {
+      server.close();
+    }
+  });
+
+  it("npm start on a taken port stops in its prestart with that line, without building", async () => {
+    const { port, server } = await busyPort();
+    try {
+      const started = await run("npm", ["start"], { PORT: String(port) });
+      expect(started.code).not.toBe(0);
+      expect(started.stderr).toContain(`${inUse(port)}\n`);
+      expect(started.stdout).not.toMatch(/tsc|start\.js/);
+      expect(started.ms).toBeLessThan(10_000);
+    } finally {
+      server.close();
+    }
+  });
+
+  it("the local host says the same line when the port is taken after the check", async () => {
+    const { port, server } = await busyPort();
+    try {
+      const app = await startJs({ PORT: String(port), GITHUB_WEBHOOK_SECRET: "x".repeat(32) });
+      expect(app).toMatchObject({ code: 1, stderr: `${inUse(port)}\n` });
+    } finally {
+      server.close();
+    }
+  }, 40_000);
+
+  it("package.json runs the check before the build", () => {
+    const scripts = JSON.parse(readFileSync("package.json", "utf8")).scripts;
+    expect(scripts.prestart).toMatch(/^node bin\/check-port\.mjs && npm run build$/);
+  });
+});
+
+/** A process's state letter and parent, from /proc. */
+function procStat(pid: number): { state: string; ppid: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { state: state!, ppid: Number(ppid) };
+  } catch {
+    return null;
+  }
+}
+const alive = (pid: number) => (procStat(pid)?.state ?? "Z") !== "Z";
+
+/** Every process below `root` now: npm's shell, start.js, its Azurite services. */
+function descendants(root: number): number[] {
+  const parents = new Map(readdirSync("/proc").filter((e) => /^\d+$/.test(e)).map((e) => [Number(e), procStat(Number(e))?.ppid]));
+  const found: number[] = [];
+  for (let frontier = [root]; frontier.length > 0; ) {
+    frontier = [...parents].filter(([, ppid]) => ppid !== undefined && frontier.includes(ppid)).map(([pid]) => pid);
+    found.push(...frontier);
+  }
+  return found;
+}
+
+async function listening(port: number): Promise<boolean> {
+  try {
+    await fetch(`http://127.0.0.1:${port}/api/pairs`, { signal: AbortSignal.timeout(1000) });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function until(check: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return true;
+}
+
+describe.runIf(linux)("npm start ends with its npm", () => {
+  // dist is built by `npm test`'s pretest; --ignore-scripts skips prestart's build here.
+  it.each(["SIGTERM", "SIGKILL"] as const)("%s to npm: start.js and its Azurite are gone and the port is free within seconds", async (signal) => {
+    expect(spawnSync("sh", ["-c", "command -v npm"]).status).toBe(0);
+    const port = await freePort();
+    const npm = spawn("npm", ["start", "--ignore-scripts"], { env: { ...baseEnv(), PORT: String(port), SIM_SPEED: "60" }, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    npm.stdout.on("data", (d: Buffer) => (output += d.toString()));
+    npm.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    const below = new Set<number>();
+    try {
+      expect(await until(() => /GET {2}http:\/\/127\.0\.0\.1:\d+\/api\/pairs/.test(output) || npm.exitCode !== null, 30_000), output).toBe(true);
+      expect(await listening(port), output).toBe(true);
+      descendants(npm.pid!).forEach((pid) => below.add(pid));
+      // npm's shell, start.js and Azurite's table and queue services.
+      expect(below.size, output).toBeGreaterThanOrEqual(3);
+      // The page of this simulated lab says its clock is simulated.
+      expect(await (await fetch(`http://127.0.0.1:${port}/api/status`)).text()).toContain("the clock is simulated: it runs 60× as fast as real time");
+
+      npm.kill(signal);
+      expect(await until(async () => !(await listening(port)), 10_000), `port ${port} still served:\n${output}`).toBe(true);
+      expect(await until(() => [...below].every((pid) => !alive(pid)), 10_000), `still running: ${[...below].filter(alive).join(", ")}\n${output}`).toBe(true);
+    } finally {
+      for (const pid of [npm.pid!, ...below]) if (alive(pid)) process.kill(pid, "SIGKILL");
+    }
+  }, 60_000);
+});
