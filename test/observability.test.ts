@@ -58,16 +58,20 @@ describe("the reconcile summary line", () => {
     expect(log.summaries()[1]).toMatchObject({ trigger: "job-completed", ok: true, pairs: { resetting: 4 }, dispatches: 0 });
   });
 
-  it("is logged, not ok, when the pairs' records cannot be listed, and the queue invocation fails with an alert", async () => {
+  it("is logged, not ok, when the pairs' records cannot be listed, and the reconcile is retried later with an alert", async () => {
     const log = capturingLogger();
     lab = await startTestLab({ logger: log.logger });
     const store: PairStore = { ...lab.runtime.store, listPairs: () => Promise.reject(new Error("Table Storage list labresetPairs failed: 503 Service Unavailable")) };
     const worker = new ReconcileWorker(() => ({ ...lab!.runtime, store }));
     await scheduledReset(lab.runtime, log.logger);
     const [queued] = lab.queue.takeAll();
-    await expect(worker.serve(queued!, log.logger)).rejects.toThrow(/list labresetPairs failed/);
+    // An outage is not a poison message: the reconcile looks again later, as a timer, from a delayed retry.
+    await expect(worker.serve(queued!, log.logger)).resolves.toMatchObject({ served: "retry-later", attempt: 1, queued: true });
     expect(log.summaries()).toEqual([expect.objectContaining({ trigger: "timer", ok: false, dispatches: 0 })]);
-    expect(log.errors).toContainEqual(expect.stringMatching(/^lab-reset alert reconcile-failed: reconcile for a timer message \(try 1 of 5\) failed; the queue retries it: .*list labresetPairs failed/));
+    expect(log.errors).toContainEqual(expect.stringMatching(/^lab-reset alert reconcile-failed: reconcile \(timer, 1 message, try 1\) failed: .*list labresetPairs failed.*; looking again in 1 min/));
+    expect(lab.queue.takeAll()).toEqual([]);
+    lab.advance(1);
+    expect(lab.queue.takeAll().map((q) => q.message)).toEqual([expect.objectContaining({ trigger: "timer", retry: expect.objectContaining({ attempt: 1 }) })]);
   });
 });
 

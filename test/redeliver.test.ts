@@ -180,10 +180,13 @@ describe("the redelivery timer", () => {
     for (const job of lab.github.jobsOf(Number(queued.id))) await lab.github.deliverJob(Number(job.id), "queued");
     expect(await redeliverWebhooks(lab.runtime, silentLogger)).toMatchObject({ pages: 2, failed: 1, redelivered: 1 });
     expect(lab.github.requests.filter((r) => r.path === "/app/hook/deliveries").map((r) => r.query.cursor ?? null)).toEqual([null, expect.stringMatching(/^v1_\d+$/)]);
-    // The next look stops at the last one's newest delivery (less the overlap): one page.
+    // The next look reaches back to the last one's newest delivery less LOOK_OVERLAP_MS (10 min): the
+    // same two pages, and the redelivery, which succeeded; after a quiet half hour, one empty page.
     lab.advance(30);
     await lab.github.deliveriesSettled();
-    expect(await redeliverWebhooks(lab.runtime, silentLogger)).toMatchObject({ pages: 1, looked: 1, redelivered: 0 });
+    expect(await redeliverWebhooks(lab.runtime, silentLogger)).toMatchObject({ pages: 2, looked: 123, failed: 0, redelivered: 0 });
+    lab.advance(30);
+    expect(await redeliverWebhooks(lab.runtime, silentLogger)).toMatchObject({ pages: 1, looked: 0, failed: 0, redelivered: 0 });
   });
 
   it("is refused by the stand-in as by GitHub without the App JWT (an installation token is not one)", async () => {

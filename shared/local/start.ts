@@ -3,7 +3,7 @@
  * Starts Azurite itself when AzureWebJobsStorage is not set, and a simulated lab (GitHub
  * stand-in, simulated clock) when no GitHub settings are given.
  */
-import { functionDefinitions } from "../../functions/definitions.js";
+import { functionDefinitions, redeliverScheduleOf } from "../../functions/definitions.js";
 import { GitHubError } from "../github/client.js";
 import { ConfigurationError } from "../lab/config.js";
 import { consoleLogger, type Logger } from "../logger.js";
@@ -83,7 +83,7 @@ async function main(): Promise<void> {
   if (oidcOffByDefault) console.warn("OIDC is off because this is the local host; to check tokens as Azure does, set OIDC_AUDIENCE=<audience> (and OIDC_ISSUER for GHES).");
   // In the simulated lab the timer fires on the simulated clock, through the admin route.
   host = await startLocalHost({
-    definitions: functionDefinitions(() => Promise.resolve(runtime), settings),
+    definitions: functionDefinitions(() => Promise.resolve(runtime), { ...settings, redeliverSchedule: redeliverScheduleOf(settings) }),
     port,
     logger: sim ? quiet(consoleLogger) : consoleLogger,
     runTimers: !sim,

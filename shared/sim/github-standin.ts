@@ -561,7 +561,8 @@ export class GitHubStandin {
     app.minted++;
     this.send(ex, 201, {
       token,
-      expires_at: new Date(this.clock().getTime() + 3600_000).toISOString().replace(/\.\d{3}Z$/, "Z"),
+      // On the wall clock, as the JWT: Octokit signs JWTs and caches tokens by the machine's clock, not a simulated lab's.
+      expires_at: new Date(Date.now() + 3600_000).toISOString().replace(/\.\d{3}Z$/, "Z"),
       permissions: { actions: "write", administration: "read" },
       repository_selection: "selected",
     } satisfies Schemas["installation-token"]);
@@ -581,7 +582,8 @@ export class GitHubStandin {
     if (claims.alg !== "RS256" || !verifySignature("RSA-SHA256", Buffer.from(`${head}.${body}`), app.publicKey, Buffer.from(signature, "base64url"))) {
       return "A JSON web token could not be decoded";
     }
-    const now = Math.floor(this.clock().getTime() / 1000);
+    // The signer's clock is the machine's (Octokit's auth-app), whatever clock the simulated lab runs on.
+    const now = Math.floor(Date.now() / 1000);
     if (String(claims.iss) !== app.appId) return "'Issuer' claim ('iss') must be an Integer";
     if (typeof claims.iat !== "number" || typeof claims.exp !== "number" || claims.iat > now + 60 || claims.exp <= now || claims.exp - claims.iat > 660) {
       return "'Expiration time' claim ('exp') is too far in the future";

@@ -67,8 +67,11 @@ export async function redeliverWebhooks(runtime: RedeliverRuntime, logger: Logge
       await runtime.ledger.failed(delivery.guid, message);
     }
   }
-  const newest = deliveries.reduce<string | null>((a, d) => (a === null || d.delivered_at > a ? d.delivered_at : a), null);
-  if (newest !== null) await runtime.ledger.advance(newest);
+  // Attempts older than the overlap are in the log by now: a quiet spell moves the cursor too, so
+  // the next look does not read the last burst again.
+  const settled = new Date(now.getTime() - LOOK_OVERLAP_MS).toISOString();
+  const newest = deliveries.reduce((a, d) => (d.delivered_at > a ? d.delivered_at : a), settled);
+  await runtime.ledger.advance(newest);
   await runtime.ledger.prune(new Date(now.getTime() - DELIVERIES_KEPT_MS)).catch((error: unknown) => logger.warn(`old redeliveries not pruned: ${(error as Error).message}`));
   const line = `redeliver ${JSON.stringify({ ...summary, errors: summary.errors.length, since: new Date(since).toISOString() })}`;
   if (summary.errors.length > 0) logger.error(`${line}; failed requests (tried again at the next look): ${summary.errors.join("; ")}`);
