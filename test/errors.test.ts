@@ -20,6 +20,7 @@ import { openTable, StoreError, tableClient } from "../shared/storage/connection
 import { StorageReconcileQueue } from "../shared/storage/queue.js";
 import { NO_REDELIVERY_WARNING } from "../shared/triggers/redeliver.js";
 import { seedConfig } from "./support/lab.js";
+import { alive, procStat } from "./support/procs.js";
 
 /** A plain token's start-up warning, said before whatever stops start-up. */
 const withoutWarning = (stderr: string) => stderr.replace(`${NO_REDELIVERY_WARNING}\n`, "");
@@ -222,16 +223,6 @@ describe("LAB_CONFIG_PATH", () => {
 
 const linux = existsSync("/proc/self/stat");
 
-/** A process's state letter and parent, from /proc (Linux). */
-function procStat(pid: number): { state: string; ppid: number } | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return { state: state!, ppid: Number(ppid) };
-  } catch {
-    return null;
-  }
-}
 
 /** Azurite processes whose parent is `parent`. */
 function azuriteChildren(parent: number): number[] {
@@ -246,11 +237,6 @@ function azuriteChildren(parent: number): number[] {
     })
     .map(Number);
 }
-
-const alive = (pid: number) => {
-  const stat = procStat(pid);
-  return stat !== null && stat.state !== "Z";
-};
 
 async function allGone(pids: number[], ms: number): Promise<number[]> {
   const deadline = Date.now() + ms;

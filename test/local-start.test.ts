@@ -9,6 +9,7 @@ import { createServer, type Server } from "node:net";
 import { describe, expect, it } from "vitest";
 import { freePort } from "../shared/local/azurite.js";
 import { NO_REDELIVERY_WARNING } from "../shared/triggers/redeliver.js";
+import { alive, procStat } from "./support/procs.js";
 
 const linux = existsSync("/proc/self/stat");
 const NPM_ENV = { npm_config_update_notifier: "false", npm_config_offline: "true", npm_config_fund: "false", npm_config_audit: "false" };
@@ -104,17 +105,6 @@ describe("npm start: a taken or wrong PORT is said before the build", () => {
   });
 });
 
-/** A process's state letter and parent, from /proc. */
-function procStat(pid: number): { state: string; ppid: number } | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return { state: state!, ppid: Number(ppid) };
-  } catch {
-    return null;
-  }
-}
-const alive = (pid: number) => (procStat(pid)?.state ?? "Z") !== "Z";
 
 /** Every process below `root` now: npm's shell, start.js, its Azurite services. */
 function descendants(root: number): number[] {
