@@ -55,8 +55,16 @@ export async function releasePair(runtime: HoldRuntime, request: HoldRequest, lo
   const pairId = configuredId(runtime, request.pairId);
   if (pairId === null) return unknownPair(runtime, request.pairId);
   const by = who(request.principal);
+  const now = runtime.clock().toISOString();
+  // A pair closed by its hold is closed from now on for lab-reset's reasons: the routing alert's
+  // count starts at the release, not at the hold (shared/lab/routing-alert.ts).
   return write(runtime, pairId, logger, (r) =>
-    r.holdBy === null ? null : { record: { ...r, holdBy: null, holdReason: null, holdSince: null }, event: `released by ${by} (held by ${r.holdBy} since ${r.holdSince ?? "?"}: ${r.holdReason ?? ""})` },
+    r.holdBy === null
+      ? null
+      : {
+          record: { ...r, holdBy: null, holdReason: null, holdSince: null, ...(r.routing === "closed" ? { routingSince: now } : {}) },
+          event: `released by ${by} (held by ${r.holdBy} since ${r.holdSince ?? "?"}: ${r.holdReason ?? ""})`,
+        },
   );
 }
 

@@ -48,6 +48,11 @@ export const LabConfigSchema = z
      * VM. Empty (the default): labels are never touched.
      */
     routingLabels: z.array(z.string().min(1, "a routing label cannot be empty")).default([]),
+    /**
+     * Minutes a pair may stay out of routing while not busy before the `pair-out-of-routing`
+     * alert: longer than a reset normally takes, so only a stalled pair alerts.
+     */
+    routingAlertMinutes: z.number().int().min(1).default(90),
     pairs: z.array(PairSchema).min(1, "list at least one pair"),
   })
   .superRefine((config, ctx) => {

@@ -5,7 +5,8 @@
  *
  * Acting on a reset is two-phase: claim the pair with an ETag-conditional write (only one
  * reconcile can win it), take the VM out of routing, look at GitHub and the facts again, and only
- * then dispatch. Routing is opened last, for pairs clean and idle (shared/reconcile/routing.ts).
+ * then dispatch. Routing is opened last, for pairs clean and idle (shared/reconcile/routing.ts);
+ * then a pair out of routing too long while not busy is alerted on (shared/reconcile/routing-alert.ts).
  */
 import { randomUUID } from "node:crypto";
 import type { LabConfig, Pair } from "../lab/config.js";
@@ -14,6 +15,7 @@ import type { Trigger } from "../lab/pair-record.js";
 import type { LabGitHub } from "../github/client.js";
 import type { Logger } from "../logger.js";
 import type { FactStore, StoredFact } from "../storage/facts.js";
+import type { ReconcileQueue } from "../storage/queue.js";
 import type { PairStore, StoredPair } from "../storage/tables.js";
 import { dispatchClaims } from "./act.js";
 import { unreportedJobs } from "./backstop.js";
@@ -22,6 +24,7 @@ import { followResets } from "./follow.js";
 import { FACT_WINDOW_MS, jobFactsByPair, type PairJobFacts } from "./job-facts.js";
 import { lookAtLab, observePair, pairByRunnerName, type LabLook } from "./observe.js";
 import { RoutingPass } from "./routing.js";
+import { alertOutOfRouting } from "./routing-alert.js";
 import { Tally, type ReconcileResult } from "./tally.js";
 
 export type { PairResult, ReconcileResult } from "./tally.js";
@@ -34,6 +37,8 @@ export interface ReconcileDeps {
   clock: () => Date;
   logger: Logger;
   newRequestId?: () => string;
+  /** Where the reconcile queues a later look of its own (the routing alert's due time); the queue function's deps carry it. */
+  queue?: Pick<ReconcileQueue, "send">;
 }
 
 export { FACT_WINDOW_MS } from "./job-facts.js";
@@ -114,6 +119,7 @@ export async function reconcile(deps: ReconcileDeps, trigger: Trigger): Promise<
     const seenFacts = new Set(seen.facts.map((f) => f.key));
     await dispatchClaims(deps, trigger, claims, seenFacts, seen.at, tally);
     await routing.open(subjects, seenFacts, seen.at);
+    await alertOutOfRouting(deps, subjects, routing, tally);
     return summarize(deps, trigger, tally, startStats, started);
   } catch (error) {
     tally.errors.push((error as Error).message);

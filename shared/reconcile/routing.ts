@@ -49,6 +49,8 @@ const removed = (a: Applied) => (a.done.length > 0 ? `: removed ${describeEdits(
 export class RoutingPass {
   /** The first 403's message: the permission is missing, so no further label call is made. */
   private denied: string | null = null;
+  /** Each pair's record as this pass last read or wrote it: what the routing alert is judged on. */
+  private readonly records = new Map<string, PairRecord>();
 
   constructor(
     private readonly deps: ActDeps,
@@ -77,6 +79,11 @@ export class RoutingPass {
       const applied = await this.apply(remove, []);
       await this.note(pair, routingField(applied.failed.length > 0), applied, `routing closed (${verdict.why})${removed(applied)}`);
     }
+  }
+
+  /** The pair's record as this pass left it; undefined when the pass did not look (no routing labels, GitHub unread) or could not read it. */
+  recordOf(pairId: string): PairRecord | undefined {
+    return this.records.get(pairId);
   }
 
   /** After the dispatches: pairs the rule opens get their labels back, claim-protected. */
@@ -127,7 +134,9 @@ export class RoutingPass {
       const now = this.deps.clock().toISOString();
       const record: PairRecord = { ...current.record, routing: "open", routingSince: current.record.routing === "open" ? (current.record.routingSince ?? now) : now, updatedAt: now };
       try {
-        return { record: current.record, etag: await this.deps.store.replacePair(record, current.etag) };
+        const claimed = { record: current.record, etag: await this.deps.store.replacePair(record, current.etag) };
+        this.records.set(pair.id, record);
+        return claimed;
       } catch (error) {
         if (!(error instanceof StoreConflictError)) return this.storeFailed(pair, error);
       }
@@ -205,6 +214,7 @@ export class RoutingPass {
       const next: PairRecord = { ...r, routing, routingSince: base.routing === routing && base.routingSince !== null ? base.routingSince : now, routingError, updatedAt: now };
       try {
         await this.deps.store.replacePair(next, current.etag);
+        this.records.set(pair.id, next);
       } catch (error) {
         if (error instanceof StoreConflictError) continue;
         this.storeFailed(pair, error);
@@ -233,7 +243,9 @@ export class RoutingPass {
 
   private async read(pair: Pair): Promise<StoredPair | null> {
     try {
-      return await this.deps.store.getPair(pair.id);
+      const current = await this.deps.store.getPair(pair.id);
+      if (current !== null) this.records.set(pair.id, current.record);
+      return current;
     } catch (error) {
       return this.storeFailed(pair, error);
     }
