@@ -277,7 +277,7 @@ describe("POST /api/pairs/{id}/reset", () => {
     expect(before?.record.state).toBe("resetting");
     const answer = await resetNow(lab.runtime, "vm-42-43", "admin", silentLogger);
     expect(answer.status).toBe(409);
-    expect((answer.body as { error: string }).error).toBe(`Pair vm-42-43 is being reset already (request ${before!.record.resetRequestId}, run ${before!.record.resetRunId}).`);
+    expect((answer.body as { error: string }).error).toBe(`Pair vm-42-43 is being reset already (request ${before!.record.resetRequestId}, run ${before!.record.resetRunId}); wait for that reset to end.`);
     expect(lab.queue.length).toBe(0);
     expect(await lab.runtime.store.getPair("vm-42-43")).toEqual(before);
   });
@@ -288,7 +288,7 @@ describe("POST /api/pairs/{id}/reset", () => {
     await patchRecord(lab, "vm-42-43", { holdBy: "mara", holdReason: "firmware update (LAB-311)", holdSince: lab.now.value.toISOString() });
     const before = await lab.runtime.store.getPair("vm-42-43");
     const answer = await resetNow(lab.runtime, "vm-42-43", "admin", silentLogger);
-    expect(answer).toEqual({ status: 409, body: { error: "Pair vm-42-43 is held by mara (firmware update (LAB-311)); release it first." } });
+    expect(answer).toEqual({ status: 409, body: { error: "Pair vm-42-43 is held by mara (firmware update (LAB-311)); release it first.", conflict: "held" } });
     expect(lab.queue.length).toBe(0);
     expect(await lab.runtime.store.getPair("vm-42-43")).toEqual(before);
   });
@@ -407,7 +407,7 @@ describe("admin routes over HTTP (local host, Azurite queue)", () => {
     expect(hold.status).toBe(200);
     const held = await fetch(`${url}/api/pairs/vm-25-26/reset`, { method: "POST" });
     expect(held.status).toBe(409);
-    expect(await json(held)).toEqual({ error: "Pair vm-25-26 is held by mara@contoso.com (firmware update); release it first." });
+    expect(await json(held)).toEqual({ error: "Pair vm-25-26 is held by mara@contoso.com (firmware update); release it first.", conflict: "held" });
     expect(sent).toHaveLength(2);
 
     // Without App Service authentication no one is named: "admin".

@@ -41,7 +41,8 @@ interface Seen {
   key: string | undefined;
   body: string;
 }
-type Answer = { status: number; body?: unknown; raw?: string } | "hang";
+/** `headers` are sent as given; `noDate` leaves out the Date header Node sends by default. */
+type Answer = { status: number; body?: unknown; raw?: string; headers?: Record<string, string>; noDate?: boolean } | "hang";
 
 let app: { url: string; seen: Seen[]; close: () => Promise<void> } | undefined;
 afterEach(async () => {
@@ -60,7 +61,8 @@ async function startFakeApp(routes: Record<string, Answer>) {
       seen.push({ method: request.method ?? "", url: request.url ?? "", key: request.headers["x-functions-key"] as string | undefined, body });
       const answer = routes[`${request.method} ${request.url}`] ?? { status: 404, body: { error: "no such route" } };
       if (answer === "hang") return void hanging.push(request);
-      response.writeHead(answer.status, { "content-type": "application/json" });
+      if (answer.noDate) response.sendDate = false;
+      response.writeHead(answer.status, { "content-type": "application/json", ...answer.headers });
       response.end(answer.raw ?? (answer.body === undefined ? "" : JSON.stringify(answer.body)));
     });
   });
@@ -131,9 +133,9 @@ describe("lab-reset usage", () => {
   it("prints help on stdout and exits 0 for --help, for the program and each command", async () => {
     const program = await run(["--help"]);
     expect(program.code).toBe(0);
-    for (const command of ["check-config", "import-matrix", "status", "history", "plan", "reset", "hold", "release"]) {
-      expect(program.stdout).toContain(command);
-      const help = await run([command, "--help"]);
+    for (const command of ["check-config", "import-matrix", "status", "history", "plan", "reset", "hold", "release", "routing", "routing status", "routing restore"]) {
+      expect(program.stdout).toContain(command.split(" ")[0]);
+      const help = await run([...command.split(" "), "--help"]);
       expect(help.code).toBe(0);
       expect(help.stdout).toMatch(new RegExp(`^Usage: lab-reset ${command}`));
     }
@@ -149,11 +151,26 @@ describe("lab-reset usage", () => {
       [["hold", "vm-42-43", "--reason", " "], "lab-reset: option '--reason <text>' argument ' ' is invalid. Say why the pair is held; see lab-reset hold --help"],
       [["reset", "a", "b"], "lab-reset: too many arguments for 'reset'. Expected 1 argument but got 2; see lab-reset reset --help"],
       [["status", "--url", "not a url"], "lab-reset: --url not a url is not a URL; give the app's address, e.g. http://127.0.0.1:7071"],
+      [["routing", "restore", "--bogus"], "lab-reset: unknown option '--bogus'; see lab-reset routing restore --help"],
+      [["status", "--entra", "lab-reset"], "lab-reset: --entra lab-reset is not a client id; give the client id (a GUID) of lab-reset's Entra app registration"],
     ];
     for (const [argv, message] of cases) {
       const result = await run(argv);
       expect({ argv, code: result.code, errors: result.errors, stdout: result.stdout }).toEqual({ argv, code: 2, errors: [message], stdout: "" });
     }
+  });
+
+  it("blames LAB_RESET_URL, not --url, for a LAB_RESET_URL that is not a URL", async () => {
+    expect(await run(["status"], { LAB_RESET_URL: "garbage" })).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: "lab-reset: LAB_RESET_URL=garbage is not a URL; set LAB_RESET_URL to the app's address, e.g. https://<app>.azurewebsites.net, or pass --url\n",
+    });
+    expect((await run(["plan"], { LAB_RESET_URL: "ftp://lab" })).stderr).toBe("lab-reset: LAB_RESET_URL=ftp://lab is not an http(s) URL; set LAB_RESET_URL to the app's address, e.g. https://<app>.azurewebsites.net, or pass --url\n");
+    // A good --url wins over a bad LAB_RESET_URL, and a bad --url is blamed as --url.
+    expect((await run(["status", "--url", "garbage"], { LAB_RESET_URL: "http://127.0.0.1:9" })).stderr).toMatch(/^lab-reset: --url garbage is not a URL/);
+    expect((await run(["status", "--url", "http://127.0.0.1:9"], { LAB_RESET_URL: "garbage" })).stderr).toMatch(/^lab-reset: cannot reach lab-reset at http:\/\/127\.0\.0\.1:9/);
+    expect((await run(["status"], { LAB_RESET_ENTRA_CLIENT_ID: "x" })).stderr).toBe("lab-reset: LAB_RESET_ENTRA_CLIENT_ID=x is not a client id; give the client id (a GUID) of lab-reset's Entra app registration\n");
   });
 
   it("exits 2 with the help on stderr when no command is given", async () => {
@@ -195,7 +212,7 @@ async function startRealApp() {
   return { lab, url, get, pairs, pair, timer, cli };
 }
 type RealApp = Awaited<ReturnType<typeof startRealApp>>;
-type PairView = { id: string; state: string; reason: string; routing: string | null; resetRunId: number | null; holdBy: string | null; resetRequestedAt: string | null };
+type PairView = { id: string; state: string; reason: string; routing: string | null; resetRunId: number | null; holdBy: string | null; resetRequestedAt: string | null; lastError: string | null };
 
 /** Polls until `check` passes: the host's queue function picks a message up within about a second. */
 async function eventually<T>(read: () => Promise<T>, check: (value: T) => boolean, ms = 15_000): Promise<T> {
@@ -229,27 +246,36 @@ async function variedLab(app: RealApp) {
 const cells = (stdout: string) => stdout.trimEnd().split("\n").map((line) => line.split(/ {2,}/));
 
 describe("lab-reset status, history and plan (against a running local host)", () => {
-  it("status shows each pair's state, why, last job, last reset, attempts, routing and hold; --json is GET /api/pairs", async () => {
+  it("status shows each pair's state, why, last job, last reset, attempts, routing, hold and last error; --json is GET /api/pairs", async () => {
     const app = await startRealApp();
     const { runOf } = await variedLab(app);
     expect((await fetch(`${app.url}/api/pairs/vm-05-10/hold`, { method: "POST", body: JSON.stringify({ reason: "firmware update" }) })).status).toBe(200);
     await eventually(app.pairs, (pairs) => pairs.find((p) => p.id === "vm-05-10")?.routing !== "open");
     const api = await app.pairs();
     const routing = (id: string) => api.find((p) => p.id === id)!.routing ?? "-";
+    const lastError = api.find((p) => p.id === "vm-42-43")!.lastError!;
+    expect(lastError).toMatch(/^reset run \d+ ended with conclusion "failure"/);
 
     const result = await app.cli(["status", "--url", app.url, "--key", "k3y"]);
     expect(result).toMatchObject({ code: 0, stderr: "" });
     const [header, rule, ...rows] = cells(result.stdout);
-    expect(header).toEqual(["pair", "state", "why", "last job", "last reset", "attempts", "routing", "hold"]);
+    expect(header).toEqual(["pair", "state", "why", "last job", "last reset", "attempts", "routing", "hold", "last error"]);
     expect(rule!.every((dashes) => /^-+$/.test(dashes))).toBe(true);
     const failed = api.find((p) => p.id === "vm-42-43")!.reason;
-    expect(rows.map((row) => row.map((cell, i) => (i === 6 ? cell.split(" ")[0] : cell)))).toEqual([
-      ["vm-25-26", "clean", `reset run ${runOf("vm-25-26")} succeeded`, "-", `11 min ago (run ${runOf("vm-25-26")})`, "0", routing("vm-25-26"), "-"],
-      ["vm-05-10", "clean", `reset run ${runOf("vm-05-10")} succeeded`, "-", `11 min ago (run ${runOf("vm-05-10")})`, "0", routing("vm-05-10"), "admin: firmware update"],
-      ["vm-42-43", "failed", `${failed.slice(0, 59)}…`, "-", "-", "1", routing("vm-42-43"), "-"],
-      ["vm-11-12", "resetting", "reset requested (the VM ran a job or its state is unknown)", "-", `in flight (run ${runOf("vm-11-12")})`, "1", routing("vm-11-12"), "-"],
-    ]);
+    const table = [
+      ["vm-25-26", "clean", `reset run ${runOf("vm-25-26")} succeeded`, "-", `11 min ago (run ${runOf("vm-25-26")})`, "0", routing("vm-25-26"), "-", "-"],
+      ["vm-05-10", "clean", `reset run ${runOf("vm-05-10")} succeeded`, "-", `11 min ago (run ${runOf("vm-05-10")})`, "0", routing("vm-05-10"), "admin: firmware update", "-"],
+      ["vm-42-43", "failed", `${failed.slice(0, 59)}…`, "-", "-", "1", routing("vm-42-43"), "-", `${lastError.slice(0, 49)}…`],
+      ["vm-11-12", "resetting", "reset requested (the VM ran a job or its state is unknown)", "-", `in flight (run ${runOf("vm-11-12")})`, "1", routing("vm-11-12"), "-", "-"],
+    ];
+    const routingWord = (row: string[]) => row.map((cell, i) => (i === 6 ? cell.split(" ")[0] : cell));
+    expect(rows.map(routingWord)).toEqual(table);
     expect(failed).toMatch(/^reset run \d+ ended with conclusion "failure" \(attempt 1\)/);
+
+    // "11 min ago" by the app's clock (GET /api/pairs `now`), not by this machine's, here years off.
+    const offClock = await run(["status", "--url", app.url], {}, 10_000, new Date("2031-06-01T00:00:00Z"));
+    expect(cells(offClock.stdout).slice(2).map(routingWord)).toEqual(table);
+    expect((await app.get("/api/pairs")).now).toBe(app.lab.now.value.toISOString());
 
     // --json prints the app's answer unchanged; LAB_RESET_URL (a trailing slash is fine) names the app.
     const json = await app.cli(["status", "--json"], { LAB_RESET_URL: `${app.url}/`, LAB_RESET_KEY: "from-env" });
@@ -354,7 +380,7 @@ describe("lab-reset reset, hold and release (against a running local host)", () 
     const again = await app.cli(["reset", "vm-25-26", "--url", app.url]);
     expect(again).toMatchObject({ code: 1, stdout: "" });
     expect(again.errors).toEqual([
-      `lab-reset: POST /api/pairs/vm-25-26/reset: Pair vm-25-26 is being reset already (request ${(await app.lab.runtime.store.getPair("vm-25-26"))!.record.resetRequestId}, run ${resetting.resetRunId}). (409 from ${app.url}); see lab-reset status; a held pair needs lab-reset release vm-25-26 first`,
+      `lab-reset: POST /api/pairs/vm-25-26/reset: Pair vm-25-26 is being reset already (request ${(await app.lab.runtime.store.getPair("vm-25-26"))!.record.resetRequestId}, run ${resetting.resetRunId}); wait for that reset to end. (409 from ${app.url}); lab-reset status shows when it ends`,
     ]);
     const unknown = await app.cli(["reset", "vm-99-98", "--url", app.url]);
     expect(unknown).toMatchObject({ code: 1, stdout: "" });
@@ -393,10 +419,10 @@ describe("lab-reset reset, hold and release (against a running local host)", () 
     const refused = await app.cli(["reset", "vm-42-43", "--url", app.url]);
     expect(refused).toMatchObject({ code: 1, stdout: "" });
     expect(refused.errors).toEqual([
-      `lab-reset: POST /api/pairs/vm-42-43/reset: Pair vm-42-43 is held by admin (firmware update (LAB-311)); release it first. (409 from ${app.url}); see lab-reset status; a held pair needs lab-reset release vm-42-43 first`,
+      `lab-reset: POST /api/pairs/vm-42-43/reset: Pair vm-42-43 is held by admin (firmware update (LAB-311)); release it first. (409 from ${app.url}); run lab-reset release vm-42-43 first`,
     ]);
     const row = cells((await app.cli(["status", "--url", app.url])).stdout).find((cell) => cell[0] === "vm-42-43")!;
-    expect(row.at(-1)).toBe("admin: firmware update (LAB-311)");
+    expect(row[7]).toBe("admin: firmware update (LAB-311)");
 
     const released = await app.cli(["release", "vm-42-43", "--url", app.url, "--key", "k"]);
     expect(released).toMatchObject({ code: 0, stderr: "", stdout: "vm-42-43: released (state failed); the next reconcile decides it as usual\n" });
@@ -446,6 +472,29 @@ describe("lab-reset says in one line what went wrong calling the app", () => {
     ]);
   });
 
+  it("a 409 from an app that does not say which conflict keeps the general hint", async () => {
+    const { url } = await startFakeApp({ "POST /api/pairs/vm-42-43/reset": { status: 409, body: { error: "Pair vm-42-43 is held by mara (x); release it first." } } });
+    expect((await run(["reset", "vm-42-43", "--url", url])).errors).toEqual([
+      `lab-reset: POST /api/pairs/vm-42-43/reset: Pair vm-42-43 is held by mara (x); release it first. (409 from ${url}); see lab-reset status; a held pair needs lab-reset release vm-42-43 first`,
+    ]);
+  });
+
+  it("Entra sign-in's 401 Bearer challenge says to pass --entra; a redirect elsewhere is not followed", async () => {
+    const challenge = 'Bearer realm="lab-reset.azurewebsites.net" authorization_uri="https://login.microsoftonline.com/t/oauth2/v2.0/authorize"';
+    const { url, seen } = await startFakeApp({
+      "GET /api/pairs": { status: 401, raw: "You do not have permission to view this directory or page.", headers: { "www-authenticate": challenge } },
+      "GET /api/plan": { status: 301, headers: { location: "https://lab-reset.example.net/api/plan" } },
+    });
+    expect((await run(["status", "--url", url, "--key", "k"])).errors).toEqual([
+      `lab-reset: GET /api/pairs: lab-reset wants an Entra sign-in (401 from ${url}); pass --entra <client-id> or set LAB_RESET_ENTRA_CLIENT_ID to its app registration's client id, after az login`,
+    ]);
+    expect((await run(["plan", "--url", url, "--key", "k"])).errors).toEqual([
+      `lab-reset: GET /api/plan: ${url} redirects to https://lab-reset.example.net/api/plan (301); give the app's own address as --url/LAB_RESET_URL`,
+    ]);
+    // The key went to the app only, not on to where it redirects.
+    expect(seen.map((s) => s.url)).toEqual(["/api/pairs", "/api/plan"]);
+  });
+
   it("the app failed (5xx): its error field, on one line", async () => {
     const { url } = await startFakeApp({ "GET /api/pairs": { status: 503, body: { error: "Table Storage could not be read:\nECONNRESET" } } });
     const result = await run(["status", "--url", url]);
@@ -462,6 +511,24 @@ describe("lab-reset says in one line what went wrong calling the app", () => {
       expect.stringMatching(/^lab-reset: GET \/api\/plan: unexpected answer from .* \(\$\.pairs\[0\]\.state: .*\); is --url the lab-reset app, at the same version as this CLI\?$/),
     ]);
     expect((await run(["reset", "vm-1-2", "--url", url])).errors).toEqual([`lab-reset: POST /api/pairs/vm-1-2/reset: no such route (404 from ${url}); lab-reset status lists the pairs (a 404 for a listed pair means the app predates this command)`]);
+  });
+});
+
+describe("lab-reset status counts relative times from the app's clock", () => {
+  const pairs = [{ id: "vm-42-43", state: "clean", lastJobAt: "2026-12-10T11:55:00.000Z", lastJobRunId: 7 }];
+  const lastJob = async (url: string, now: Date) => cells((await run(["status", "--url", url], {}, 2000, now)).stdout)[2]![3];
+
+  it("from the answer's now, else its Date header, else this machine's clock", async () => {
+    const local = new Date("2026-12-01T12:00:00Z");
+    const { url } = await startFakeApp({ "GET /api/pairs": { status: 200, body: { now: "2026-12-10T12:00:00.000Z", pairs }, headers: { date: "Thu, 10 Dec 2026 13:00:00 GMT" } } });
+    expect(await lastJob(url, local)).toBe("5 min ago (run 7)");
+    await app!.close();
+    // An app older than this CLI sends no `now`: its Date header is the next best clock.
+    const older = await startFakeApp({ "GET /api/pairs": { status: 200, body: { pairs }, headers: { date: "Thu, 10 Dec 2026 13:00:00 GMT" } } });
+    expect(await lastJob(older.url, local)).toBe("1 h ago (run 7)");
+    await app!.close();
+    const undated = await startFakeApp({ "GET /api/pairs": { status: 200, body: { pairs }, noDate: true } });
+    expect(await lastJob(undated.url, new Date("2026-12-10T12:20:00Z"))).toBe("25 min ago (run 7)");
   });
 });
 

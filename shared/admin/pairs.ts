@@ -1,4 +1,8 @@
-/** GET /api/pairs: every configured pair as its record says, a pair never seen as the reconcile would treat it. */
+/**
+ * GET /api/pairs: every configured pair as its record says, a pair never seen as the reconcile
+ * would treat it, and `now`, the app's clock: the CLI's "5 min ago" is counted from it, since the
+ * simulated lab's clock (npm start) runs days ahead of the caller's.
+ */
 import { newPairRecord } from "../lab/pair-record.js";
 import type { Logger } from "../logger.js";
 import type { Runtime } from "../runtime.js";
@@ -10,6 +14,7 @@ export async function pairs(runtime: Pick<Runtime, "store" | "config" | "clock">
     return {
       status: 200,
       body: {
+        now: runtime.clock().toISOString(),
         pairs: runtime.config.pairs.map((pair) => {
           const record = stored.get(pair.id);
           const { pairId, ...fields } = record ?? newPairRecord(pair.id, runtime.clock());

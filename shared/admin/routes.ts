@@ -52,8 +52,11 @@ export async function resetNow(runtime: Runtime, id: string, by: string, logger:
     for (let attempt = 0; attempt < 5; attempt++) {
       const current = await runtime.store.getPair(pair.id);
       const record: PairRecord = current?.record ?? newPairRecord(pair.id, runtime.clock());
-      if (record.holdBy !== null) return refuse(409, `Pair ${pair.id} is held by ${record.holdBy} (${record.holdReason ?? "no reason given"}); release it first.`);
-      if (record.state === "resetting") return refuse(409, `Pair ${pair.id} is being reset already (request ${record.resetRequestId}${record.resetRunId ? `, run ${record.resetRunId}` : ""}).`);
+      // `conflict` tells a client which it is, so it can say what to do without reading the sentence.
+      if (record.holdBy !== null) return refuse(409, `Pair ${pair.id} is held by ${record.holdBy} (${record.holdReason ?? "no reason given"}); release it first.`, { conflict: "held" });
+      if (record.state === "resetting") {
+        return refuse(409, `Pair ${pair.id} is being reset already (request ${record.resetRequestId}${record.resetRunId ? `, run ${record.resetRunId}` : ""}); wait for that reset to end.`, { conflict: "resetting" });
+      }
       const asked = { ...record, resetRequestedAt: runtime.clock().toISOString(), resetRequestedBy: by, updatedAt: runtime.clock().toISOString() };
       try {
         if (current) await runtime.store.replacePair(asked, current.etag);

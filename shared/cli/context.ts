@@ -1,3 +1,6 @@
+import type { TokenCredential } from "@azure/core-auth";
+import type { GitHubClientOptions } from "../github/client.js";
+
 /** What a command may touch of the outside world; tests pass their own. */
 export interface CliContext {
   stdout(text: string): void;
@@ -6,6 +9,13 @@ export interface CliContext {
   now(): Date;
   /** Per call to the app. */
   timeoutMs: number;
+  /**
+   * Where `--entra` gets its token (default: `@azure/identity`'s DefaultAzureCredential, which
+   * includes the Azure CLI's sign-in). Asked only when --entra/LAB_RESET_ENTRA_CLIENT_ID is given.
+   */
+  azureCredential?: () => Promise<TokenCredential>;
+  /** Tuning of the GitHub client the `routing` commands use; tests make its waits short. */
+  githubClient?: Pick<GitHubClientOptions, "retries" | "retryBaseMs" | "writeSpacingMs">;
 }
 
 export function processContext(): CliContext {

@@ -5,6 +5,7 @@
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import type { RemoteOptions } from "./client.js";
 import type { ImportOptions } from "./commands/import-matrix.js";
+import type { RoutingOptions } from "./commands/routing.js";
 import { processContext, type CliContext } from "./context.js";
 import { CliError, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "./errors.js";
 
@@ -22,7 +23,7 @@ export async function main(argv: string[], context: CliContext = processContext(
 
 function buildProgram(context: CliContext, exitWith: ExitWith): Command {
   const program = new Command("lab-reset")
-    .description("Check the lab config, import the lab's reset matrix, and look at or act on a running lab-reset app.")
+    .description("Check the lab config, import the lab's reset matrix, look at or act on a running lab-reset app, and check or restore the VM runners' routing labels on GitHub.")
     // Set before adding commands: commander copies these settings into each command.
     .exitOverride()
     .configureOutput({ writeOut: (text) => context.stdout(text), writeErr: (text) => context.stderr(text), outputError: () => {} })
@@ -30,6 +31,7 @@ function buildProgram(context: CliContext, exitWith: ExitWith): Command {
     .addHelpText("after", "\nExit codes: 0 ok, 1 failed (the message says why), 2 usage error.\nEvery command has --help, e.g. lab-reset import-matrix --help.");
   addFileCommands(program, context, exitWith);
   addRemoteCommands(program, context, exitWith);
+  addRoutingCommands(program, context, exitWith);
   return program;
 }
 
@@ -65,7 +67,7 @@ function addFileCommands(program: Command, context: CliContext, exitWith: ExitWi
 
 /** Commands that call a running app (client.ts). */
 function addRemoteCommands(program: Command, context: CliContext, exitWith: ExitWith): void {
-  remote(program, "status", "Every pair's state, why, last job, last reset, routing and hold (GET /api/pairs).").action(async (options: RemoteOptions) => {
+  remote(program, "status", "Every pair's state, why, last job, last reset, routing, hold and last error (GET /api/pairs).").action(async (options: RemoteOptions) => {
     const { status } = await import("./commands/status.js");
     exitWith(await status(context, options));
   });
@@ -106,13 +108,39 @@ function addRemoteCommands(program: Command, context: CliContext, exitWith: Exit
     });
 }
 
-/** A command that talks to a running app: the same --url, --key and --json everywhere. */
+/** Commands that talk to GitHub with the caller's token, not to the app: they work while it is stopped. */
+function addRoutingCommands(program: Command, context: CliContext, exitWith: ExitWith): void {
+  const routing = program
+    .command("routing")
+    .description("Check or restore the routing labels (lab config routingLabels, e.g. lab) on the configured pairs' VM runners, on GitHub directly: works while lab-reset is stopped.")
+    .addHelpText("after", "\nGitHub: token from $GITHUB_TOKEN, else `gh auth token`; API from $GITHUB_API_URL (default https://api.github.com; GitHub Enterprise Server: https://HOST/api/v3).");
+  const withConfig = (command: Command) => command.option("--config <file>", "the lab config (default: $LAB_CONFIG_PATH, else lab.config.json)");
+
+  withConfig(routing.command("status"))
+    .description("One line per pair: its VM runner, the routing labels it lacks (or in routing), online/offline, busy; exits 1 unless every VM runner carries them.")
+    .option("--json", "print { ok, routingLabels, pairs: [{ pair, runner, runnerId, online, busy, lacks }] }")
+    .action(async (options: RoutingOptions) => {
+      const { routingStatus } = await import("./commands/routing.js");
+      exitWith(await routingStatus(context, options));
+    });
+
+  withConfig(routing.command("restore"))
+    .description("Add the missing routing labels to every configured pair's VM runner (POST …/runners/{id}/labels), for when lab-reset is stopped: a running lab-reset takes them off again from pairs that are not clean. Exits 0 once every VM runner carries them.")
+    .option("--dry-run", "say what it would add, change nothing")
+    .action(async (options: RoutingOptions) => {
+      const { routingRestore } = await import("./commands/routing.js");
+      exitWith(await routingRestore(context, options));
+    });
+}
+
+/** A command that talks to a running app: the same --url, --key, --entra and --json everywhere. */
 function remote(program: Command, name: string, description: string): Command {
   return program
     .command(name)
     .description(description)
     .option("--url <url>", "the lab-reset app (default: $LAB_RESET_URL, else http://127.0.0.1:7071)")
     .option("--key <key>", "its function key, sent as x-functions-key (default: $LAB_RESET_KEY)")
+    .option("--entra <client-id>", "with Entra sign-in on the app: its app registration's client id; sends a bearer token for api://<client-id>/.default from your az login (default: $LAB_RESET_ENTRA_CLIENT_ID)")
     .option("--json", "print the app's answer as JSON");
 }
 
@@ -147,7 +175,8 @@ function reportFailure(error: unknown, program: Command, argv: string[], context
       return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     }
     const command = program.commands.find((c) => c.name() === argv[0]);
-    const help = command ? `lab-reset ${command.name()} --help` : "lab-reset --help";
+    const sub = command?.commands.find((c) => c.name() === argv[1]);
+    const help = command ? `lab-reset ${command.name()}${sub ? ` ${sub.name()}` : ""} --help` : "lab-reset --help";
     context.stderr(`lab-reset: ${error.message.replace(/^error: /, "").trim().replace(/\.$/, "")}; see ${help}\n`);
     return EXIT_USAGE;
   }

@@ -12,6 +12,8 @@ const HoldAnswerSchema = z.looseObject({
   pair: z.looseObject({ id: z.string(), state: z.string(), holdBy: z.string().nullish(), holdReason: z.string().nullish() }),
   changed: z.boolean(),
 });
+/** The reset route's 409: the pair is held, or its reset is in flight. */
+const ConflictSchema = z.looseObject({ conflict: z.enum(["held", "resetting"]) });
 
 /** `reset <pair>`: asks the app to reset the pair now; it refuses (409) a held pair or one already being reset. */
 export function reset(context: CliContext, pair: string, options: RemoteOptions): Promise<number> {
@@ -19,7 +21,11 @@ export function reset(context: CliContext, pair: string, options: RemoteOptions)
     method: "POST",
     path: pairPath(pair, "reset"),
     notFound: UNKNOWN_PAIR,
-    conflict: `see lab-reset status; a held pair needs lab-reset release ${pair} first`,
+    conflict: (answer) => {
+      const conflict = ConflictSchema.safeParse(answer);
+      if (!conflict.success) return `see lab-reset status; a held pair needs lab-reset release ${pair} first`; // an app older than this CLI
+      return conflict.data.conflict === "held" ? `run lab-reset release ${pair} first` : `lab-reset status shows when it ends`;
+    },
   };
   return act(context, options, call, (body) => {
     const answer = ResetAnswerSchema.safeParse(body);

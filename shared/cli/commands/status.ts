@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { answerAs, appFrom, callApp, type RemoteOptions } from "../client.js";
+import { answerAs, appFrom, callAppDated, type RemoteOptions } from "../client.js";
 import type { CliContext } from "../context.js";
 import { EXIT_OK } from "../errors.js";
 import { ago, clip, renderTable } from "../table.js";
@@ -22,24 +22,31 @@ const PairStatusSchema = z.looseObject({
   holdReason: text,
   resetRequestedAt: text,
   resetRequestedBy: text,
+  lastError: text,
 });
-const StatusSchema = z.looseObject({ pairs: z.array(PairStatusSchema) });
+const StatusSchema = z.looseObject({
+  /** The app's clock (apps older than this CLI send none). */
+  now: z.iso.datetime({ offset: true }).optional().catch(undefined),
+  pairs: z.array(PairStatusSchema),
+});
 type PairStatus = z.infer<typeof PairStatusSchema>;
 
 /** `status`: every pair as the app records it. */
 export async function status(context: CliContext, options: RemoteOptions): Promise<number> {
   const app = appFrom(options, context);
   const call = { method: "GET", path: "/api/pairs" } as const;
-  const body = await callApp(app, call);
+  const { body, date } = await callAppDated(app, call);
   const answer = answerAs(StatusSchema, body, app, call);
   if (options.json) {
     context.stdout(`${JSON.stringify(body, null, 2)}\n`);
     return EXIT_OK;
   }
-  const now = context.now();
+  // "5 min ago" by the app's clock, which wrote the times: the simulated lab's (npm start) runs
+  // days ahead, and a laptop's may be off. Its Date header, then ours, for an app that sends no `now`.
+  const now = answer.now !== undefined ? new Date(answer.now) : (date ?? context.now());
   context.stdout(
     renderTable(
-      ["pair", "state", "why", "last job", "last reset", "attempts", "routing", "hold"],
+      ["pair", "state", "why", "last job", "last reset", "attempts", "routing", "hold", "last error"],
       answer.pairs.map((pair) => [
         pair.id,
         pair.state,
@@ -49,6 +56,7 @@ export async function status(context: CliContext, options: RemoteOptions): Promi
         String(pair.attempts ?? "-"),
         routing(pair, now),
         pair.holdBy || pair.holdReason ? clip(`${pair.holdBy ?? "?"}: ${pair.holdReason ?? ""}`, 40) : "-",
+        clip(pair.lastError, 50),
       ]),
     ),
   );
