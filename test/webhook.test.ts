@@ -237,6 +237,23 @@ describe("workflow_job completed", () => {
     expect(resultOf(await lab.settle(), "vm-42-43")).toMatchObject({ state: "clean", decision: "not-needed" });
   });
 
+  it("holds a pair no longer for a late in_progress whose completed was lost, once the timer sees GitHub list the job finished", async () => {
+    lab = await start();
+    await cleanLab(lab);
+    lab.advance(5); // 12:16
+    const perf = perfRun(lab, [vmRunnerName("vm-42-43")], "completed");
+    const jobId = Number(lab.github.jobsOf(perf.id)[0]!.id);
+    // Dated by its arrival (12:16), the start would hold the pair busy until 12:31; no end is ever delivered.
+    await deliver(lab, await signedDelivery(workflowJobPayload("in_progress", { runnerName: "VM-42-43", runId: perf.id, jobId, startedAt: "2026-11-27T12:12:00Z" })));
+    expect(resultOf(await lab.settle(), "vm-42-43")).toMatchObject({ state: "busy", decision: "deferred-busy" });
+    expect(dispatchedPairs(lab)).toEqual([]);
+    lab.advance(1);
+    // The timer's backstop reads the finished run: its job ended on the VM, so the recorded start holds no more.
+    const timer = await lab.timer();
+    expect(resultOf(timer, "vm-42-43")).toMatchObject({ decision: "reset-dispatched" });
+    expect(dispatchedPairs(lab)).toEqual(["vm-42-43"]);
+  });
+
   it("ignores a job end from before the pair's last reset was requested", async () => {
     lab = await start();
     await lab.timer(); // resets requested at 12:00

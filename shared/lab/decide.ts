@@ -63,7 +63,7 @@ export interface DecideInput {
    * while no end of it is recorded and the hold has not run out: GitHub's busy flag and job list
    * lag a start, so the recorded start alone holds the pair busy.
    */
-  jobStart?: { runId: number; at: string; heldUntil: string | null };
+  jobStart?: { runId: number; jobId?: number | null; at: string; heldUntil: string | null };
   trigger: Trigger;
   now: Date;
   /** Id to use if this decision dispatches a reset. */

@@ -83,7 +83,9 @@ async function judgeClaim(deps: ActDeps, claim: Claim, look: SecondLook, seenFac
 function laterJobs(first: PairJobFacts, again: PairJobFacts | undefined): PairJobFacts {
   const later = <T extends { at: string }>(a: T | undefined, b: T | undefined) => (a === undefined ? b : b === undefined || a.at >= b.at ? a : b);
   const jobReport = later(first.jobReport, again?.jobReport);
-  const jobStart = later(again?.jobStart, first.jobStart);
+  // The same start read twice holds no longer if either look knows it ended (a recorded end, or GitHub via the backstop).
+  const same = again?.jobStart !== undefined && first.jobStart !== undefined && again.jobStart.at === first.jobStart.at;
+  const jobStart = same && first.jobStart!.heldUntil === null ? first.jobStart : later(again?.jobStart, first.jobStart);
   return { ...(jobReport ? { jobReport } : {}), ...(jobStart ? { jobStart } : {}) };
 }
 

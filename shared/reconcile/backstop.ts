@@ -18,22 +18,26 @@ export async function unreportedJobs(
   stored: Map<string, StoredPair>,
   pairOfRunner: Map<string, Pair>,
   now: Date,
-): Promise<Map<string, { runId: number; at: string }>> {
+): Promise<{ reports: Map<string, { runId: number; at: string }>; endedJobIds: Set<number> }> {
   const { config, github } = deps;
   const horizon = now.getTime() - BACKSTOP_HORIZON_MS;
   const oldest = Math.min(...config.pairs.map((p) => Date.parse(stored.get(p.id)?.record.resetDispatchedAt ?? "") || horizon));
   const runs = await github.listCompletedRuns(new Date(Math.max(oldest, horizon) - LONGEST_RUN_MS));
   const found = new Map<string, { runId: number; at: string }>();
+  // Every job GitHub says ended on a lab VM: a start delivered late (dated by its arrival) whose
+  // end was lost holds its pair busy no longer once GitHub lists it finished.
+  const endedJobIds = new Set<number>();
   for (const run of runs) {
     if (run.path?.endsWith(`/${config.resetWorkflow.workflow}`)) continue; // reset runs use host runners only
     for (const job of await github.listFinishedRunJobs(run.id)) {
       const pair = pairOfRunner.get(lower(job.runner_name ?? ""));
       if (!pair || !job.completed_at) continue;
+      endedJobIds.add(job.id);
       const record = stored.get(pair.id)?.record;
       const afterReset = !record?.resetDispatchedAt || job.completed_at > record.resetDispatchedAt;
       const unknown = !record?.lastJobAt || job.completed_at > record.lastJobAt;
       if (afterReset && unknown && job.completed_at > (found.get(pair.id)?.at ?? "")) found.set(pair.id, { runId: run.id, at: job.completed_at });
     }
   }
-  return found;
+  return { reports: found, endedJobIds };
 }

@@ -38,7 +38,7 @@ export function jobFactsByPair(facts: StoredFact[], pairOfRunner: Map<string, Pa
     const started = open ?? latest(starts);
     result.set(pairId, {
       ...(ended ? { jobReport: { runId: ended.runId, at: ended.at } } : {}),
-      ...(started ? { jobStart: { runId: started.runId, at: started.at, heldUntil: open === undefined ? null : new Date(Date.parse(started.at) + BUSY_HOLD_MINUTES * 60_000).toISOString() } } : {}),
+      ...(started ? { jobStart: { runId: started.runId, jobId: started.jobId, at: started.at, heldUntil: open === undefined ? null : new Date(Date.parse(started.at) + BUSY_HOLD_MINUTES * 60_000).toISOString() } } : {}),
     });
   }
   return result;

@@ -73,9 +73,14 @@ export async function observe(deps: ReconcileDeps, trigger: Trigger, tally: Tall
 
 async function addUnreportedJobs(deps: ReconcileDeps, stored: Map<string, StoredPair>, pairOfRunner: Map<string, Pair>, at: Date, jobs: Map<string, PairJobFacts>, tally: Tally) {
   try {
-    for (const [pairId, found] of await unreportedJobs(deps, stored, pairOfRunner, at)) {
+    const { reports, endedJobIds } = await unreportedJobs(deps, stored, pairOfRunner, at);
+    for (const [pairId, found] of reports) {
       const known = jobs.get(pairId);
       if (!known?.jobReport || known.jobReport.at < found.at) jobs.set(pairId, { ...known, jobReport: found });
+    }
+    for (const [pairId, known] of jobs) {
+      const start = known.jobStart;
+      if (start && start.heldUntil !== null && start.jobId != null && endedJobIds.has(start.jobId)) jobs.set(pairId, { ...known, jobStart: { ...start, heldUntil: null } });
     }
   } catch (error) {
     // Not knowing of a lost report makes no reset unsafe: note it and go on.
