@@ -241,13 +241,13 @@ describe("recorded job facts, as decide gets them", () => {
 
   it("holds a pair busy for 15 minutes from a recorded job start with no recorded end", () => {
     expect(BUSY_HOLD_MINUTES).toBe(15);
-    expect(folded(fact("started", 50, 5, ago(2)))).toEqual({ jobStart: { runId: 5, at: ago(2), heldUntil: holdFrom(ago(2)) } });
+    expect(folded(fact("started", 50, 5, ago(2)))).toEqual({ jobStart: { runId: 5, jobId: 50, at: ago(2), heldUntil: holdFrom(ago(2)) } });
   });
 
   it("an end of an earlier job does not release a later start (the VM may run the new job); the job's own end or a later end does", () => {
     const start = fact("started", 50, 5, ago(2));
-    expect(folded(start, fact("ended", 40, 4, ago(3)))).toEqual({ jobReport: { runId: 4, at: ago(3) }, jobStart: { runId: 5, at: ago(2), heldUntil: holdFrom(ago(2)) } });
-    expect(folded(start, fact("ended", 50, 5, ago(1)))).toEqual({ jobReport: { runId: 5, at: ago(1) }, jobStart: { runId: 5, at: ago(2), heldUntil: null } });
+    expect(folded(start, fact("ended", 40, 4, ago(3)))).toEqual({ jobReport: { runId: 4, at: ago(3) }, jobStart: { runId: 5, jobId: 50, at: ago(2), heldUntil: holdFrom(ago(2)) } });
+    expect(folded(start, fact("ended", 50, 5, ago(1)))).toEqual({ jobReport: { runId: 5, at: ago(1) }, jobStart: { runId: 5, jobId: 50, at: ago(2), heldUntil: null } });
     // Its own end, even stamped before its start by another clock.
     expect(folded(start, fact("ended", 50, 5, ago(2.5)))?.jobStart?.heldUntil).toBeNull();
     // One VM runs one job at a time: an end after the start means the started job is over.
