@@ -151,6 +151,33 @@ describe("the redelivery timer", () => {
     expect(await redeliverWebhooks(lab.runtime, silentLogger)).toMatchObject({ failed: 0, redelivered: 0 });
   });
 
+  it("a job start redelivered after its end and the reset that followed neither dirties the clean pair nor resets it again", async () => {
+    const lab = await appLab();
+    const run = lab.github.addRun({ name: "perf", status: "in_progress", jobs: [{ status: "in_progress", runnerName: vmRunnerName("vm-25-26") }] });
+    const jobId = Number(lab.github.jobsOf(Number(run.id))[0]!.id);
+    lab.webhook.gate.down = true;
+    expect(await lab.github.deliverJob(jobId, "in_progress")).toMatchObject({ status_code: 503 });
+    lab.webhook.gate.down = false;
+    lab.advance(3);
+    lab.github.setJob(jobId, { status: "completed", conclusion: "success" });
+    lab.github.setRun(Number(run.id), { status: "completed", conclusion: "success" });
+    expect(await lab.github.deliverJob(jobId, "completed")).toMatchObject({ status: "OK" });
+    await lab.settle();
+    expect(resetsOf(lab, "vm-25-26")).toHaveLength(1);
+    lab.github.setRun(resetsOf(lab, "vm-25-26")[0]!.runId!, { status: "completed", conclusion: "success" });
+    lab.advance(10);
+    await lab.runtime.queue.send({ trigger: "webhook" });
+    expect((await lab.settle())?.pairs.find((p) => p.id === "vm-25-26")).toMatchObject({ state: "clean" });
+
+    // An hour later the timer redelivers the lost start: dated by its arrival it would be a job after the reset.
+    lab.advance(60);
+    expect(await redeliverWebhooks(lab.runtime, silentLogger)).toMatchObject({ failed: 1, redelivered: 1 });
+    await lab.github.deliveriesSettled();
+    expect(lab.github.webhookDeliveries.at(-1)).toMatchObject({ redelivery: true, status: "OK", action: "in_progress" });
+    expect((await lab.settle())?.pairs.find((p) => p.id === "vm-25-26")).toMatchObject({ state: "clean", decision: "not-needed" });
+    expect(resetsOf(lab, "vm-25-26")).toHaveLength(1);
+  });
+
   it("does not redeliver again a delivery whose redelivery failed too, nor one another instance redelivered", async () => {
     const lab = await appLab();
     const jobId = await jobThatEnded(lab);
@@ -167,6 +194,23 @@ describe("the redelivery timer", () => {
     const other = { ...lab.runtime, ledger: lab.runtime.ledger };
     expect(await redeliverWebhooks(other, silentLogger)).toMatchObject({ redelivered: 0, alreadyAsked: 1 });
     expect(lab.github.requests.filter((r) => r.method === "POST" && r.path.endsWith("/attempts"))).toHaveLength(1);
+  });
+
+  it("asks again at a later look when GitHub refused the redelivery request, however long after", async () => {
+    const lab = await appLab();
+    const jobId = await jobThatEnded(lab);
+    lab.webhook.gate.down = true;
+    await lab.github.deliverJob(jobId, "completed");
+    lab.webhook.gate.down = false;
+    // The look comes late (the app was stopped): its cursor would move past the refused delivery's overlap.
+    lab.advance(25);
+    lab.github.fail({ method: "POST", path: /\/attempts$/ }, { status: 500 }, 1);
+    expect(await redeliverWebhooks(lab.runtime, silentLogger)).toMatchObject({ failed: 1, redelivered: 0, errors: [expect.stringContaining("500")] });
+    // Past the look's 10-minute overlap: the cursor stayed before the refused delivery, so it is listed and asked again.
+    lab.advance(30);
+    expect(await redeliverWebhooks(lab.runtime, silentLogger)).toMatchObject({ failed: 1, redelivered: 1, errors: [] });
+    await lab.github.deliveriesSettled();
+    expect((await lab.settle())?.pairs.find((p) => p.id === "vm-25-26")).toMatchObject({ decision: "reset-dispatched" });
   });
 
   it("reads the log page by page with the cursor, back to where the last look ended", async () => {
@@ -233,6 +277,17 @@ describe.each(ledgers)("RedeliveryLedger: %s", (_, open) => {
     await ledger.failed("g-1", "500 Server Error");
     expect(await ledger.claim("g-1", 11, at(60))).toBe(false);
     expect(await ledger.claim("g-2", 13, at(60))).toBe(true);
+    // Taken by GitHub: never asked again.
+    await ledger.sent("g-2");
+    expect(await ledger.claim("g-2", 13, at(90))).toBe(false);
+  });
+
+  it("asks again for a request left unanswered for 10 minutes (its instance lost between the claim and the answer), not sooner", async () => {
+    const ledger = await open();
+    expect(await ledger.claim("g-3", 21, at(0))).toBe(true);
+    expect(await ledger.claim("g-3", 21, at(9))).toBe(false);
+    expect(await ledger.claim("g-3", 21, at(10))).toBe(true);
+    expect(await ledger.claim("g-3", 21, at(12))).toBe(false);
   });
 
   it("moves how far it looked only forward, and prunes old redeliveries", async () => {
@@ -243,6 +298,8 @@ describe.each(ledgers)("RedeliveryLedger: %s", (_, open) => {
     expect(await ledger.lookedUpTo()).toBe(at(10).toISOString());
     await ledger.claim("old", 1, at(0));
     await ledger.claim("new", 2, at(30));
+    await ledger.sent("old");
+    await ledger.sent("new");
     expect(await ledger.prune(at(20))).toBe(1);
     expect(await ledger.claim("old", 1, at(40))).toBe(true);
     expect(await ledger.claim("new", 2, at(40))).toBe(false);

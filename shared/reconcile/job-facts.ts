@@ -31,7 +31,13 @@ export function jobFactsByPair(facts: StoredFact[], pairOfRunner: Map<string, Pa
     const ended = latest(list.filter((f) => f.phase === "ended"));
     // One VM runs one job at a time: a start is over once its own end, or any later end, is recorded.
     const over = (start: StoredFact["fact"]) => list.some((f) => f.phase === "ended" && ((start.jobId !== null && f.jobId === start.jobId) || f.at > start.at));
-    const starts = list.filter((f) => f.phase === "started");
+    // A start delivered after its own end (a redelivery hours later) is dated no later than that
+    // end: dated by its arrival, it would look like a job after the reset that followed.
+    const endOf = (start: StoredFact["fact"]) => (start.jobId === null ? undefined : list.find((f) => f.phase === "ended" && f.jobId === start.jobId));
+    const starts = list.filter((f) => f.phase === "started").map((f) => {
+      const end = endOf(f);
+      return end !== undefined && end.at < f.at ? { ...f, at: end.at } : f;
+    });
     // The start that holds the pair is the latest one still open: a late delivery of an older
     // job's start (dated by its arrival) must not hide the job running now.
     const open = latest(starts.filter((f) => !over(f)));

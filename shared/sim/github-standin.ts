@@ -620,6 +620,10 @@ export class GitHubStandin {
     // These routes take only the App's JWT; an installation token or a PAT cannot be decoded as one.
     const problem = this.appAuth === undefined ? "A JSON web token could not be decoded" : this.appJwtProblem(ex.req.headers.authorization, this.appAuth);
     if (problem !== undefined) return this.send(ex, 401, { message: problem, documentation_url: DOCS, status: "401" } satisfies BasicError);
+    // Faults as for any route, once the caller is known to be the App.
+    const intercepted = this.intercept(method, path) ?? this.injectFault?.(method, path);
+    if (intercepted === "hang") return;
+    if (intercepted !== undefined) return this.sendFault(ex, intercepted);
     const attempt = DELIVERIES_PATH.exec(path)?.[1];
     const log = this.deliveryLog;
     if (attempt === undefined && method === "GET") {

@@ -28,6 +28,8 @@ export interface RedeliveryLedger {
   advance(to: string): Promise<void>;
   /** True when this caller is to redeliver `guid` now: never asked before, or its last request failed and tries remain. */
   claim(guid: string, deliveryId: number, now: Date): Promise<boolean>;
+  /** GitHub took the request for `guid`. Until then a claim reads as failed, so one lost with its instance is sent again. */
+  sent(guid: string): Promise<void>;
   /** The request for `guid` failed: a later look may send it again (up to MAX_REDELIVERY_REQUESTS). */
   failed(guid: string, error: string): Promise<void>;
   /** Forgets redeliveries requested before `before` (GitHub keeps deliveries for 3 days). */
@@ -35,7 +37,17 @@ export interface RedeliveryLedger {
 }
 
 const CURSOR = "cursor";
+/** A claim's error until GitHub takes the request: an instance lost in between leaves it to be sent again. */
+const NOT_ANSWERED = "requested; no answer recorded";
 const rowOf = (guid: string) => `guid-${guid}`;
+/** How long a request may go unanswered (its POST in flight on another instance) before it counts as lost. */
+const UNANSWERED_MS = 10 * 60_000;
+
+/** Ask again only after a failed request, or one left unanswered long enough to be lost, while tries remain. */
+function mayAskAgain(record: Redelivery, now: Date): boolean {
+  if (record.error === null || record.requests >= MAX_REDELIVERY_REQUESTS) return false;
+  return record.error !== NOT_ANSWERED || now.getTime() - Date.parse(record.requestedAt) >= UNANSWERED_MS;
+}
 
 export class TableRedeliveryLedger implements RedeliveryLedger {
   private constructor(
@@ -69,7 +81,7 @@ export class TableRedeliveryLedger implements RedeliveryLedger {
   }
 
   async claim(guid: string, deliveryId: number, now: Date): Promise<boolean> {
-    const fresh: Redelivery = { deliveryId, requestedAt: now.toISOString(), requests: 1, error: null };
+    const fresh: Redelivery = { deliveryId, requestedAt: now.toISOString(), requests: 1, error: NOT_ANSWERED };
     try {
       await this.table.createEntity({ partitionKey: this.lab, rowKey: rowOf(guid), ...fresh });
       return true;
@@ -77,13 +89,25 @@ export class TableRedeliveryLedger implements RedeliveryLedger {
       if (!isStatus(error, 409)) throw new StoreError(`record the redelivery of ${guid}`, error);
     }
     const { record, etag } = await this.get(guid);
-    if (record === null || record.error === null || record.requests >= MAX_REDELIVERY_REQUESTS) return false;
+    if (record === null || !mayAskAgain(record, now)) return false;
     try {
       await this.table.updateEntity({ partitionKey: this.lab, rowKey: rowOf(guid), ...fresh, requests: record.requests + 1 }, "Replace", { etag });
       return true;
     } catch (error) {
       if (isStatus(error, 412)) return false;
       throw new StoreError(`record the redelivery of ${guid}`, error);
+    }
+  }
+
+  async sent(guid: string): Promise<void> {
+    const { record } = await this.get(guid);
+    if (record === null) return;
+    // Replace, not merge: a merge cannot remove `error`, and a row without it reads as answered.
+    const { deliveryId, requestedAt, requests } = record;
+    try {
+      await this.table.updateEntity({ partitionKey: this.lab, rowKey: rowOf(guid), deliveryId, requestedAt, requests }, "Replace");
+    } catch (cause) {
+      throw new StoreError(`record the redelivery of ${guid}`, cause);
     }
   }
 
@@ -132,9 +156,14 @@ export class MemoryRedeliveryLedger implements RedeliveryLedger {
   }
   claim(guid: string, deliveryId: number, now: Date): Promise<boolean> {
     const record = this.redeliveries.get(guid);
-    if (record !== undefined && (record.error === null || record.requests >= MAX_REDELIVERY_REQUESTS)) return Promise.resolve(false);
-    this.redeliveries.set(guid, { deliveryId, requestedAt: now.toISOString(), requests: (record?.requests ?? 0) + 1, error: null });
+    if (record !== undefined && !mayAskAgain(record, now)) return Promise.resolve(false);
+    this.redeliveries.set(guid, { deliveryId, requestedAt: now.toISOString(), requests: (record?.requests ?? 0) + 1, error: NOT_ANSWERED });
     return Promise.resolve(true);
+  }
+  sent(guid: string): Promise<void> {
+    const record = this.redeliveries.get(guid);
+    if (record) record.error = null;
+    return Promise.resolve();
   }
   failed(guid: string, error: string): Promise<void> {
     const record = this.redeliveries.get(guid);

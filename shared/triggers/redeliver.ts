@@ -42,7 +42,11 @@ const concernsTheLab = (d: HookDelivery) => d.event === "workflow_job" && d.acti
 export function failedDeliveries(deliveries: HookDelivery[]): HookDelivery[] {
   const byGuid = new Map<string, HookDelivery[]>();
   for (const d of deliveries) byGuid.set(d.guid, [...(byGuid.get(d.guid) ?? []), d]);
-  return [...byGuid.values()].filter((attempts) => concernsTheLab(attempts[0]!) && !attempts.some(succeeded)).map((attempts) => attempts.reduce((a, d) => (d.id > a.id ? d : a)));
+  // Oldest first: a job's start reaches the app before its end, as GitHub sent them.
+  return [...byGuid.values()]
+    .filter((attempts) => concernsTheLab(attempts[0]!) && !attempts.some(succeeded))
+    .map((attempts) => attempts.reduce((a, d) => (d.id > a.id ? d : a)))
+    .sort((a, b) => a.delivered_at.localeCompare(b.delivered_at) || a.id - b.id);
 }
 
 export async function redeliverWebhooks(runtime: RedeliverRuntime, logger: Logger): Promise<RedeliverSummary | null> {
@@ -53,6 +57,7 @@ export async function redeliverWebhooks(runtime: RedeliverRuntime, logger: Logge
   const { deliveries, pages } = await runtime.deliveries.listSince(new Date(since));
   const failed = failedDeliveries(deliveries);
   const summary: RedeliverSummary = { looked: deliveries.length, pages, failed: failed.length, redelivered: 0, alreadyAsked: 0, errors: [] };
+  let retryFrom: string | null = null;
   for (const delivery of failed) {
     if (!(await runtime.ledger.claim(delivery.guid, delivery.id, now))) {
       summary.alreadyAsked++;
@@ -60,18 +65,21 @@ export async function redeliverWebhooks(runtime: RedeliverRuntime, logger: Logge
     }
     try {
       await runtime.deliveries.redeliver(delivery.id);
+      await runtime.ledger.sent(delivery.guid);
       summary.redelivered++;
     } catch (error) {
       const message = (error as Error).message;
       summary.errors.push(`${delivery.guid}: ${message}`);
+      retryFrom ??= delivery.delivered_at;
       await runtime.ledger.failed(delivery.guid, message);
     }
   }
   // Attempts older than the overlap are in the log by now: a quiet spell moves the cursor too, so
-  // the next look does not read the last burst again.
+  // the next look does not read the last burst again. A request that failed keeps the cursor
+  // before its delivery, so the next look lists it again and asks once more.
   const settled = new Date(now.getTime() - LOOK_OVERLAP_MS).toISOString();
   const newest = deliveries.reduce((a, d) => (d.delivered_at > a ? d.delivered_at : a), settled);
-  await runtime.ledger.advance(newest);
+  await runtime.ledger.advance(retryFrom !== null && retryFrom < newest ? retryFrom : newest);
   await runtime.ledger.prune(new Date(now.getTime() - DELIVERIES_KEPT_MS)).catch((error: unknown) => logger.warn(`old redeliveries not pruned: ${(error as Error).message}`));
   const line = `redeliver ${JSON.stringify({ ...summary, errors: summary.errors.length, since: new Date(since).toISOString() })}`;
   if (summary.errors.length > 0) logger.error(`${line}; failed requests (tried again at the next look): ${summary.errors.join("; ")}`);
