@@ -29,7 +29,7 @@ async function cleanLab(l: TestLab) {
 const jobEnded = async (l: TestLab, jobId: number, runner: string) =>
   githubWebhook(l.runtime, await signedDelivery(workflowJobPayload("completed", { runnerName: runner, runId: 900 + jobId, jobId, completedAt: l.now.value.toISOString() })), silentLogger);
 
-describe("a GitHub outage longer than the host's retry window", () => {
+describe("outages longer than the host's retry window", () => {
   // 45 minutes, and the 6-hour gap between timers: the host's window was 5 dequeues a minute apart
   // (about 8 minutes with the client's retries). Longer ones only repeat the 4-minute retry (a day: ~60 s here).
   it.each([45, 6 * 60])("of %i minutes: reconciles within 5 minutes of recovery with no timer, keeps one chain of retries, and poisons nothing", async (outageMinutes) => {
@@ -61,6 +61,34 @@ describe("a GitHub outage longer than the host's retry window", () => {
     expect(retries).toEqual(retries.map((_, i) => i + 1));
     expect(retries.length).toBeLessThanOrEqual(RETRY_DELAYS_MINUTES.length + Math.ceil(outageMinutes / lastDelay));
   }, 60_000);
+
+  it("a Table Storage outage (the queue still up) ends in a reconcile too, and poisons nothing", async () => {
+    lab = await startTestLab({ settings: { GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET } });
+    await cleanLab(lab);
+    expect(await jobEnded(lab, 1, "VM-25-26")).toMatchObject({ status: 202 });
+    const recoveryAt = lab.now.value.getTime() + 30 * 60_000;
+    const down = () => lab!.now.value.getTime() < recoveryAt;
+    // Every table call fails while down: pair records, facts and the coverage the worker reads first.
+    const failing = <T extends object>(target: T): T =>
+      new Proxy(target, {
+        get: (t, property, receiver) => {
+          const value: unknown = Reflect.get(t, property, receiver);
+          if (typeof value !== "function") return value;
+          return (...args: unknown[]) => (down() ? Promise.reject(new Error("Table Storage: 503 Server Busy")) : (value as (...a: unknown[]) => unknown).apply(t, args));
+        },
+      });
+    const { store, facts, coverage } = lab.runtime;
+    Object.assign(lab.runtime, { store: failing(store), facts: failing(facts), coverage: failing(coverage) });
+    let dispatchedAt: number | null = null;
+    for (let minute = 0; minute < 45 && dispatchedAt === null; minute++) {
+      await lab.settle();
+      if (lab.github.dispatches.some((d) => d.inputs.pair === "vm-25-26")) dispatchedAt = lab.now.value.getTime();
+      lab.advance(1);
+    }
+    expect(dispatchedAt, "the pair was never reset after the outage").not.toBeNull();
+    expect(dispatchedAt! - recoveryAt).toBeLessThanOrEqual(5 * 60_000);
+    expect(lab.trigger.poison).toEqual([]);
+  });
 
   it("a timer that failed in the outage is retried as a timer (its backstop and freshness rules run on recovery)", async () => {
     lab = await startTestLab();

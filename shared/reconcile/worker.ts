@@ -80,7 +80,9 @@ export class ReconcileWorker {
     const entered = this.begun;
     const kind = kindOf(queued);
     try {
-      if (isCovered(queued, await deps.coverage.read())) return { served: "covered" };
+      // Unreadable coverage (Table Storage down) is "not covered": the reconcile runs, and its failure takes the retry path.
+      const coverage = await deps.coverage.read().catch(() => null);
+      if (coverage !== null && isCovered(queued, coverage)) return { served: "covered" };
       if (this.okUpTo[kind] > entered) return { served: "covered" };
       const running = this.current;
       if (running && running.number > entered && (kind === "events" || running.timer)) {
@@ -160,8 +162,9 @@ export class ReconcileWorker {
    */
   private async retryLater(deps: WorkerDeps, batch: Waiter[], trigger: Trigger, error: Error): Promise<ServeOutcome> {
     const attempt = 1 + Math.max(0, ...batch.map((w) => w.queued.message.retry?.attempt ?? 0));
-    const control = await deps.coverage.read();
-    const pending = trigger === "timer" ? control.timerRetryDue : later(control.eventsRetryDue, control.timerRetryDue);
+    // With Table Storage down the retry already queued is unknown: queue one (a second chain at worst, never none).
+    const control = await deps.coverage.read().catch(() => null);
+    const pending = control === null ? null : trigger === "timer" ? control.timerRetryDue : later(control.eventsRetryDue, control.timerRetryDue);
     const now = deps.clock();
     const ownRetry = batch.some((w) => w.queued.message.retry?.dueAt === pending);
     const what = `reconcile (${trigger}, ${batch.length} message${batch.length === 1 ? "" : "s"}, try ${attempt}) failed: ${error.message}`;
