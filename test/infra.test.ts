@@ -524,7 +524,7 @@ describe("infra/modules/alerts.bicep, the alerts on the app's Application Insigh
       expect(logged[0]!.startsWith(prefix!), name).toBe(true);
     }
     // Failed invocations of the timer and of the queue-triggered reconcile count as reconcile-failed.
-    expect(list.find((a) => a.name === "reconcile-failed")!.query).toContain('(requests | where success == false and operation_Name in ("scheduledReset", "reconcileLab"))');
+    expect(list.find((a) => a.name === "reconcile-failed")!.query).toContain('(requests | where success == false and operation_Name in ("scheduledReset", "reconcileLab", "redeliverWebhooks"))');
     // Nothing else is queried by the other rules.
     for (const { name, query } of list.filter((a) => (ALERTS as readonly string[]).includes(a.name) && a.name !== "reconcile-failed")) expect(query, name).toBe(`traces | where message startswith "lab-reset alert ${name}:"`);
     expect(list.map((a) => [a.name, a.severity])).toEqual(

@@ -40,8 +40,8 @@ var alerts = [
     // escaped the app, e.g. at start-up), so one failure alerts once.
     name: 'reconcile-failed'
     severity: 2
-    description: 'The timer (scheduledReset) or the queue-triggered reconcile (reconcileLab) failed.'
-    query: 'union (traces | where message startswith "lab-reset alert reconcile-failed:"), (requests | where success == false and operation_Name in ("scheduledReset", "reconcileLab"))'
+    description: 'A reconcile failed (it is retried with growing delays), or the timers (scheduledReset, redeliverWebhooks) or the queue-triggered reconcile (reconcileLab) failed.'
+    query: 'union (traces | where message startswith "lab-reset alert reconcile-failed:"), (requests | where success == false and operation_Name in ("scheduledReset", "reconcileLab", "redeliverWebhooks"))'
     evaluationFrequency: 'PT5M'
     windowSize: 'PT15M'
   }
