@@ -121,6 +121,14 @@ async function jobThatEnded(lab: Awaited<ReturnType<typeof appLab>>) {
   return Number(job.id);
 }
 
+/** One delivery of the job answered 503 by the app (a cold start, an outage): GitHub logs it failed and never sends it again. */
+async function deliveredWhileDown(lab: Awaited<ReturnType<typeof appLab>>, jobId: number, action: "in_progress" | "completed") {
+  lab.webhook.gate.down = true;
+  const attempt = await lab.github.deliverJob(jobId, action);
+  lab.webhook.gate.down = false;
+  return attempt;
+}
+
 const resetsOf = (lab: Awaited<ReturnType<typeof appLab>>, pair: string) => lab.github.dispatches.filter((d) => d.inputs.pair === pair);
 
 describe("the redelivery timer", () => {
@@ -128,9 +136,7 @@ describe("the redelivery timer", () => {
     const lines: string[] = [];
     const lab = await appLab({ ...silentLogger, info: (m) => lines.push(m) });
     const jobId = await jobThatEnded(lab);
-    lab.webhook.gate.down = true;
-    expect(await lab.github.deliverJob(jobId, "completed")).toMatchObject({ status: "Invalid HTTP Response: 503", status_code: 503, redelivery: false });
-    lab.webhook.gate.down = false;
+    expect(await deliveredWhileDown(lab, jobId, "completed")).toMatchObject({ status: "Invalid HTTP Response: 503", status_code: 503, redelivery: false });
     lab.advance(1);
     // Without the end, the start recorded 4 minutes ago still holds the pair busy (at a look between
     // timers: the timer's backstop would find the job finished on GitHub, up to 6 hours later).
@@ -155,9 +161,7 @@ describe("the redelivery timer", () => {
     const lab = await appLab();
     const run = lab.github.addRun({ name: "perf", status: "in_progress", jobs: [{ status: "in_progress", runnerName: vmRunnerName("vm-25-26") }] });
     const jobId = Number(lab.github.jobsOf(Number(run.id))[0]!.id);
-    lab.webhook.gate.down = true;
-    expect(await lab.github.deliverJob(jobId, "in_progress")).toMatchObject({ status_code: 503 });
-    lab.webhook.gate.down = false;
+    expect(await deliveredWhileDown(lab, jobId, "in_progress")).toMatchObject({ status_code: 503 });
     lab.advance(3);
     lab.github.setJob(jobId, { status: "completed", conclusion: "success" });
     lab.github.setRun(Number(run.id), { status: "completed", conclusion: "success" });
@@ -199,9 +203,7 @@ describe("the redelivery timer", () => {
   it("asks again at a later look when GitHub refused the redelivery request, however long after", async () => {
     const lab = await appLab();
     const jobId = await jobThatEnded(lab);
-    lab.webhook.gate.down = true;
-    await lab.github.deliverJob(jobId, "completed");
-    lab.webhook.gate.down = false;
+    await deliveredWhileDown(lab, jobId, "completed");
     // The look comes late (the app was stopped): its cursor would move past the refused delivery's overlap.
     lab.advance(25);
     lab.github.fail({ method: "POST", path: /\/attempts$/ }, { status: 500 }, 1);
@@ -216,9 +218,7 @@ describe("the redelivery timer", () => {
   it("reads the log page by page with the cursor, back to where the last look ended", async () => {
     const lab = await appLab();
     const jobId = await jobThatEnded(lab);
-    lab.webhook.gate.down = true;
-    await lab.github.deliverJob(jobId, "completed");
-    lab.webhook.gate.down = false;
+    await deliveredWhileDown(lab, jobId, "completed");
     lab.advance(1);
     // 120 later deliveries of queued jobs (answered 202, recorded nothing): the failed one is on page 2.
     const queued = lab.github.addRun({ name: "perf", status: "queued", jobs: Array.from({ length: 120 }, () => ({ status: "queued" as const, runnerName: null })) });

@@ -8,7 +8,7 @@
 import type { HookDeliveries, HookDelivery } from "../github/deliveries.js";
 import type { Logger } from "../logger.js";
 import type { RedeliveryLedger } from "../storage/deliveries.js";
-import { RECORDED_ACTIONS } from "./webhook.js";
+import { isRecordedAction } from "./webhook.js";
 
 /** The first look reaches back this far: facts older than a day are the records' already. */
 export const FIRST_LOOK_MS = 24 * 3_600_000;
@@ -36,7 +36,7 @@ export interface RedeliverSummary {
 }
 
 const succeeded = (d: HookDelivery) => d.status_code >= 200 && d.status_code < 300;
-const concernsTheLab = (d: HookDelivery) => d.event === "workflow_job" && d.action !== null && RECORDED_ACTIONS.has(d.action);
+const concernsTheLab = (d: HookDelivery) => d.event === "workflow_job" && isRecordedAction(d.action);
 
 /** Each GUID's newest failed attempt, for GUIDs the app records and no attempt of which succeeded. */
 export function failedDeliveries(deliveries: HookDelivery[]): HookDelivery[] {

@@ -25,7 +25,8 @@ import { refuse, unavailable, type JsonResponse } from "./http.js";
 import type { OncePerKey } from "./once.js";
 
 /** The workflow_job actions recorded as facts; the others change no pair (and are not redelivered). */
-export const RECORDED_ACTIONS: ReadonlySet<string> = new Set(["in_progress", "completed"]);
+const RECORDED = ["in_progress", "completed"] as const;
+export const isRecordedAction = (action: string | null): action is (typeof RECORDED)[number] => (RECORDED as readonly (string | null)[]).includes(action);
 
 /** workflow_job payloads are a few KiB; GitHub caps any payload at 25 MB, which we never need. */
 export const MAX_WEBHOOK_BODY_BYTES = 256 * 1024;
@@ -141,7 +142,7 @@ export async function githubWebhook(runtime: WebhookRuntime, delivery: WebhookDe
   if ("status" in event) return event;
   const job = event.workflow_job;
   const about = { deliveryId: delivery.deliveryId, action: event.action, jobId: job.id, runId: job.run_id };
-  if (!RECORDED_ACTIONS.has(event.action) || (event.action !== "in_progress" && event.action !== "completed")) return reply(202, { ...about, ignored: `action ${event.action} does not change a pair` });
+  if (!isRecordedAction(event.action)) return reply(202, { ...about, ignored: `action ${event.action} does not change a pair` });
   // Jobs that never reached a runner are none of the lab's business, but legitimate: not an error.
   if (job.runner_name === null) return reply(202, { ...about, ignored: "the job never reached a runner" });
 
