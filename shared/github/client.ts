@@ -1,6 +1,6 @@
 /**
  * The app's only door to GitHub: an Octokit with the throttling and retry plugins, and the few
- * reads and the one write that a reconcile needs. Every answer is checked with zod, so a
+ * reads and writes (dispatch, cancel, label edits) that a reconcile needs. Every answer is checked with zod, so a
  * malformed answer is an error (and the pair is left alone), never a guess.
  */
 import { Octokit } from "@octokit/rest";
@@ -236,7 +236,11 @@ const ONE_ATTEMPT = { retries: 0, oneAttempt: true };
 /** What a reconcile asks of GitHub. A second implementation (the simulator) passes the same tests. */
 export interface LabGitHub {
   listRunners(): Promise<Runner[]>;
-  /** Unfinished jobs of the repository's in-progress runs that a runner has picked up. */
+  /**
+   * Unfinished jobs that a runner has picked up, of the repository's in-progress runs that can
+   * hold a job on a lab VM: runs of the reset workflow are skipped (their jobs run on host runners
+   * and GitHub-hosted ones only).
+   */
   listActiveJobs(): Promise<Job[]>;
   /** null when GitHub does not know the run. */
   getRun(runId: number): Promise<Run | null>;
@@ -356,8 +360,9 @@ export class OctokitLabGitHub implements LabGitHub {
       throw describe(call, error);
     }
     const jobs: Job[] = [];
+    const resetWorkflow = `/${this.config.resetWorkflow.workflow}`;
     // Serial on purpose: GitHub asks integrators to avoid concurrent requests.
-    for (const run of runs) {
+    for (const run of runs.filter((r) => !r.path?.endsWith(resetWorkflow))) {
       for (const job of await this.listRunJobs(run.id)) {
         if (job.status !== "completed" && job.runner_name) jobs.push(job);
       }
