@@ -10,7 +10,7 @@ import { parseLabConfig, type LabConfig } from "../shared/lab/config.js";
 import type { PairObservation } from "../shared/lab/decide.js";
 import { outOfRouting, outOfRoutingMessage, type OutOfRoutingFacts } from "../shared/lab/routing-alert.js";
 import { silentLogger, type Logger } from "../shared/logger.js";
-import { finishReset, perfRun, seedConfig, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
+import { finishReset, perfRun, reportReset, seedConfig, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
 
 let lab: TestLab | undefined;
 afterEach(async () => {
@@ -122,24 +122,22 @@ async function cleanLab(l: TestLab) {
 
 describe("pair-out-of-routing alert", () => {
   it("alerts for a pair whose reset keeps failing once it has been out of routing routingAlertMinutes, not before, from a look queued for that moment", async () => {
-    const { l, alerts, delays } = await start();
+    const { l, alerts } = await start();
     lab = l;
     const t0 = l.now.value.getTime();
     await l.timer(); // every pair leaves routing (no reset recorded) and is reset
-    for (const d of l.github.dispatches) finishReset(l, d.runId!, d.inputs.pair === "vm-25-26" ? "failure" : "success");
     l.advance(10);
-    await l.settle(); // the follow-up look: three pairs clean and open, vm-25-26 failed
+    // Each reset's report: three pairs clean and open, vm-25-26 failed.
+    for (const d of l.github.dispatches) await reportReset(l, d.runId!, d.inputs.pair === "vm-25-26" ? "failure" : "success");
     expect(await stored(l, "vm-25-26")).toMatchObject({ state: "failed", routing: "closed", routingSince: new Date(t0).toISOString() });
-    // Nothing is busy or resetting, so no minute's follow-up: one look, due when vm-25-26 would stall.
-    expect(delays.at(-1)).toBe(80);
 
     l.advance(50); // t0 + 60: a reconcile before the threshold retries the reset; it fails again
     await l.timer();
-    finishReset(l, lastReset(l, "vm-25-26"), "failure");
     l.advance(5);
-    await l.settle();
+    await reportReset(l, lastReset(l, "vm-25-26"), "failure");
     expect(await stored(l, "vm-25-26")).toMatchObject({ state: "failed", attempts: 2 });
-    expect(delays.at(-1)).toBe(25);
+    // The last reconcile asks for one look, due when vm-25-26 would stall.
+    expect(l.queue.dueLooks()).toContain(new Date(t0 + 90 * 60_000).toISOString());
     l.advance(24); // t0 + 89: nothing is due yet
     await l.settle();
     expect(alerts()).toEqual([]);
@@ -157,13 +155,12 @@ describe("pair-out-of-routing alert", () => {
   });
 
   it("alerts for a pair whose VM runner stays offline, at the due time of a quiet lab", async () => {
-    const { l, alerts, delays } = await start();
+    const { l, alerts } = await start();
     lab = l;
     await cleanLab(l);
     l.github.setRunner(vmRunnerName("vm-11-12"), { status: "offline" });
     await l.timer();
     expect(await stored(l, "vm-11-12")).toMatchObject({ state: "offline", routing: "closed" });
-    expect(delays.at(-1)).toBe(90);
     l.advance(89);
     await l.settle();
     expect(alerts()).toEqual([]);
@@ -180,18 +177,17 @@ describe("pair-out-of-routing alert", () => {
     expect((await l.timer()).pairs.find((p) => p.id === "vm-05-10")).toMatchObject({ state: "busy" });
     for (let minutes = 0; minutes < 180; minutes += 30) {
       l.advance(30);
-      await l.settle(); // the minute's follow-up look while the pair is busy
+      await l.settle(); // any look due (the resets' time limits)
     }
     expect(await stored(l, "vm-05-10")).toMatchObject({ state: "busy", routing: "closed" });
-    // Busy: nothing is counted, so no look is queued beyond the minute's follow-up.
-    expect(delays.filter((d) => d > 1)).toEqual([]);
+    // Busy: nothing is counted, so no look is queued beyond the resets' time limits (30 minutes).
+    expect(delays.filter((d) => d > 31)).toEqual([]);
     l.github.setRun(perf.id, { status: "completed", conclusion: "success" });
     l.advance(1);
     const ended = await l.timer();
     expect(ended.pairs.find((p) => p.id === "vm-05-10")).toMatchObject({ state: "resetting" });
-    finishReset(l, lastReset(l, "vm-05-10"));
     l.advance(5);
-    await l.settle();
+    await reportReset(l, lastReset(l, "vm-05-10"));
     expect(await stored(l, "vm-05-10")).toMatchObject({ state: "clean", routing: "open" });
     expect(alerts()).toEqual([]);
   });
@@ -209,6 +205,6 @@ describe("pair-out-of-routing alert", () => {
       await l.timer();
     }
     expect(alerts()).toEqual([]);
-    expect(delays.filter((d) => d > 1)).toEqual([]);
+    expect(delays.filter((d) => d > 31)).toEqual([]);
   });
 });

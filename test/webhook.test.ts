@@ -10,7 +10,7 @@ import { StoreError } from "../shared/storage/connection.js";
 import type { FactStore } from "../shared/storage/facts.js";
 import type { ReconcileQueue } from "../shared/storage/queue.js";
 import { githubWebhook, type WebhookDelivery } from "../shared/triggers/webhook.js";
-import { finishReset, perfRun, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
+import { finishReset, perfRun, reportReset, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
 import { signedDelivery, WEBHOOK_SECRET, workflowJobPayload } from "./support/webhook-deliveries.js";
 
 let lab: TestLab | undefined;
@@ -147,8 +147,10 @@ describe("workflow_job in_progress", () => {
     const held = await lab.timer();
     expect(resultOf(held, "vm-25-26")).toMatchObject({ state: "busy", decision: "deferred-busy" });
     lab.advance(15);
-    const next = await lab.timer();
-    expect(resultOf(next, "vm-25-26")).toMatchObject({ decision: "reset-dispatched" });
+    // The look due when the start's hold runs out resets the pair, before any other trigger.
+    await lab.settle();
+    expect(lab.github.dispatches.filter((d) => d.inputs.pair === "vm-25-26")).toHaveLength(2);
+    expect(await stored(lab, "vm-25-26")).toMatchObject({ state: "resetting" });
   });
 
   it("holds a pair busy for a job that started just before its reset was requested (the job a lagging busy flag hid)", async () => {
@@ -164,7 +166,9 @@ describe("workflow_job in_progress", () => {
     // The reset succeeded, but the start recorded at 11:59:58 still holds the VM (until 12:14:58).
     expect(resultOf(await lab.timer(), "vm-11-12")).toMatchObject({ state: "busy", decision: "deferred-busy" });
     lab.advance(15);
-    expect(resultOf(await lab.timer(), "vm-11-12")).toMatchObject({ decision: "reset-dispatched" });
+    await lab.settle();
+    expect(lab.github.dispatches.filter((d) => d.inputs.pair === "vm-11-12")).toHaveLength(2);
+    expect(await stored(lab, "vm-11-12")).toMatchObject({ state: "resetting" });
   });
 });
 
@@ -231,7 +235,7 @@ describe("workflow_job completed", () => {
     expect(await lab.settle()).not.toBeNull();
     expect(dispatchedPairs(lab)).toEqual(["vm-42-43"]);
     const reset = lab.github.dispatches.find((d) => d.inputs.pair === "vm-42-43")!;
-    finishReset(lab, reset.runId!);
+    await reportReset(lab, reset.runId!);
     lab.advance(2);
     expect(await deliver(lab, late)).toMatchObject({ status: 200, body: { duplicate: true, recorded: "started" } });
     expect(resultOf(await lab.settle(), "vm-42-43")).toMatchObject({ state: "clean", decision: "not-needed" });
@@ -331,15 +335,31 @@ describe("the hand-over to the reconcile", () => {
 });
 
 describe("deliveries that concern no pair", () => {
-  it("records GitHub's recorded completed payload of a GitHub-hosted job, and the reconcile leaves every pair alone", async () => {
+  it("drops GitHub's recorded payloads of a GitHub-hosted job: nothing recorded, no reconcile, no GitHub request", async () => {
     lab = await start();
     await cleanLab(lab);
-    const payload = workflowJobPayload("completed", { completedAt: lab.now.value.toISOString() }); // runner "GitHub Actions 5", as recorded
-    const response = await deliver(lab, await signedDelivery(payload));
-    expect(response).toMatchObject({ status: 202, body: { runner: "GitHub Actions 5", recorded: "ended" } });
-    const result = await lab.settle();
-    expect(result?.pairs.map((p) => [p.id, p.state, p.decision])).toEqual(lab.config.pairs.map((p) => [p.id, "clean", "not-needed"]));
-    expect(lab.github.dispatches).toHaveLength(0);
+    const before = lab.github.requests.length;
+    for (const action of ["in_progress", "completed"] as const) {
+      const payload = workflowJobPayload(action, { completedAt: lab.now.value.toISOString() }); // runner "GitHub Actions 5", as recorded
+      const response = await deliver(lab, await signedDelivery(payload));
+      expect(response).toMatchObject({ status: 202, body: { runner: "GitHub Actions 5", ignored: "a GitHub-hosted runner is never a lab runner" } });
+    }
+    expect(lab.queue.length).toBe(0);
+    expect(await lab.runtime.facts.listSince(new Date(0))).toEqual([]);
+    expect(lab.github.requests.length).toBe(before);
+  });
+
+  it("records a host job's start without a look, and looks at its end (a reset step, or a host freed)", async () => {
+    const l = (lab = await start());
+    const hostJob = (action: "in_progress" | "completed") => {
+      const payload = workflowJobPayload(action, { runnerName: "NETPERF-WIN-01", runId: 77, jobId: 7_701, startedAt: l.now.value.toISOString(), completedAt: action === "completed" ? l.now.value.toISOString() : null });
+      payload.workflow_job.labels = ["self-hosted", l.config.pairs[0]!.hosts[0]!.runnerLabel];
+      return payload;
+    };
+    expect(await deliver(lab, await signedDelivery(hostJob("in_progress")))).toMatchObject({ status: 202, body: { recorded: "started", reconcile: "not needed (a host job started)" } });
+    expect(lab.queue.length).toBe(0);
+    expect(await deliver(lab, await signedDelivery(hostJob("completed")))).toMatchObject({ status: 202, body: { recorded: "ended", reconcile: "queued" } });
+    expect(lab.queue.length).toBe(1);
   });
 
   it("acknowledges queued and waiting jobs, jobs that never reached a runner, and pings, writing and queueing nothing and reading no GitHub", async () => {

@@ -1,5 +1,6 @@
 /**
- * Act: the claims are held; look again, then dispatch. A job may have started since the first
+ * Act: the claims are held; look again, with GitHub's unfinished jobs this time (the busy flag's
+ * cross-check), then dispatch. A job may have started since the first
  * look (GitHub's side), or a job start may have been recorded (a webhook's `in_progress`): either
  * releases the claim. A job's end recorded meanwhile does not: it cannot make the VM busy.
  */
@@ -9,7 +10,8 @@ import type { PairEvent, Trigger } from "../lab/pair-record.js";
 import type { FactStore, StoredFact } from "../storage/facts.js";
 import { appendEvents, patchClaim, releaseClaim, type Claim, type ClaimDeps } from "./claim.js";
 import { FACT_WINDOW_MS, jobFactsByPair, newStartsOn, type PairJobFacts } from "./job-facts.js";
-import { lookAtLab, observePair, pairByRunnerName, type LabLook } from "./observe.js";
+import { observePair, pairByRunnerName, type CrossCheck, type LabLook } from "./observe.js";
+import { markFollowed } from "./follow.js";
 import type { Tally } from "./tally.js";
 
 /** Older than this, the second look is taken again before the next dispatch (dispatches are spaced ≥ 1 s). */
@@ -26,8 +28,8 @@ interface SecondLook {
   takenAt: number;
 }
 
-async function lookAgain(deps: ActDeps, firstReadAt: Date, tally: Tally): Promise<SecondLook> {
-  const lab = await lookAtLab(deps.github);
+async function lookAgain(deps: ActDeps, crossCheck: CrossCheck, firstReadAt: Date, tally: Tally): Promise<SecondLook> {
+  const lab = await crossCheck.look();
   if ("error" in lab) tally.errors.push(lab.error);
   let facts: SecondLook["facts"];
   try {
@@ -40,11 +42,11 @@ async function lookAgain(deps: ActDeps, firstReadAt: Date, tally: Tally): Promis
   return { lab, facts, takenAt: performance.now() };
 }
 
-export async function dispatchClaims(deps: ActDeps, trigger: Trigger, claims: Claim[], seenFacts: Set<string>, firstReadAt: Date, tally: Tally): Promise<void> {
+export async function dispatchClaims(deps: ActDeps, trigger: Trigger, claims: Claim[], crossCheck: CrossCheck, seenFacts: Set<string>, firstReadAt: Date, tally: Tally): Promise<void> {
   if (claims.length === 0) return;
-  let look = await lookAgain(deps, firstReadAt, tally);
+  let look = await lookAgain(deps, crossCheck, firstReadAt, tally);
   for (const claim of claims) {
-    if (performance.now() - look.takenAt > STALE_LOOK_MS) look = await lookAgain(deps, firstReadAt, tally);
+    if (performance.now() - look.takenAt > STALE_LOOK_MS) look = await lookAgain(deps, crossCheck, firstReadAt, tally);
     const verdict = await judgeClaim(deps, claim, look, seenFacts);
     if (verdict.release) await releaseClaim(deps, trigger, claim, verdict.again, verdict.why, tally);
     else await dispatch(deps, trigger, claim, tally);
@@ -95,6 +97,8 @@ async function dispatch(deps: ActDeps, trigger: Trigger, claim: Claim, tally: Ta
   tally.dispatches++;
   const result = await deps.github.dispatchReset(pair, requestId);
   const dispatched = result.outcome === "dispatched";
+  // The run was just created: the next read of it is worth making only once there is news.
+  if (dispatched && result.runId !== null) markFollowed(deps.github, requestId, deps.clock());
   deps.logger.info(`pair ${pair.id}: reset ${dispatched ? "dispatched" : `dispatch ${result.outcome}`} (trigger ${trigger}, request ${requestId}${dispatched && result.runId ? `, run ${result.runId}` : ""})`);
   const updated = await patchClaim(deps, claim, (r) => {
     if (result.outcome === "dispatched") return { ...r, resetRunId: result.runId };

@@ -4,8 +4,10 @@
 import type { Pair } from "../lab/config.js";
 import type { ResetRunFacts } from "../lab/decide.js";
 import type { LabGitHub, Run } from "../github/client.js";
+import type { PairRecord, Trigger } from "../lab/pair-record.js";
+import type { StoredFact } from "../storage/facts.js";
 import type { StoredPair } from "../storage/tables.js";
-import { lower } from "./observe.js";
+import { lower, type LabLook } from "./observe.js";
 
 /**
  * A reset is judged by the jobs on the pair's host runners alone (lab-reset.yml: a check, then a
@@ -31,10 +33,56 @@ async function judgeByHostJobs(github: LabGitHub, run: Run, pair: Pair): Promise
   return { ...base, status: "completed", conclusion: failed ? failed.conclusion : "success", completedAt: hostJobs.map((job) => job.completed_at ?? "").reduce((a, b) => (a > b ? a : b)) };
 }
 
-/** What GitHub shows of each reset in flight: by run id when known, else by request id in the run's title. */
-export async function followResets(github: LabGitHub, stored: Map<string, StoredPair>, pairs: Pair[]): Promise<Map<string, ResetRunFacts>> {
+/** When this process last read each reset in flight (by request id): a later read is needed only for news. */
+const lastFollowed = new WeakMap<LabGitHub, Map<string, number>>();
+/** Facts are stamped by the instance that recorded them; clocks of instances differ by less than this. */
+const CLOCK_MARGIN_MS = 2_000;
+const MAX_FOLLOWED = 1_000;
+
+/** Notes that the reset `requestId` was read from GitHub (or dispatched) at `at`. */
+export function markFollowed(github: LabGitHub, requestId: string, at: Date): void {
+  let map = lastFollowed.get(github);
+  if (map === undefined) lastFollowed.set(github, (map = new Map()));
+  map.delete(requestId);
+  map.set(requestId, at.getTime());
+  if (map.size > MAX_FOLLOWED) map.delete(map.keys().next().value!);
+}
+
+export interface FollowContext {
+  trigger: Trigger;
+  now: Date;
+  resetTimeoutMinutes: number;
+  /** This reconcile's facts and first look: a host job's end recorded since the last read is news. */
+  facts: StoredFact[];
+  lab: LabLook;
+}
+
+/**
+ * Whether a reset in flight is worth a read now. GitHub is asked only when its answer can have
+ * changed a decision: the run is not found yet; the timer's look; the reset is past its time
+ * limit; or, since this process last read it, a job of the run or of one of the pair's hosts
+ * ended (a reset step, the run's report), or a job ran on the pair's VM. Otherwise the decision waits ("already resetting") at no cost.
+ */
+export function worthFollowing(github: LabGitHub, record: PairRecord, pair: Pair | undefined, context: FollowContext): boolean {
+  if (context.trigger === "timer" || record.resetRunId === null || record.resetRequestId === null || pair === undefined) return true;
+  const last = lastFollowed.get(github)?.get(record.resetRequestId);
+  if (last === undefined) return true;
+  const dispatchedAt = Date.parse(record.resetDispatchedAt ?? "");
+  if (!(context.now.getTime() < dispatchedAt + context.resetTimeoutMinutes * 60_000)) return true;
+  if ("error" in context.lab) return true;
+  const view = context.lab;
+  const namesOf = (label: string) => (view.byLabel.get(lower(label)) ?? []).map((r) => lower(r.name));
+  const hosts = new Set(pair.hosts.flatMap((h) => namesOf(h.runnerLabel)));
+  const vms = new Set(namesOf(pair.vmRunnerLabel));
+  const since = new Date(last - CLOCK_MARGIN_MS).toISOString();
+  // News: a job of the run, or of a host, ended; or a job ran on the VM (it is back from its restore).
+  return context.facts.some(({ fact }) => fact.recordedAt >= since && (fact.runId === record.resetRunId || (fact.phase === "ended" && hosts.has(lower(fact.runnerName))) || vms.has(lower(fact.runnerName))));
+}
+
+/** What GitHub shows of each reset in flight worth a read: by run id when known, else by request id in the run's title. */
+export async function followResets(github: LabGitHub, stored: Map<string, StoredPair>, pairs: Pair[], context: FollowContext): Promise<Map<string, ResetRunFacts>> {
   const facts = new Map<string, ResetRunFacts>();
-  const resetting = [...stored.values()].map((s) => s.record).filter((r) => r.state === "resetting");
+  const resetting = [...stored.values()].map((s) => s.record).filter((r) => r.state === "resetting" && worthFollowing(github, r, pairs.find((p) => p.id === r.pairId), context));
   const unnumbered = resetting.filter((r) => r.resetRunId === null && r.resetDispatchedAt !== null);
   let listed: Run[] | { unknown: string } = [];
   if (unnumbered.length > 0) {
@@ -57,6 +105,7 @@ export async function followResets(github: LabGitHub, stored: Map<string, Stored
         continue;
       }
       facts.set(record.pairId, run && pair ? await judgeByHostJobs(github, run, pair) : { found: false });
+      if (record.resetRequestId !== null) markFollowed(github, record.resetRequestId, context.now);
     } catch (error) {
       facts.set(record.pairId, { unknown: (error as Error).message });
     }

@@ -1,5 +1,6 @@
 /**
- * Observe: one look at GitHub (every runner, every unfinished job), and what it shows of a pair.
+ * Observe: a look at GitHub (every runner; with the cross-check, every unfinished job that can be
+ * on a lab VM), and what it shows of a pair.
  */
 import type { Pair } from "../lab/config.js";
 import type { PairObservation, RunnerFacts } from "../lab/decide.js";
@@ -10,22 +11,45 @@ export const lower = (s: string) => s.toLowerCase();
 export interface LabView {
   /** Runners by label (lower case): GitHub's labels are case-insensitive. */
   byLabel: Map<string, Runner[]>;
-  /** Unfinished jobs by runner name (lower case). */
+  /** Unfinished jobs by runner name (lower case); empty unless `jobsRead`. */
   jobByRunner: Map<string, Job>;
+  /** Whether GitHub's unfinished jobs were read (the busy flag's cross-check). */
+  jobsRead: boolean;
 }
 export type LabLook = LabView | { error: string };
 
-export async function lookAtLab(github: LabGitHub): Promise<LabLook> {
+/**
+ * The runner list, and with `activeJobs` GitHub's unfinished jobs too: the cross-check of the
+ * busy flag (it lags a job's start), a request per in-progress run, taken only where a decision
+ * needs it (before a dispatch, before routing is opened).
+ */
+export async function lookAtLab(github: LabGitHub, options: { activeJobs: boolean }): Promise<LabLook> {
   try {
     const runners = await github.listRunners();
-    const activeJobs = await github.listActiveJobs();
+    const activeJobs = options.activeJobs ? await github.listActiveJobs() : [];
     const byLabel = new Map<string, Runner[]>();
     for (const runner of runners) {
       for (const label of new Set(runner.labels.map((l) => lower(l.name)))) byLabel.set(label, [...(byLabel.get(label) ?? []), runner]);
     }
-    return { byLabel, jobByRunner: new Map(activeJobs.map((job) => [lower(job.runner_name ?? ""), job])) };
+    return { byLabel, jobByRunner: new Map(activeJobs.map((job) => [lower(job.runner_name ?? ""), job])), jobsRead: options.activeJobs };
   } catch (error) {
     return { error: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+/** Older than this, the cross-check is taken again (dispatches are spaced ≥ 1 s apart). */
+const STALE_CROSS_CHECK_MS = 10_000;
+
+/** The look with unfinished jobs, taken at most once per 10 s of a reconcile, by act and routing alike. */
+export class CrossCheck {
+  private last: { look: LabLook; takenAt: number } | null = null;
+  constructor(private readonly github: LabGitHub) {}
+
+  async look(): Promise<LabLook> {
+    if (this.last === null || performance.now() - this.last.takenAt > STALE_CROSS_CHECK_MS) {
+      this.last = { look: await lookAtLab(this.github, { activeJobs: true }), takenAt: performance.now() };
+    }
+    return this.last.look;
   }
 }
 

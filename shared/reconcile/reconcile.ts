@@ -15,16 +15,16 @@ import type { Trigger } from "../lab/pair-record.js";
 import type { LabGitHub } from "../github/client.js";
 import type { Logger } from "../logger.js";
 import type { FactStore, StoredFact } from "../storage/facts.js";
-import type { ReconcileQueue } from "../storage/queue.js";
 import type { PairStore, StoredPair } from "../storage/tables.js";
 import { dispatchClaims } from "./act.js";
 import { unreportedJobs } from "./backstop.js";
 import { decideAndWrite, type Claim } from "./claim.js";
 import { followResets } from "./follow.js";
 import { FACT_WINDOW_MS, jobFactsByPair, type PairJobFacts } from "./job-facts.js";
-import { lookAtLab, observePair, pairByRunnerName, type LabLook } from "./observe.js";
+import { CrossCheck, lookAtLab, observePair, pairByRunnerName, type LabLook } from "./observe.js";
 import { RoutingPass } from "./routing.js";
 import { alertOutOfRouting } from "./routing-alert.js";
+import { earliest, nextLookFor } from "../lab/looks.js";
 import { Tally, type ReconcileResult } from "./tally.js";
 
 export type { PairResult, ReconcileResult } from "./tally.js";
@@ -37,8 +37,6 @@ export interface ReconcileDeps {
   clock: () => Date;
   logger: Logger;
   newRequestId?: () => string;
-  /** Where the reconcile queues a later look of its own (the routing alert's due time); the queue function's deps carry it. */
-  queue?: Pick<ReconcileQueue, "send">;
 }
 
 export { FACT_WINDOW_MS } from "./job-facts.js";
@@ -57,7 +55,8 @@ export async function observe(deps: ReconcileDeps, trigger: Trigger, tally: Tall
   const at = deps.clock();
   const stored = new Map((await deps.store.listPairs()).map((s) => [s.record.pairId, s]));
   const facts = await deps.facts.listSince(new Date(at.getTime() - FACT_WINDOW_MS));
-  const lab = await lookAtLab(deps.github);
+  // The cross-check of busy flags is taken where a decision needs it (act.ts, routing.ts), and by the timer, the backstop.
+  const lab = await lookAtLab(deps.github, { activeJobs: trigger === "timer" });
   let jobs = new Map<string, PairJobFacts>();
   if ("error" in lab) {
     tally.errors.push(`pairs ${deps.config.pairs.map((p) => p.id).join(", ")} left alone: ${lab.error}`);
@@ -66,7 +65,7 @@ export async function observe(deps: ReconcileDeps, trigger: Trigger, tally: Tall
     jobs = jobFactsByPair(facts, pairOfRunner);
     if (trigger === "timer") await addUnreportedJobs(deps, stored, pairOfRunner, at, jobs, tally);
   }
-  const resetRuns = await followResets(deps.github, stored, deps.config.pairs);
+  const resetRuns = await followResets(deps.github, stored, deps.config.pairs, { trigger, now: at, resetTimeoutMinutes: deps.config.resetTimeoutMinutes, facts, lab });
   for (const [pairId, run] of resetRuns) if ("unknown" in run) tally.errors.push(`pair ${pairId}: reset run not followed: ${run.unknown}`);
   return { at, stored, facts, lab, jobs, resetRuns };
 }
@@ -118,22 +117,24 @@ export async function reconcile(deps: ReconcileDeps, trigger: Trigger): Promise<
       const claim = await decideAndWrite(deps, trigger, input, seen.stored.get(pair.id) ?? null, tally, deps.newRequestId ?? randomUUID);
       if (claim) claims.push(claim);
     }
-    const routing = new RoutingPass(deps, trigger, seen.lab, tally);
+    const crossCheck = new CrossCheck(deps.github);
+    const routing = new RoutingPass(deps, trigger, seen.lab, tally, crossCheck);
     // Out of routing before the second look: no job can be assigned between the check and the restore.
     await routing.close(subjects);
     const seenFacts = new Set(seen.facts.map((f) => f.key));
-    await dispatchClaims(deps, trigger, claims, seenFacts, seen.at, tally);
+    await dispatchClaims(deps, trigger, claims, crossCheck, seenFacts, seen.at, tally);
     await routing.open(subjects, seenFacts, seen.at);
-    await alertOutOfRouting(deps, subjects, routing, tally);
-    return summarize(deps, trigger, tally, startStats, started);
+    const stallDue = alertOutOfRouting(deps, subjects, routing, tally);
+    const looks = subjects.map(({ pair, input }) => nextLookFor({ record: tally.records.get(pair.id) ?? input.record, ...(input.jobStart ? { jobStart: input.jobStart } : {}), now: deps.clock(), resetTimeoutMinutes: deps.config.resetTimeoutMinutes }));
+    return summarize(deps, trigger, tally, startStats, started, earliest(stallDue, ...looks));
   } catch (error) {
     tally.errors.push((error as Error).message);
-    summarize(deps, trigger, tally, startStats, started);
+    summarize(deps, trigger, tally, startStats, started, null);
     throw error;
   }
 }
 
-function summarize(deps: ReconcileDeps, trigger: Trigger, tally: Tally, startStats: ReturnType<LabGitHub["stats"]>, started: Date): ReconcileResult {
+function summarize(deps: ReconcileDeps, trigger: Trigger, tally: Tally, startStats: ReturnType<LabGitHub["stats"]>, started: Date, nextLook: Date | null): ReconcileResult {
   const stats = deps.github.stats();
   const pairs = deps.config.pairs.flatMap((p) => tally.results.get(p.id) ?? []);
   const result: ReconcileResult = {
@@ -146,11 +147,14 @@ function summarize(deps: ReconcileDeps, trigger: Trigger, tally: Tally, startSta
     notModified: stats.notModified - startStats.notModified,
     rateLimitRemaining: stats.rateLimitRemaining,
     durationMs: deps.clock().getTime() - started.getTime(),
+    nextLookAt: nextLook?.toISOString() ?? null,
   };
   const byState: Record<string, number> = {};
   for (const p of pairs) byState[p.state] = (byState[p.state] ?? 0) + 1;
-  const { ok, dispatches, githubRequests, notModified, rateLimitRemaining, durationMs } = result;
-  deps.logger.info(`reconcile ${JSON.stringify({ trigger, ok, pairs: byState, dispatches, githubRequests, notModified, rateLimitRemaining, durationMs })}`);
+  const { ok, dispatches, githubRequests, notModified, rateLimitRemaining, durationMs, nextLookAt } = result;
+  // Charged: the requests that cost rate limit (a 304 does not).
+  const charged = githubRequests - notModified;
+  deps.logger.info(`reconcile ${JSON.stringify({ trigger, ok, pairs: byState, dispatches, githubRequests, charged, notModified, rateLimitRemaining, durationMs, nextLookAt })}`);
   for (const error of tally.errors) deps.logger.error(`reconcile (trigger ${trigger}): ${error}`);
   return result;
 }

@@ -4,7 +4,7 @@
  * - `close`, before the second look and any dispatch: a pair the rule closes loses the labels on
  *   every runner carrying its vmRunnerLabel, so no job can be assigned between the check and the restore;
  * - `open`, after the dispatches: a pair the rule opens gets them back on the runner it saw online
- *   and idle, claim-protected: the record is written `routing: open` through its ETag first, then
+ *   and idle, once GitHub lists no unfinished job on it (the busy flag lags), claim-protected: the record is written `routing: open` through its ETag first, then
  *   the POST, then the record and the job starts are read again and the DELETE is sent again if
  *   either says the pair is no longer clean and idle.
  * Label writes are sent once (never retried); a failure is recorded on the pair and logged, and
@@ -21,10 +21,10 @@ import { StoreConflictError, type StoredPair } from "../storage/tables.js";
 import type { ActDeps } from "./act.js";
 import { appendEvents, MAX_CONFLICT_RETRIES } from "./claim.js";
 import { newStartsOn } from "./job-facts.js";
-import { lower, pairByRunnerName, type LabLook, type LabView } from "./observe.js";
-import type { ReconcileResult, Tally } from "./tally.js";
+import { lower, pairByRunnerName, type CrossCheck, type LabLook, type LabView } from "./observe.js";
+import type { Tally } from "./tally.js";
 
-/** Facts are re-read from a little before the first read: instances' clocks differ (as act.ts). */
+/** Facts are re-read from a little before the first read: instances' clocks differ. */
 const FACT_MARGIN_MS = 10 * 60_000;
 
 /** A pair as the first look showed it, and the input its decision was made from. */
@@ -43,6 +43,8 @@ interface Applied {
   error: string | null;
 }
 
+const NOTHING_APPLIED: Applied = { done: [], moot: [], failed: [], error: null };
+
 const describeEdits = (edits: LabelEdit[]) => edits.map((e) => `${e.label} on ${e.runnerName}`).join(", ");
 const removed = (a: Applied) => (a.done.length > 0 ? `: removed ${describeEdits(a.done)}` : "");
 
@@ -57,6 +59,7 @@ export class RoutingPass {
     private readonly trigger: Trigger,
     private readonly look: LabLook,
     private readonly tally: Tally,
+    private readonly crossCheck: CrossCheck,
   ) {}
 
   private get labels() {
@@ -101,8 +104,21 @@ export class RoutingPass {
         await this.note(pair, "open", stale, `routing open: ${carried.join(", ")} already there${stale.done.length > 0 ? `; removed ${describeEdits(stale.done)} from a stale runner` : ""}`);
         continue;
       }
+      const busy = await this.jobOnVm(runners);
+      if (busy !== null) {
+        await this.note(pair, "closed", NOTHING_APPLIED, `routing not opened: ${busy}`);
+        continue;
+      }
       await this.reopen(pair, plan.add, seenFacts, firstReadAt);
     }
+  }
+
+  /** The busy flag's cross-check before labels go back: a job GitHub lists on the VM runner, or why the list is unknown. */
+  private async jobOnVm(runners: RoutingRunner[]): Promise<string | null> {
+    const check = await this.crossCheck.look();
+    if ("error" in check) return `GitHub's unfinished jobs could not be read (${check.error})`;
+    const job = runners.map((r) => check.jobByRunner.get(lower(r.name))).find((j) => j !== undefined);
+    return job ? `run ${job.run_id} has a job on VM runner ${job.runner_name}` : null;
   }
 
   /** The claim, the POSTs, then the re-check that sends the DELETE again if the pair is no longer clean and idle. */
@@ -255,14 +271,4 @@ export class RoutingPass {
     this.deps.logger.error(`pair ${pair.id}: routing not recorded (Table Storage): ${(error as Error).message}`);
     return null;
   }
-}
-
-/**
- * A reconcile that ended with a pair busy or resetting should be followed by another look within
- * a minute or two: a lost `in_progress` delivery is caught before the job ends (its runner still
- * carries the labels), and a VM is back in routing soon after its reset completes. Unchanged
- * answers are 304s and cost no rate limit.
- */
-export function needsFollowUp(result: Pick<ReconcileResult, "pairs">): boolean {
-  return result.pairs.some((p) => p.state === "busy" || p.state === "resetting");
 }

@@ -31,11 +31,15 @@ export interface ReconcileResult {
   notModified: number;
   rateLimitRemaining: number | null;
   durationMs: number;
+  /** When a look is due with no trigger to wake it (shared/lab/looks.ts); null when none is. */
+  nextLookAt: string | null;
 }
 
 export class Tally {
   readonly errors: string[] = [];
   readonly results = new Map<string, PairResult>();
+  /** Each pair's record as this reconcile last decided or wrote it. */
+  readonly records = new Map<string, PairRecord>();
   dispatches = 0;
 
   constructor(private readonly logger: Logger) {}
@@ -43,6 +47,7 @@ export class Tally {
   /** Records the pair's outcome; failures and give-ups are logged as alerts. */
   note(pair: Pair, outcome: Outcome, error?: string): void {
     const r = outcome.record;
+    this.records.set(pair.id, r);
     this.results.set(pair.id, {
       id: pair.id,
       state: r.state,

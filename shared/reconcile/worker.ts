@@ -12,13 +12,12 @@
 import type { Trigger } from "../lab/pair-record.js";
 import { alert, type Logger } from "../logger.js";
 import { FACT_WINDOW_MS, reconcile, type ReconcileDeps, type ReconcileResult } from "./reconcile.js";
-import { needsFollowUp } from "./routing.js";
 import type { CoverageStore, Coverage } from "../storage/coverage.js";
 import { later } from "../storage/coverage.js";
 import { decodeMessage, type QueuedMessage, type ReconcileQueue } from "../storage/queue.js";
 
-/** How soon a reconcile that left a pair busy or resetting looks again (routing labels configured). */
-export const FOLLOW_UP_SECONDS = 60;
+/** A delayed queue message stays hidden at most 7 days (Azure Storage); a look before the due time queues the next one. */
+const MAX_LOOK_DELAY_SECONDS = 7 * 24 * 3600 - 60;
 /** The Functions host's maxDequeueCount (host.json): the try after which a message is poison. */
 export const MAX_DEQUEUE_COUNT = 5;
 /**
@@ -51,9 +50,11 @@ export interface WorkerDeps extends ReconcileDeps {
 
 const isCovered = (queued: QueuedMessage, coverage: Coverage) => {
   const upTo = queued.message.trigger === "timer" ? coverage.timer : coverage.events;
+  // A look queued for later is covered only by a reconcile begun after it was due.
+  const from = later(queued.insertedAt.toISOString(), queued.message.dueAt ?? null)!;
   // Strictly before: storage stamps insertion times to the second, and a message of the same
   // second may have come after the reconcile read the facts.
-  return upTo !== null && queued.insertedAt.toISOString() < upTo;
+  return upTo !== null && from < upTo;
 };
 
 /** The trigger a batch reconciles as: a timer's rules if any message is the timer's. */
@@ -71,6 +72,10 @@ export class ReconcileWorker {
   private current: { number: number; timer: boolean; outcome: Promise<ReconcileResult | null> } | null = null;
   /** Reconciles this instance ran (the burst benchmark reports it). */
   reconciles = 0;
+  /** The due time of the last look this instance queued. */
+  private lookQueuedFor: string | null = null;
+  /** The last reconcile of this instance that ended ok, and the look it asked for. */
+  private lastOk: { endedAt: string; nextLookAt: string | null } | null = null;
 
   constructor(private readonly deps: () => WorkerDeps) {}
 
@@ -80,6 +85,7 @@ export class ReconcileWorker {
     const entered = this.begun;
     const kind = kindOf(queued);
     try {
+      if (await this.superseded(deps, queued)) return { served: "covered" };
       // Unreadable coverage (Table Storage down) is "not covered": the reconcile runs, and its failure takes the retry path.
       const coverage = await deps.coverage.read().catch(() => null);
       if (coverage !== null && isCovered(queued, coverage)) return { served: "covered" };
@@ -101,6 +107,21 @@ export class ReconcileWorker {
       else alert(logger, "reconcile-failed", `${what} failed and no retry could be queued; the queue retries it in a minute: ${(error as Error).message}`);
       throw error;
     }
+  }
+
+  /**
+   * A due look whose reason is gone: a reconcile of this instance, ended ok after the look was
+   * queued, asked for no look at that moment (the job's end came, the reset was followed). Its own
+   * look, if any, is queued instead.
+   */
+  private async superseded(deps: WorkerDeps, queued: QueuedMessage): Promise<boolean> {
+    const due = queued.message.dueAt;
+    const last = this.lastOk;
+    if (due === undefined || last === null || last.endedAt <= queued.insertedAt.toISOString()) return false;
+    if (last.nextLookAt !== null && last.nextLookAt <= due) return false;
+    if (this.lookQueuedFor === due) this.lookQueuedFor = null;
+    await this.lookLater(deps, last.nextLookAt);
+    return true;
   }
 
   private async drain(deps: WorkerDeps): Promise<void> {
@@ -129,7 +150,8 @@ export class ReconcileWorker {
       if (trigger === "timer") this.okUpTo.timer = Math.max(this.okUpTo.timer, number);
       settle(result);
       if (readFrom) await this.advanceCoverage(deps, trigger, readFrom);
-      await this.followUp(deps, result);
+      this.lastOk = { endedAt: deps.clock().toISOString(), nextLookAt: result.nextLookAt };
+      await this.lookLater(deps, result.nextLookAt);
       if (trigger === "timer") await this.prune(deps);
       for (const w of batch) w.resolve({ served: "reconciled", result });
     } catch (error) {
@@ -146,13 +168,19 @@ export class ReconcileWorker {
   }
 
   /**
-   * While a pair is busy or being reset with routing labels configured, look again in a minute:
-   * a lost `in_progress` delivery must still be caught before the job ends, and a finished reset
-   * put back in routing without waiting for its report.
+   * The look the reconcile asked for (shared/lab/looks.ts), queued hidden until it is due; not
+   * again while this instance has one queued for that moment or sooner.
    */
-  private async followUp(deps: WorkerDeps, result: ReconcileResult): Promise<void> {
-    if (deps.config.routingLabels.length === 0 || !needsFollowUp(result)) return;
-    await deps.queue.send({ trigger: "webhook" }, { delaySeconds: FOLLOW_UP_SECONDS }).catch((error: unknown) => deps.logger.warn(`follow-up look not queued (the next trigger looks anyway): ${(error as Error).message}`));
+  private async lookLater(deps: WorkerDeps, dueAt: string | null): Promise<void> {
+    const now = deps.clock().toISOString();
+    if (dueAt === null || (this.lookQueuedFor !== null && this.lookQueuedFor > now && this.lookQueuedFor <= dueAt)) return;
+    const delaySeconds = Math.min(Math.max(1, Math.ceil((Date.parse(dueAt) - Date.parse(now)) / 1000)), MAX_LOOK_DELAY_SECONDS);
+    try {
+      await deps.queue.send({ trigger: "webhook", dueAt }, { delaySeconds });
+      this.lookQueuedFor = dueAt;
+    } catch (error) {
+      deps.logger.warn(`look due at ${dueAt} not queued (the next trigger looks anyway, at the latest the timer): ${(error as Error).message}`);
+    }
   }
 
   /**

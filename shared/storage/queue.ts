@@ -10,7 +10,11 @@ import { queueClient, StoreError, type StorageConnection } from "./connection.js
 
 /** A reconcile that failed looks again later: `retry` numbers the try and says when it is due. */
 export const RetrySchema = z.object({ attempt: z.number().int().min(1), dueAt: z.iso.datetime({ offset: true }) });
-export const ReconcileMessageSchema = z.object({ trigger: TriggerSchema, retry: RetrySchema.optional() });
+/**
+ * `dueAt`: a look queued for later (shared/lab/looks.ts), hidden until then; only a reconcile
+ * that began after it is due covers it.
+ */
+export const ReconcileMessageSchema = z.object({ trigger: TriggerSchema, retry: RetrySchema.optional(), dueAt: z.iso.datetime({ offset: true }).optional() });
 export type ReconcileMessage = z.infer<typeof ReconcileMessageSchema>;
 
 /** A message as the queue trigger hands it over. */
@@ -136,6 +140,12 @@ export class MemoryReconcileQueue implements ReconcileQueue {
     const taken = this.messages.filter((m) => m.visibleAt <= now);
     this.messages.splice(0, this.messages.length, ...this.messages.filter((m) => m.visibleAt > now));
     return taken.map(({ visibleAt: _visibleAt, ...m }) => ({ ...m, dequeueCount: m.dequeueCount + 1 }));
+  }
+
+  /** The due times of the looks still hidden (shared/lab/looks.ts). */
+  dueLooks(): string[] {
+    const now = this.clock().getTime();
+    return this.messages.flatMap((m) => (m.visibleAt > now && m.message.dueAt ? [m.message.dueAt] : []));
   }
 
   putBack(message: QueuedMessage): void {

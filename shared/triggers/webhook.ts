@@ -5,6 +5,9 @@
  * reconcile is queued; the answer comes in milliseconds, with no call to GitHub. Which pair the
  * runner belongs to is the reconcile's to say, from its own look at the runner list.
  *
+ * Only deliveries that can change a decision queue a reconcile (shared/lab/job-news.ts): jobs on
+ * GitHub-hosted runners are dropped, and a host job's start is recorded without a look.
+ *
  * Deliveries repeat and arrive out of order: the fact's key (job and phase) makes a repeat a
  * no-op, and the reconcile orders facts by GitHub's timestamps, not by arrival.
  *
@@ -16,6 +19,7 @@
 import { verify } from "@octokit/webhooks-methods";
 import { z } from "zod";
 import { zodProblems, type LabConfig } from "../lab/config.js";
+import { jobNews } from "../lab/job-news.js";
 import { GitHubTime, type LabGitHub } from "../github/client.js";
 import type { Logger } from "../logger.js";
 import type { FactStore, JobFact } from "../storage/facts.js";
@@ -63,6 +67,8 @@ export const WorkflowJobEventSchema = z.object({
       .transform((id) => (id === 0 ? null : id)),
     /** The job's runs-on labels. */
     labels: z.array(z.string()).optional(),
+    /** "GitHub Actions" for a GitHub-hosted runner. */
+    runner_group_name: z.string().nullable().optional(),
     started_at: GitHubTime,
     completed_at: GitHubTime.nullable(),
   }),
@@ -76,7 +82,7 @@ export interface WebhookRuntime {
   facts: FactStore;
   queue: ReconcileQueue;
   clock: () => Date;
-  config: Pick<LabConfig, "routingLabels">;
+  config: Pick<LabConfig, "routingLabels" | "pairs">;
   github: Pick<LabGitHub, "removeRunnerLabel">;
   /** Label removals this instance sent recently (runner and label). */
   routingCloses: OncePerKey;
@@ -145,14 +151,17 @@ export async function githubWebhook(runtime: WebhookRuntime, delivery: WebhookDe
   if (!isRecordedAction(event.action)) return reply(202, { ...about, ignored: `action ${event.action} does not change a pair` });
   // Jobs that never reached a runner are none of the lab's business, but legitimate: not an error.
   if (job.runner_name === null) return reply(202, { ...about, ignored: "the job never reached a runner" });
+  const news = jobNews(job, event.action, runtime.config);
+  if (news === "drop") return reply(202, { ...about, runner: job.runner_name, ignored: "a GitHub-hosted runner is never a lab runner" });
 
   const fact = jobFact(event.action, job, job.runner_name, runtime.clock().toISOString());
   let answer: JsonResponse;
   try {
     const [fresh] = await runtime.facts.record([fact]);
     // Queued even for a repeat: the first delivery's hand-over may be the part that failed.
-    await runtime.queue.send({ trigger: "webhook" });
-    answer = reply(fresh ? 202 : 200, { ...about, runner: job.runner_name, recorded: fact.phase, ...(fresh ? {} : { duplicate: true }), reconcile: "queued" });
+    if (news === "look") await runtime.queue.send({ trigger: "webhook" });
+    const reconcile = news === "look" ? "queued" : "not needed (a host job started)";
+    answer = reply(fresh ? 202 : 200, { ...about, runner: job.runner_name, recorded: fact.phase, ...(fresh ? {} : { duplicate: true }), reconcile });
   } catch (error) {
     answer = unavailable(error, logger, "Nothing unsafe was done; redeliver the event later.");
   }

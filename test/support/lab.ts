@@ -117,9 +117,19 @@ export async function startTestLab(options: TestLabOptions = {}): Promise<TestLa
   };
 }
 
-/** Completes the reset run dispatched for a pair, as the lab's reset workflow would. */
+/** Completes the reset run dispatched for a pair, as the lab's reset workflow would: each host job ran on its host. */
 export function finishReset(lab: TestLab, runId: number, conclusion: "success" | "failure" = "success") {
+  for (const job of lab.github.jobsOf(runId)) {
+    const host = job.labels.find((l) => /^(parent|child)=/.test(l));
+    lab.github.setJob(Number(job.id), { status: "completed", conclusion, runnerName: host ? hostRunnerName(host) : job.runner_name });
+  }
   lab.github.setRun(runId, { status: "completed", conclusion });
+}
+
+/** `finishReset`, then the run's report (lab-reset.yml's last job calls job-completed): the reconcile that follows it. */
+export async function reportReset(lab: TestLab, runId: number, conclusion: "success" | "failure" = "success"): Promise<ReconcileResult | null> {
+  finishReset(lab, runId, conclusion);
+  return (await lab.jobCompleted(JSON.stringify({ repository: `${lab.config.github.owner}/${lab.config.github.repo}`, runId }))).result;
 }
 
 /** A perf run with one job on each named VM runner. */

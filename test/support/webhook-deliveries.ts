@@ -37,6 +37,8 @@ export function workflowJobPayload(action: "queued" | "waiting" | "in_progress" 
   payload.repository.owner.login = owner;
   const fields = { runner_name: patch.runnerName, run_id: patch.runId, id: patch.jobId, started_at: patch.startedAt, completed_at: patch.completedAt };
   Object.assign(payload.workflow_job, Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)));
+  // The recorded payloads ran on GitHub-hosted runners: a job given a self-hosted runner is in its group.
+  if (typeof patch.runnerName === "string" && !/^GitHub Actions \d+$/.test(patch.runnerName)) Object.assign(payload.workflow_job, { runner_group_id: 1, runner_group_name: "Default" });
   return payload;
 }
 

@@ -1,0 +1,35 @@
+/**
+ * When the reconcile must look again with no trigger to wake it: a look is due only for a reason
+ * no delivery or call announces. Pure: no I/O, no clock.
+ * - a reset in flight, at its time limit: the run may never end (and so never report), and only
+ *   a look judges it timed out;
+ * - a recorded job start whose end is not recorded, when its hold runs out: the pair is busy only
+ *   on the start's word until then, and after it GitHub's own view decides.
+ * Everything else a decision waits for arrives as a delivery or a call (a lost delivery is
+ * redelivered by the redelivery timer), and the 6-hour timer backs them all.
+ */
+import type { DecideInput } from "./decide.js";
+import type { PairRecord } from "./pair-record.js";
+
+/** After the due moment, so that the look sees it passed (clocks of instances and storage differ by a little). */
+const AFTER_MS = 5_000;
+
+export interface LookFacts {
+  record: Pick<PairRecord, "state" | "resetDispatchedAt"> | null;
+  jobStart?: DecideInput["jobStart"];
+  now: Date;
+  resetTimeoutMinutes: number;
+}
+
+export function nextLookFor(facts: LookFacts): Date | null {
+  const due: number[] = [];
+  const { record, now } = facts;
+  if (record?.state === "resetting" && record.resetDispatchedAt !== null) due.push(Date.parse(record.resetDispatchedAt) + facts.resetTimeoutMinutes * 60_000);
+  const heldUntil = facts.jobStart?.heldUntil ?? null;
+  if (heldUntil !== null) due.push(Date.parse(heldUntil));
+  const later = due.filter((t) => Number.isFinite(t)).map((t) => Math.max(t, now.getTime()) + AFTER_MS);
+  return later.length === 0 ? null : new Date(Math.min(...later));
+}
+
+/** The earliest of several due looks. */
+export const earliest = (...times: (Date | null)[]): Date | null => times.reduce<Date | null>((a, t) => (t === null || (a !== null && a <= t) ? a : t), null);
