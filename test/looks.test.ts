@@ -10,7 +10,8 @@ describe("nextLookFor: a look is due only for what no delivery announces", () =>
     ["a clean pair", { record: { state: "clean" as const, resetDispatchedAt: at(-30) } }, null],
     ["no record", { record: null }, null],
     ["a reset in flight: at its time limit", { record: { state: "resetting" as const, resetDispatchedAt: at(-10) } }, at(50)],
-    ["a reset past its limit: now", { record: { state: "resetting" as const, resetDispatchedAt: at(-90) } }, at(0)],
+    ["a reset past its limit: none (this look judged it)", { record: { state: "resetting" as const, resetDispatchedAt: at(-90) } }, null],
+    ["a start whose hold ran out: none", { record: { state: "busy" as const, resetDispatchedAt: null }, jobStart: { runId: 1, at: at(-20), heldUntil: at(-5) } }, null],
     ["a job start without its end: when its hold runs out", { record: { state: "busy" as const, resetDispatchedAt: null }, jobStart: { runId: 1, at: at(-5), heldUntil: at(10) } }, at(10)],
     ["a start whose end is recorded: none", { record: { state: "dirty" as const, resetDispatchedAt: null }, jobStart: { runId: 1, at: at(-5), heldUntil: null } }, null],
   ])("%s", (_, facts, expected) => {

@@ -126,6 +126,8 @@ export const JobSchema = z.object({
   /** The job's runs-on labels. */
   labels: z.array(z.string()).default([]),
   completed_at: GitHubTime.nullable().optional(),
+  /** The job's page (`…/actions/runs/{run_id}/job/{id}`). */
+  html_url: z.string().nullable().optional(),
 });
 export type Job = z.infer<typeof JobSchema>;
 

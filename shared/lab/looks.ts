@@ -27,7 +27,8 @@ export function nextLookFor(facts: LookFacts): Date | null {
   if (record?.state === "resetting" && record.resetDispatchedAt !== null) due.push(Date.parse(record.resetDispatchedAt) + facts.resetTimeoutMinutes * 60_000);
   const heldUntil = facts.jobStart?.heldUntil ?? null;
   if (heldUntil !== null) due.push(Date.parse(heldUntil));
-  const later = due.filter((t) => Number.isFinite(t)).map((t) => Math.max(t, now.getTime()) + AFTER_MS);
+  // A moment already passed was this look's to judge (a hold run out, a time limit reached).
+  const later = due.filter((t) => Number.isFinite(t) && t > now.getTime()).map((t) => t + AFTER_MS);
   return later.length === 0 ? null : new Date(Math.min(...later));
 }
 

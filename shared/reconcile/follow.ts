@@ -3,7 +3,7 @@
  */
 import type { Pair } from "../lab/config.js";
 import type { ResetRunFacts } from "../lab/decide.js";
-import type { LabGitHub, Run } from "../github/client.js";
+import { GitHubError, type Job, type LabGitHub, type Run } from "../github/client.js";
 import type { PairRecord, Trigger } from "../lab/pair-record.js";
 import type { StoredFact } from "../storage/facts.js";
 import type { StoredPair } from "../storage/tables.js";
@@ -13,24 +13,42 @@ import { lower, type LabLook } from "./observe.js";
  * A reset is judged by the jobs on the pair's host runners alone (lab-reset.yml: a check, then a
  * restore, per host): the run's last job (telling lab-reset the reset ended) may still run, or
  * fail, after the VMs are restored, and must not turn a good reset into a failed one. Success if
- * every host job succeeded.
+ * every host job succeeded. The run itself is read only when its jobs cannot tell: every listed
+ * host job completed, but not all are listed (a job that waits on `needs` may not be yet), or none is.
  */
-async function judgeByHostJobs(github: LabGitHub, run: Run, pair: Pair): Promise<ResetRunFacts> {
+function judgeByHostJobs(jobs: Job[], run: Run | null, runId: number, pair: Pair): ResetRunFacts | "read the run" {
   const hostLabels = new Set(pair.hosts.map((h) => lower(h.runnerLabel)));
-  const hostJobs = (await github.listRunJobs(run.id)).filter((job) => job.labels.some((l) => hostLabels.has(lower(l))));
-  const base = { found: true as const, runId: run.id, url: run.html_url };
-  // Still running: done only once each host's check and restore have both completed (a job that
-  // waits on `needs` may not be listed yet, so "every listed job completed" is not enough).
+  const hostJobs = jobs.filter((job) => job.labels.some((l) => hostLabels.has(lower(l))));
+  const url = run?.html_url ?? jobs.find((j) => j.html_url)?.html_url?.replace(/\/job\/\d+$/, "") ?? `run ${runId}`;
+  const base = { found: true as const, runId, url };
   const perHost = pair.hosts.map((h) => hostJobs.filter((job) => job.labels.some((l) => lower(l) === lower(h.runnerLabel))));
-  const allListed = run.status === "completed" || perHost.every((jobs) => jobs.length >= 2);
-  const done = allListed && hostJobs.length > 0 && hostJobs.every((job) => job.status === "completed");
+  const running = hostJobs.some((job) => job.status !== "completed");
+  if (run === null && !running && !perHost.every((list) => list.length >= 2)) return "read the run";
+  const allListed = run?.status === "completed" || perHost.every((list) => list.length >= 2);
+  const done = allListed && hostJobs.length > 0 && !running;
   if (!done) {
     // A completed run without host jobs never restored anything: judge it by the run, as GitHub saw it.
-    if (run.status === "completed" && hostJobs.length === 0) return { ...base, status: "completed", conclusion: run.conclusion === "success" ? "no host job ran" : run.conclusion, completedAt: run.updated_at };
-    return { ...base, status: run.status ?? "unknown", conclusion: null, completedAt: null };
+    if (run?.status === "completed" && hostJobs.length === 0) return { ...base, status: "completed", conclusion: run.conclusion === "success" ? "no host job ran" : run.conclusion, completedAt: run.updated_at };
+    return { ...base, status: run?.status ?? "in_progress", conclusion: null, completedAt: null };
   }
   const failed = hostJobs.find((job) => job.conclusion !== "success");
   return { ...base, status: "completed", conclusion: failed ? failed.conclusion : "success", completedAt: hostJobs.map((job) => job.completed_at ?? "").reduce((a, b) => (a > b ? a : b)) };
+}
+
+/** A numbered reset run: its jobs first, the run only if they cannot tell (see judgeByHostJobs). */
+async function judgeRun(github: LabGitHub, runId: number, pair: Pair): Promise<ResetRunFacts> {
+  let jobs: Job[];
+  try {
+    jobs = await github.listRunJobs(runId);
+  } catch (error) {
+    if (error instanceof GitHubError && error.status === 404) return { found: false };
+    throw error;
+  }
+  const verdict = judgeByHostJobs(jobs, null, runId, pair);
+  if (verdict !== "read the run") return verdict;
+  const run = await github.getRun(runId);
+  if (run === null) return { found: false };
+  return judgeByHostJobs(jobs, run, runId, pair) as ResetRunFacts;
 }
 
 /** When this process last read each reset in flight (by request id): a later read is needed only for news. */
@@ -97,14 +115,14 @@ export async function followResets(github: LabGitHub, stored: Map<string, Stored
   for (const record of resetting) {
     const pair = pairs.find((p) => p.id === record.pairId);
     try {
-      let run: Run | null | undefined;
-      if (record.resetRunId !== null) run = await github.getRun(record.resetRunId);
-      else if (Array.isArray(listed)) run = listed.find((r) => record.resetRequestId !== null && (r.display_title ?? "").includes(record.resetRequestId));
-      else {
+      if (record.resetRunId !== null && pair) facts.set(record.pairId, await judgeRun(github, record.resetRunId, pair));
+      else if (Array.isArray(listed)) {
+        const run = listed.find((r) => record.resetRequestId !== null && (r.display_title ?? "").includes(record.resetRequestId));
+        facts.set(record.pairId, run && pair ? (judgeByHostJobs(await github.listRunJobs(run.id), run, run.id, pair) as ResetRunFacts) : { found: false });
+      } else {
         facts.set(record.pairId, listed);
         continue;
       }
-      facts.set(record.pairId, run && pair ? await judgeByHostJobs(github, run, pair) : { found: false });
       if (record.resetRequestId !== null) markFollowed(github, record.resetRequestId, context.now);
     } catch (error) {
       facts.set(record.pairId, { unknown: (error as Error).message });
