@@ -269,3 +269,22 @@ describe("recorded job facts, as decide gets them", () => {
     expect(run({ record: clean(600), ...folded(start, fact("ended", 50, 5, ago(1))) }).decision).toBe("reset-dispatched");
   });
 });
+
+describe("decide: the routing the pair should have with its new record", () => {
+  it.each<[string, Partial<DecideInput>, string]>([
+    ["clean, idle and fresh: open", { record: clean(10), trigger: "webhook" }, "open"],
+    ["a reset just claimed: closed", { record: record({ state: "dirty", jobSinceReset: true }) }, "closed: the pair is resetting"],
+    ["a job GitHub lists on the VM: closed", { record: clean(10), observation: idle({ jobRunId: 7 }) }, "closed: the pair is busy: run 7 has a job on the VM"],
+    ["the busy flag: closed", { record: clean(10), observation: idle({ vmRunners: [runner("VM-42-43", { busy: true })] }) }, "closed: the pair is busy: the VM runner reports busy"],
+    ["a recorded start still holding it: closed", { record: clean(10), trigger: "webhook", jobStart: { runId: 5, at: ago(2), heldUntil: ago(-13) } }, "closed: the pair is busy: run 5 started a job on the VM (webhook)"],
+    ["held: closed, whatever else", { record: { ...clean(10), holdBy: "alice" }, trigger: "webhook" }, "closed: held by alice"],
+    ["the VM runner offline: closed", { record: clean(10), trigger: "webhook", observation: idle({ vmRunners: [runner("VM-42-43", { online: false })] }) }, "closed: the VM runner is offline"],
+    ["GitHub unread: closed", { record: clean(10), observation: { ok: false, error: "503" } }, "closed: GitHub could not be read"],
+    ["a failed reset waiting out its backoff: closed", { record: record({ state: "failed", attempts: 1, retryAfter: ago(-10) }) }, "closed: the pair is failed"],
+  ])("%s", (_, input, expected) => {
+    const { routing } = run(input);
+    const said = routing.open ? "open" : `closed: ${routing.why}`;
+    expect(said.startsWith(expected)).toBe(true);
+  });
+});
+

@@ -4,6 +4,10 @@
  */
 import type { Pair } from "./config.js";
 import { newPairRecord, type PairEvent, type PairRecord, type PairState, type Trigger } from "./pair-record.js";
+import { vmBusy, type JobStart, type PairObservation, type RunnerFacts } from "./observation.js";
+import { routingVerdict, type RoutingVerdict } from "./routing.js";
+
+export type { JobStart, PairObservation, RunnerFacts } from "./observation.js";
 
 export type Decision =
   | "reset-dispatched"
@@ -23,27 +27,6 @@ export type Decision =
   /** An admin holds the pair out of service: no reset is dispatched until the hold is released. */
   | "held";
 
-/** A runner as the decision needs it. */
-export interface RunnerFacts {
-  name: string;
-  online: boolean;
-  /** GitHub's busy flag, or an unfinished job with this runner's name (the flag lags). */
-  busy: boolean;
-}
-
-/** What GitHub showed about one pair, or why it could not be seen. */
-export type PairObservation =
-  | {
-      ok: true;
-      /** Runners carrying the VM runner label (normally one). */
-      vmRunners: RunnerFacts[];
-      /** For each configured host, the runners carrying its label. */
-      hostRunners: RunnerFacts[][];
-      /** Run id of an unfinished job on the VM runner, if any. */
-      jobRunId: number | null;
-    }
-  | { ok: false; error: string };
-
 /** The reset run the record is waiting for, as last seen on GitHub. */
 export type ResetRunFacts =
   | { found: false }
@@ -58,12 +41,7 @@ export interface DecideInput {
   resetRun?: ResetRunFacts;
   /** A job of this run ended on the pair's VM (a recorded fact, or the timer's backstop); `at` is when. */
   jobReport?: { runId: number; at: string };
-  /**
-   * The latest job start recorded on the pair's VM (webhook `in_progress`). `heldUntil` is set
-   * while no end of it is recorded and the hold has not run out: GitHub's busy flag and job list
-   * lag a start, so the recorded start alone holds the pair busy.
-   */
-  jobStart?: { runId: number; jobId?: number | null; at: string; heldUntil: string | null };
+  jobStart?: JobStart;
   trigger: Trigger;
   now: Date;
   /** Id to use if this decision dispatches a reset. */
@@ -86,6 +64,8 @@ export interface Outcome {
   /** A reset run given up on (timed out): cancel it once this outcome is stored. */
   cancelRunId?: number;
   events: EventDraft[];
+  /** Whether the VM runner may carry the routing labels with this record (shared/lab/routing.ts). */
+  routing: RoutingVerdict;
 }
 
 const minutes = (ms: number) => ms / 60_000;
@@ -112,7 +92,9 @@ export function decide(input: DecideInput): Outcome {
   const finish = (decision: Decision, dispatch = false): Outcome => {
     const changed = input.record === null || JSON.stringify({ ...r, updatedAt: "" }) !== JSON.stringify({ ...before, updatedAt: "" });
     if (changed) r.updatedAt = now.toISOString();
-    return { decision, record: changed ? r : before, changed, dispatch, events, ...(cancelRunId !== undefined ? { cancelRunId } : {}) };
+    const record = changed ? r : before;
+    const routing = routingVerdict({ state: record.state, holdBy: record.holdBy, observation, ...(input.jobStart ? { jobStart: input.jobStart } : {}), now });
+    return { decision, record, changed, dispatch, events, routing, ...(cancelRunId !== undefined ? { cancelRunId } : {}) };
   };
 
   for (const job of [input.jobReport, input.jobStart]) {
@@ -169,17 +151,10 @@ export function decide(input: DecideInput): Outcome {
     return finish("deferred-unknown");
   }
 
-  const heldUntil = input.jobStart?.heldUntil ?? null;
-  const held = heldUntil !== null && now.getTime() < Date.parse(heldUntil);
-  const vmBusy = observation.jobRunId !== null || observation.vmRunners.some((v) => v.busy) || held;
-  if (vmBusy) {
+  const busy = vmBusy(observation, input.jobStart, now);
+  if (busy !== null) {
     r.jobSinceReset = true;
-    setState(
-      "busy",
-      observation.jobRunId !== null ? `run ${observation.jobRunId} has a job on the VM`
-      : observation.vmRunners.some((v) => v.busy) ? "the VM runner reports busy"
-      : `run ${input.jobStart!.runId} started a job on the VM (webhook); held busy until ${heldUntil} unless its end is recorded`,
-    );
+    setState("busy", busy);
     return finish("deferred-busy");
   }
 

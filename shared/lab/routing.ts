@@ -6,7 +6,7 @@
  */
 import type { LabConfig, Pair } from "./config.js";
 import { isReadOnlyLabel } from "./config.js";
-import type { DecideInput, PairObservation } from "./decide.js";
+import { vmBusy, type JobStart, type PairObservation } from "./observation.js";
 import type { PairRecord, PairState } from "./pair-record.js";
 
 export type Routing = NonNullable<PairRecord["routing"]>;
@@ -18,7 +18,7 @@ export interface RoutingFacts {
   holdBy: string | null;
   observation: PairObservation;
   /** The latest recorded job start on the VM (its `heldUntil` still running means busy). */
-  jobStart?: DecideInput["jobStart"];
+  jobStart?: JobStart | undefined;
   now: Date;
 }
 
@@ -29,9 +29,8 @@ export function routingVerdict(facts: RoutingFacts): RoutingVerdict {
   const { observation } = facts;
   if (facts.holdBy !== null) return { open: false, why: `held by ${facts.holdBy}` };
   if (!observation.ok) return { open: false, why: "GitHub could not be read" };
-  if (observation.jobRunId !== null || observation.vmRunners.some((v) => v.busy)) return { open: false, why: "the pair is busy" };
-  const heldUntil = facts.jobStart?.heldUntil ?? null;
-  if (heldUntil !== null && facts.now.getTime() < Date.parse(heldUntil)) return { open: false, why: `run ${facts.jobStart!.runId} started a job on the VM` };
+  const busy = vmBusy(observation, facts.jobStart, facts.now);
+  if (busy !== null) return { open: false, why: `the pair is busy: ${busy}` };
   if (!observation.vmRunners.some((v) => v.online)) return { open: false, why: "the VM runner is offline" };
   if (facts.state !== "clean") return { open: false, why: `the pair is ${facts.state}` };
   return { open: true };

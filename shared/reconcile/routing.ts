@@ -245,11 +245,10 @@ export class RoutingPass {
     }
   }
 
+  /** The routing rule on the pair's record as this reconcile decided or wrote it (after any dispatch or release). */
   private verdict(pair: Pair, input: DecideInput) {
-    const result = this.tally.results.get(pair.id);
-    const state = result?.state ?? input.record?.state ?? "dirty";
-    const holdBy = input.record?.holdBy ?? (result?.decision === "held" ? "an admin" : null);
-    return routingVerdict({ state, holdBy, observation: input.observation, ...(input.jobStart ? { jobStart: input.jobStart } : {}), now: this.deps.clock() });
+    const record = this.tally.records.get(pair.id) ?? input.record;
+    return routingVerdict({ state: record?.state ?? "dirty", holdBy: record?.holdBy ?? null, observation: input.observation, ...(input.jobStart ? { jobStart: input.jobStart } : {}), now: this.deps.clock() });
   }
 
   private runnersOf(pair: Pair, view: LabView): RoutingRunner[] {
