@@ -249,8 +249,8 @@ describe("GitHub limiting, breaking or stalling", () => {
     await lab.timer();
     expect(accepted(lab)).toHaveLength(3);
     expect(lab.github.requests.filter((r) => r.method === "POST" && r.path.endsWith("/dispatches"))).toHaveLength(4);
-    lab.advance(21); // past resetTimeoutMinutes (30)
-    const timedOut = await lab.timer();
+    lab.advance(21); // past resetTimeoutMinutes (30): the look due then judges it, with no trigger
+    const timedOut = (await lab.settle())!;
     expect(timedOut.pairs[0]).toMatchObject({ id: "vm-25-26", state: "failed", decision: "reset-failed" });
     expect((await stored(lab, "vm-25-26"))?.lastError).toMatch(/no reset run for request .* appeared within 30 minutes/);
     lab.advance(16); // past the first backoff (15 minutes)

@@ -10,7 +10,7 @@ import type { Logger } from "../logger.js";
 import type { Runtime } from "../runtime.js";
 import { StoreConflictError, type StoredPair } from "../storage/tables.js";
 import { refuse, unavailable, type JsonResponse } from "../triggers/http.js";
-import { MAX_CONFLICT_RETRIES } from "../reconcile/claim.js";
+import { MAX_CONFLICT_RETRIES } from "../storage/update-pair.js";
 
 export type HoldRuntime = Pick<Runtime, "store" | "config" | "clock" | "queue">;
 

@@ -6,10 +6,12 @@
  */
 import { decide, failedRecord, type Outcome } from "../lab/decide.js";
 import type { LabConfig, Pair } from "../lab/config.js";
-import type { PairEvent, Trigger } from "../lab/pair-record.js";
+import type { PairEvent, PairRecord, Trigger } from "../lab/pair-record.js";
 import type { FactStore, StoredFact } from "../storage/facts.js";
-import { appendEvents, patchClaim, releaseClaim, type Claim, type ClaimDeps } from "./claim.js";
-import { FACT_WINDOW_MS, jobFactsByPair, newStartsOn, type PairJobFacts } from "./job-facts.js";
+import { patchClaim, releaseClaim, type Claim, type ClaimDeps } from "./claim.js";
+import { busyAfterSecondLook } from "../lab/claims.js";
+import { appendEvents } from "../storage/update-pair.js";
+import { jobFactsByPair, type FactWindow, type PairJobFacts } from "./job-facts.js";
 import { observePair, pairByRunnerName, type CrossCheck, type LabLook } from "./observe.js";
 import { markFollowed } from "./follow.js";
 import type { Tally } from "./tally.js";
@@ -28,33 +30,28 @@ interface SecondLook {
   takenAt: number;
 }
 
-async function lookAgain(deps: ActDeps, crossCheck: CrossCheck, firstReadAt: Date, tally: Tally): Promise<SecondLook> {
+async function lookAgain(crossCheck: CrossCheck, window: FactWindow, tally: Tally): Promise<SecondLook> {
   const lab = await crossCheck.look();
   if ("error" in lab) tally.errors.push(lab.error);
-  let facts: SecondLook["facts"];
-  try {
-    // The whole window again: a start read first must meet its end recorded since (and both fold alike).
-    facts = await deps.facts.listSince(new Date(firstReadAt.getTime() - FACT_WINDOW_MS));
-  } catch (error) {
-    facts = { error: (error as Error).message };
-    tally.errors.push(facts.error);
-  }
+  // The first read with what was recorded since: a start read first must meet its end recorded since (and both fold alike).
+  const facts = await window.again();
+  if (!Array.isArray(facts)) tally.errors.push(facts.error);
   return { lab, facts, takenAt: performance.now() };
 }
 
-export async function dispatchClaims(deps: ActDeps, trigger: Trigger, claims: Claim[], crossCheck: CrossCheck, seenFacts: Set<string>, firstReadAt: Date, tally: Tally): Promise<void> {
+export async function dispatchClaims(deps: ActDeps, trigger: Trigger, claims: Claim[], crossCheck: CrossCheck, window: FactWindow, tally: Tally): Promise<void> {
   if (claims.length === 0) return;
-  let look = await lookAgain(deps, crossCheck, firstReadAt, tally);
+  let look = await lookAgain(crossCheck, window, tally);
   for (const claim of claims) {
-    if (performance.now() - look.takenAt > STALE_LOOK_MS) look = await lookAgain(deps, crossCheck, firstReadAt, tally);
-    const verdict = await judgeClaim(deps, claim, look, seenFacts);
+    if (performance.now() - look.takenAt > STALE_LOOK_MS) look = await lookAgain(crossCheck, window, tally);
+    const verdict = await judgeClaim(deps, claim, look, window);
     if (verdict.release) await releaseClaim(deps, trigger, claim, verdict.again, verdict.why, tally);
     else await dispatch(deps, trigger, claim, tally);
   }
 }
 
 /** Decides again from the claim's own record and reset-run facts; only GitHub's view and new job starts are new. */
-async function judgeClaim(deps: ActDeps, claim: Claim, look: SecondLook, seenFacts: Set<string>): Promise<{ release: false } | { release: true; again: Outcome; why: string }> {
+async function judgeClaim(deps: ActDeps, claim: Claim, look: SecondLook, window: FactWindow): Promise<{ release: false } | { release: true; again: Outcome; why: string }> {
   const { pair } = claim;
   const requestId = claim.outcome.record.resetRequestId!;
   const pairOfRunner = "error" in look.lab ? new Map<string, Pair>() : pairByRunnerName(deps.config.pairs, look.lab);
@@ -63,11 +60,8 @@ async function judgeClaim(deps: ActDeps, claim: Claim, look: SecondLook, seenFac
   const jobs = laterJobs(claim.input, jobFactsByPair(facts, pairOfRunner).get(pair.id));
   const again = decide({ ...claim.input, ...jobs, record: claim.before?.record ?? null, observation, requestId, now: deps.clock() });
   if (!again.dispatch) return { release: true, again, why: again.record.reason };
-  const started = newStartsOn(pair, facts, seenFacts, pairOfRunner);
-  // Back to the record before the claim, with the job the second look learned of noted.
-  const before = claim.before?.record ?? again.record;
-  const noted = { ...before, jobSinceReset: before.jobSinceReset || again.record.jobSinceReset, lastJobRunId: again.record.lastJobRunId, lastJobAt: again.record.lastJobAt };
-  const busy: Outcome = { ...again, decision: "deferred-busy", dispatch: false, record: noted };
+  const started = window.newStartsOn(pair, facts, pairOfRunner);
+  const busy = busyAfterSecondLook(claim.before?.record ?? null, again);
   if (started.length > 0) return { release: true, again: busy, why: `run ${started[0]!.fact.runId} started a job on the VM (webhook) since the first look` };
   // Only our own claim may be dispatched: re-read it (another reconcile may have followed it meanwhile).
   const current = await deps.store.getPair(pair.id).catch(() => "unreadable" as const);
@@ -100,13 +94,7 @@ async function dispatch(deps: ActDeps, trigger: Trigger, claim: Claim, tally: Ta
   // The run was just created: the next read of it is worth making only once there is news.
   if (dispatched && result.runId !== null) markFollowed(deps.github, requestId, deps.clock());
   deps.logger.info(`pair ${pair.id}: reset ${dispatched ? "dispatched" : `dispatch ${result.outcome}`} (trigger ${trigger}, request ${requestId}${dispatched && result.runId ? `, run ${result.runId}` : ""})`);
-  const updated = await patchClaim(deps, claim, (r) => {
-    if (result.outcome === "dispatched") return { ...r, resetRunId: result.runId };
-    if (result.outcome === "rejected") return failedRecord(r, `GitHub refused the dispatch: ${result.error}`, deps.clock(), deps.config);
-    return { ...r, lastError: `dispatch answer unknown, looking for the run by request id: ${result.error}` };
-  });
-  const after = updated?.record ?? claim.outcome.record;
-  const event: PairEvent = {
+  const event = (after: PairRecord): PairEvent => ({
     pairId: pair.id,
     at: deps.clock().toISOString(),
     kind: "dispatch",
@@ -116,7 +104,15 @@ async function dispatch(deps: ActDeps, trigger: Trigger, claim: Claim, tally: Ta
     reason: dispatched ? "reset workflow dispatched" : `dispatch ${result.outcome}: ${result.error}`,
     resetRequestId: requestId,
     resetRunId: after.resetRunId,
-  };
-  await appendEvents(deps, trigger, after, [event]);
+  });
+  const updated = await patchClaim(deps, claim, (r) => {
+    const after = result.outcome === "dispatched" ? { ...r, resetRunId: result.runId }
+      : result.outcome === "rejected" ? failedRecord(r, `GitHub refused the dispatch: ${result.error}`, deps.clock(), deps.config)
+      : { ...r, lastError: `dispatch answer unknown, looking for the run by request id: ${result.error}` };
+    return { record: after, events: [event(after)] };
+  });
+  const after = updated?.record ?? claim.outcome.record;
+  // Unwritten (the claim no longer ours, or storage failing): the dispatch is still history.
+  if (!updated?.applied) await appendEvents(deps, pair.id, [event(after)]);
   tally.note(pair, { ...claim.outcome, record: after }, dispatched ? undefined : result.error);
 }

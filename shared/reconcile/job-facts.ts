@@ -5,7 +5,7 @@
  */
 import type { Pair } from "../lab/config.js";
 import type { DecideInput } from "../lab/decide.js";
-import type { StoredFact } from "../storage/facts.js";
+import type { FactStore, StoredFact } from "../storage/facts.js";
 import { lower } from "./observe.js";
 
 /** Facts older than this are the records' already (a reset has followed, or the backstop's horizon passed). */
@@ -57,4 +57,44 @@ export function jobFactsByPair(facts: StoredFact[], pairOfRunner: Map<string, Pa
 export function newStartsOn(pair: Pair, facts: StoredFact[], seen: Set<string>, pairOfRunner: Map<string, Pair>): StoredFact[] {
   const ended = new Set(facts.filter(({ fact }) => fact.phase === "ended" && fact.jobId !== null).map(({ fact }) => fact.jobId));
   return facts.filter(({ key, fact }) => !seen.has(key) && fact.phase === "started" && !ended.has(fact.jobId) && pairOfRunner.get(lower(fact.runnerName))?.id === pair.id);
+}
+
+/** Facts recorded by other instances are stamped by their clocks: a re-read starts this much before the first read. */
+const CLOCK_MARGIN_MS = 10 * 60_000;
+
+/**
+ * The one way a reconcile reads the recorded facts: the whole window once, at the start; then,
+ * when a step must see what was recorded since (a claim's second look, routing's re-check), only
+ * the facts recorded after the first read (less a clock margin), merged with it.
+ */
+export class FactWindow {
+  /** The keys of the first read: a fact not among them is news. */
+  readonly seen: Set<string>;
+
+  private constructor(
+    private readonly store: FactStore,
+    readonly firstReadAt: Date,
+    readonly facts: StoredFact[],
+  ) {
+    this.seen = new Set(facts.map((f) => f.key));
+  }
+
+  static async read(store: FactStore, at: Date): Promise<FactWindow> {
+    return new FactWindow(store, at, await store.listSince(new Date(at.getTime() - FACT_WINDOW_MS)));
+  }
+
+  /** The first read with every fact recorded since merged in, or why the re-read failed. */
+  async again(): Promise<StoredFact[] | { error: string }> {
+    try {
+      const since = await this.store.listSince(new Date(this.firstReadAt.getTime() - CLOCK_MARGIN_MS));
+      return [...this.facts, ...since.filter((f) => !this.seen.has(f.key))];
+    } catch (error) {
+      return { error: (error as Error).message };
+    }
+  }
+
+  /** Job starts on the pair's VM recorded since the first read (see newStartsOn). */
+  newStartsOn(pair: Pair, facts: StoredFact[], pairOfRunner: Map<string, Pair>): StoredFact[] {
+    return newStartsOn(pair, facts, this.seen, pairOfRunner);
+  }
 }

@@ -14,13 +14,13 @@ import type { DecideInput, ResetRunFacts } from "../lab/decide.js";
 import type { Trigger } from "../lab/pair-record.js";
 import type { LabGitHub } from "../github/client.js";
 import type { Logger } from "../logger.js";
-import type { FactStore, StoredFact } from "../storage/facts.js";
+import type { FactStore } from "../storage/facts.js";
 import type { PairStore, StoredPair } from "../storage/tables.js";
 import { dispatchClaims } from "./act.js";
 import { unreportedJobs } from "./backstop.js";
 import { decideAndWrite, type Claim } from "./claim.js";
 import { followResets } from "./follow.js";
-import { FACT_WINDOW_MS, jobFactsByPair, type PairJobFacts } from "./job-facts.js";
+import { FactWindow, jobFactsByPair, type PairJobFacts } from "./job-facts.js";
 import { CrossCheck, lookAtLab, observePair, pairByRunnerName, type LabLook } from "./observe.js";
 import { RoutingPass } from "./routing.js";
 import { alertOutOfRouting } from "./routing-alert.js";
@@ -45,7 +45,7 @@ export { FACT_WINDOW_MS } from "./job-facts.js";
 export interface Observed {
   at: Date;
   stored: Map<string, StoredPair>;
-  facts: StoredFact[];
+  facts: FactWindow;
   lab: LabLook;
   jobs: Map<string, PairJobFacts>;
   resetRuns: Map<string, ResetRunFacts>;
@@ -54,7 +54,7 @@ export interface Observed {
 export async function observe(deps: ReconcileDeps, trigger: Trigger, tally: Tally): Promise<Observed> {
   const at = deps.clock();
   const stored = new Map((await deps.store.listPairs()).map((s) => [s.record.pairId, s]));
-  const facts = await deps.facts.listSince(new Date(at.getTime() - FACT_WINDOW_MS));
+  const facts = await FactWindow.read(deps.facts, at);
   // The cross-check of busy flags is taken where a decision needs it (act.ts, routing.ts), and by the timer, the backstop.
   const lab = await lookAtLab(deps.github, { activeJobs: trigger === "timer" });
   let jobs = new Map<string, PairJobFacts>();
@@ -62,10 +62,10 @@ export async function observe(deps: ReconcileDeps, trigger: Trigger, tally: Tall
     tally.errors.push(`pairs ${deps.config.pairs.map((p) => p.id).join(", ")} left alone: ${lab.error}`);
   } else {
     const pairOfRunner = pairByRunnerName(deps.config.pairs, lab);
-    jobs = jobFactsByPair(facts, pairOfRunner);
+    jobs = jobFactsByPair(facts.facts, pairOfRunner);
     if (trigger === "timer") await addUnreportedJobs(deps, stored, pairOfRunner, at, jobs, tally);
   }
-  const resetRuns = await followResets(deps.github, stored, deps.config.pairs, { trigger, now: at, resetTimeoutMinutes: deps.config.resetTimeoutMinutes, facts, lab });
+  const resetRuns = await followResets(deps.github, stored, deps.config.pairs, { trigger, now: at, resetTimeoutMinutes: deps.config.resetTimeoutMinutes, facts: facts.facts, lab });
   for (const [pairId, run] of resetRuns) if ("unknown" in run) tally.errors.push(`pair ${pairId}: reset run not followed: ${run.unknown}`);
   return { at, stored, facts, lab, jobs, resetRuns };
 }
@@ -121,9 +121,8 @@ export async function reconcile(deps: ReconcileDeps, trigger: Trigger): Promise<
     const routing = new RoutingPass(deps, trigger, seen.lab, tally, crossCheck);
     // Out of routing before the second look: no job can be assigned between the check and the restore.
     await routing.close(subjects);
-    const seenFacts = new Set(seen.facts.map((f) => f.key));
-    await dispatchClaims(deps, trigger, claims, crossCheck, seenFacts, seen.at, tally);
-    await routing.open(subjects, seenFacts, seen.at);
+    await dispatchClaims(deps, trigger, claims, crossCheck, seen.facts, tally);
+    await routing.open(subjects, seen.facts);
     const stallDue = alertOutOfRouting(deps, subjects, routing, tally);
     const looks = subjects.map(({ pair, input }) => nextLookFor({ record: tally.records.get(pair.id) ?? input.record, ...(input.jobStart ? { jobStart: input.jobStart } : {}), now: deps.clock(), resetTimeoutMinutes: deps.config.resetTimeoutMinutes }));
     return summarize(deps, trigger, tally, startStats, started, earliest(stallDue, ...looks));

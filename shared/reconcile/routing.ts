@@ -16,16 +16,13 @@ import type { DecideInput } from "../lab/decide.js";
 import type { PairRecord, Trigger } from "../lab/pair-record.js";
 import { labelPermission, routingField, routingLabelsOn, routingPlan, routingRunners, routingVerdict, type LabelEdit, type Routing, type RoutingRunner } from "../lab/routing.js";
 import { GitHubError } from "../github/client.js";
-import type { StoredFact } from "../storage/facts.js";
-import { StoreConflictError, type StoredPair } from "../storage/tables.js";
+import type { StoredPair } from "../storage/tables.js";
 import type { ActDeps } from "./act.js";
-import { appendEvents, MAX_CONFLICT_RETRIES } from "./claim.js";
-import { newStartsOn } from "./job-facts.js";
+import { updatePair } from "../storage/update-pair.js";
+import type { FactWindow } from "./job-facts.js";
 import { lower, pairByRunnerName, type CrossCheck, type LabLook, type LabView } from "./observe.js";
 import type { Tally } from "./tally.js";
 
-/** Facts are re-read from a little before the first read: instances' clocks differ. */
-const FACT_MARGIN_MS = 10 * 60_000;
 
 /** A pair as the first look showed it, and the input its decision was made from. */
 export interface RoutingSubject {
@@ -90,7 +87,7 @@ export class RoutingPass {
   }
 
   /** After the dispatches: pairs the rule opens get their labels back, claim-protected. */
-  async open(subjects: RoutingSubject[], seenFacts: Set<string>, firstReadAt: Date): Promise<void> {
+  async open(subjects: RoutingSubject[], window: FactWindow): Promise<void> {
     const view = this.view;
     if (view === null) return;
     for (const { pair, input } of subjects) {
@@ -109,7 +106,7 @@ export class RoutingPass {
         await this.note(pair, "closed", NOTHING_APPLIED, `routing not opened: ${busy}`);
         continue;
       }
-      await this.reopen(pair, plan.add, seenFacts, firstReadAt);
+      await this.reopen(pair, plan.add, window);
     }
   }
 
@@ -122,7 +119,7 @@ export class RoutingPass {
   }
 
   /** The claim, the POSTs, then the re-check that sends the DELETE again if the pair is no longer clean and idle. */
-  private async reopen(pair: Pair, add: LabelEdit[], seenFacts: Set<string>, firstReadAt: Date): Promise<void> {
+  private async reopen(pair: Pair, add: LabelEdit[], window: FactWindow): Promise<void> {
     // After a 403 the call is not made: nothing to claim.
     if (this.denied !== null) return this.note(pair, "closed", await this.apply([], add), "routing not opened");
     const claim = await this.claimOpen(pair);
@@ -132,7 +129,7 @@ export class RoutingPass {
       await this.note(pair, "closed", added, `routing not opened: ${added.error ?? `VM runner ${add[0]!.runnerName} is gone`}`, claim.record);
       return;
     }
-    const why = await this.closedSince(pair, claim, seenFacts, firstReadAt);
+    const why = await this.closedSince(pair, claim, window);
     if (why === null) {
       await this.note(pair, "open", added, `routing opened: added ${describeEdits(added.done)}`);
       return;
@@ -144,36 +141,33 @@ export class RoutingPass {
 
   /** Writes `routing: open` through the record's ETag while it still says clean and not held; null when it does not. */
   private async claimOpen(pair: Pair): Promise<StoredPair | null> {
-    for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
-      const current = await this.read(pair);
-      if (current === null || current.record.state !== "clean" || current.record.holdBy !== null) return null;
-      const now = this.deps.clock().toISOString();
-      const record: PairRecord = { ...current.record, routing: "open", routingSince: current.record.routing === "open" ? (current.record.routingSince ?? now) : now, updatedAt: now };
-      try {
-        const claimed = { record: current.record, etag: await this.deps.store.replacePair(record, current.etag) };
-        this.records.set(pair.id, record);
-        return claimed;
-      } catch (error) {
-        if (!(error instanceof StoreConflictError)) return this.storeFailed(pair, error);
+    try {
+      const update = await updatePair(this.deps, pair.id, (current) => {
+        if (current === null || current.record.state !== "clean" || current.record.holdBy !== null) return null;
+        const now = this.deps.clock().toISOString();
+        return { record: { ...current.record, routing: "open", routingSince: current.record.routing === "open" ? (current.record.routingSince ?? now) : now, updatedAt: now } };
+      });
+      if (!update.written) {
+        if (update.current) this.records.set(pair.id, update.current.record);
+        return null;
       }
+      this.records.set(pair.id, update.record);
+      return { record: update.before!.record, etag: update.etag };
+    } catch (error) {
+      return this.storeFailed(pair, error);
     }
-    return null;
   }
 
   /** Why the pair may no longer carry the labels after the POST, or null: the record and the job starts, read again. */
-  private async closedSince(pair: Pair, claimed: StoredPair, seenFacts: Set<string>, firstReadAt: Date): Promise<string | null> {
+  private async closedSince(pair: Pair, claimed: StoredPair, window: FactWindow): Promise<string | null> {
     const current = await this.read(pair);
     if (current === null) return "the record could not be read back";
     const r = current.record;
     if (r.holdBy !== null) return `held by ${r.holdBy}`;
     if (r.state !== "clean" || r.lastJobAt !== claimed.record.lastJobAt) return `the pair is ${r.state}`;
-    let facts: StoredFact[];
-    try {
-      facts = await this.deps.facts.listSince(new Date(firstReadAt.getTime() - FACT_MARGIN_MS));
-    } catch (error) {
-      return `the job facts could not be read (${(error as Error).message})`;
-    }
-    const started = newStartsOn(pair, facts, seenFacts, pairByRunnerName(this.deps.config.pairs, this.view!));
+    const facts = await window.again();
+    if (!Array.isArray(facts)) return `the job facts could not be read (${facts.error})`;
+    const started = window.newStartsOn(pair, facts, pairByRunnerName(this.deps.config.pairs, this.view!));
     return started.length > 0 ? `run ${started[0]!.fact.runId} started a job on the VM` : null;
   }
 
@@ -218,30 +212,28 @@ export class RoutingPass {
    */
   private async note(pair: Pair, routing: Routing, applied: Applied, reason: string, baseline?: PairRecord): Promise<void> {
     const attempted = applied.done.length + applied.moot.length + applied.failed.length > 0;
-    for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
-      const current = await this.read(pair);
-      if (current === null) return;
-      const r = current.record;
-      const base = baseline ?? r;
-      const now = this.deps.clock().toISOString();
-      const routingError = attempted ? applied.error : r.routingError;
-      const changed = base.routing !== routing || applied.done.length > 0;
-      if (r.routing === routing && !changed && routingError === r.routingError) return;
-      const next: PairRecord = { ...r, routing, routingSince: base.routing === routing && base.routingSince !== null ? base.routingSince : now, routingError, updatedAt: now };
-      try {
-        await this.deps.store.replacePair(next, current.etag);
-        this.records.set(pair.id, next);
-      } catch (error) {
-        if (error instanceof StoreConflictError) continue;
-        this.storeFailed(pair, error);
+    const said = applied.error ? `${reason}; ${applied.error}` : reason;
+    try {
+      const update = await updatePair(this.deps, pair.id, (current) => {
+        if (current === null) return null;
+        const r = current.record;
+        const base = baseline ?? r;
+        const now = this.deps.clock().toISOString();
+        const routingError = attempted ? applied.error : r.routingError;
+        const changed = base.routing !== routing || applied.done.length > 0;
+        if (r.routing === routing && !changed && routingError === r.routingError) return null;
+        const next: PairRecord = { ...r, routing, routingSince: base.routing === routing && base.routingSince !== null ? base.routingSince : now, routingError, updatedAt: now };
+        const events = changed ? [{ pairId: pair.id, at: now, kind: "routing" as const, trigger: this.trigger, from: r.state, to: r.state, reason: said, resetRequestId: r.resetRequestId, resetRunId: r.resetRunId }] : [];
+        return { record: next, events };
+      });
+      if (!update.written) {
+        if (update.current) this.records.set(pair.id, update.current.record);
         return;
       }
-      if (changed) {
-        const event = { pairId: pair.id, at: now, kind: "routing" as const, trigger: this.trigger, from: r.state, to: r.state, reason: applied.error ? `${reason}; ${applied.error}` : reason, resetRequestId: r.resetRequestId, resetRunId: r.resetRunId };
-        await appendEvents(this.deps, this.trigger, next, [event]);
-        this.deps.logger.info(`pair ${pair.id}: ${event.reason}`);
-      }
-      return;
+      this.records.set(pair.id, update.record);
+      if ((baseline ?? update.before?.record)?.routing !== routing || applied.done.length > 0) this.deps.logger.info(`pair ${pair.id}: ${said}`);
+    } catch (error) {
+      this.storeFailed(pair, error);
     }
   }
 
