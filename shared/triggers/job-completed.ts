@@ -8,7 +8,7 @@ import { z } from "zod";
 import { zodProblems, type Pair } from "../lab/config.js";
 import { type Job } from "../github/client.js";
 import type { Logger } from "../logger.js";
-import { CallerRejectedError, type ActionsCaller } from "./oidc.js";
+import { CallerRejectedError, type ActionsCaller } from "../auth/oidc.js";
 import { newPairRecord, type PairRecord } from "../lab/pair-record.js";
 import type { Runtime } from "../runtime.js";
 import { OIDC_DISABLED_WARNING, REPOSITORY_PATTERN } from "../settings.js";

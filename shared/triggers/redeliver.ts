@@ -86,7 +86,3 @@ export async function redeliverWebhooks(runtime: RedeliverRuntime, logger: Logge
   else logger.info(line);
   return summary;
 }
-
-/** Said once at start-up when the webhook is set up without the App's credentials. */
-export const NO_REDELIVERY_WARNING =
-  "Webhook deliveries that fail (a 503, a timeout, the app stopped) are not redelivered: GitHub's deliveries API needs the GitHub App's credentials (GITHUB_APP_ID, GITHUB_APP_INSTALLATION_ID, GITHUB_APP_PRIVATE_KEY), not GITHUB_TOKEN. A lost job start or end waits for the next look (a later delivery, or the timer).";
