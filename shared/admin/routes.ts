@@ -1,6 +1,6 @@
 /**
  * The admin routes: a pair's history, the dry run, "reset this pair now", and the status page.
- * Each reads or writes the store and queues a reconcile; none acts on GitHub itself.
+ * Only "reset now" writes (the request, on the pair's record) and queues a reconcile; none acts on GitHub.
  */
 import type { LabConfig, Pair } from "../lab/config.js";
 import { newPairRecord, type PairEvent, type PairRecord } from "../lab/pair-record.js";

@@ -24,13 +24,13 @@ export const MAX_BODY_BYTES = 64 * 1024;
 const positiveInt = z.union([z.number().int().positive(), z.string().regex(/^\d+$/, "must be a positive integer").transform(Number)]);
 
 /** Body of POST /api/job-completed. Numbers may come quoted, as `${{ github.run_id }}` often does. */
-export const JobCompletedBodySchema = z.strictObject({
+const JobCompletedBodySchema = z.strictObject({
   repository: z.string().regex(REPOSITORY_PATTERN, 'must be "owner/repo"'),
   runId: positiveInt,
   runAttempt: positiveInt.optional(),
   runnerName: RunnerNameSchema.optional(),
 });
-export type JobCompletedBody = z.infer<typeof JobCompletedBodySchema>;
+type JobCompletedBody = z.infer<typeof JobCompletedBodySchema>;
 
 export interface JobCompletedRuntime {
   /** null when OIDC_DISABLED=true. */
