@@ -21,7 +21,7 @@ export type FunctionDefinition =
   | { kind: "timer"; name: string; schedule: string; handler: TimerHandler }
   | { kind: "queue"; name: string; queueName: string; handler: StorageQueueHandler };
 
-export const contextLogger = (context: InvocationContext): Logger => ({
+const contextLogger = (context: InvocationContext): Logger => ({
   info: (m, ...r) => context.log(m, ...r),
   warn: (m, ...r) => context.warn(m, ...r),
   error: (m, ...r) => context.error(m, ...r),
@@ -36,7 +36,7 @@ function tooLarge(request: HttpRequest, limit: number): HttpResponseInit | null 
 }
 
 /** Who asks, as App Service authentication (Entra sign-in) names them; a function key names no one. */
-export const adminName = (request: HttpRequest) => request.headers.get("x-ms-client-principal-name") ?? "admin";
+const adminName = (request: HttpRequest) => request.headers.get("x-ms-client-principal-name") ?? "admin";
 
 /** The timer settings; `redeliverSchedule` null: no redelivery timer (no GitHub App credentials, so no deliveries API). */
 export interface DefinitionSettings {

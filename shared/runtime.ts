@@ -3,23 +3,22 @@
  * process (GitHub App tokens are cached by the Octokit instance, so it must not be rebuilt per request).
  */
 import { DefaultAzureCredential } from "@azure/identity";
+import { OidcVerifier } from "./auth/oidc.js";
 import { ConfigurationError, labKey, loadLabConfigFile, type LabConfig } from "./lab/config.js";
 import { createOctokit, OctokitLabGitHub, type LabGitHub } from "./github/client.js";
 import { OctokitHookDeliveries, type HookDeliveries } from "./github/deliveries.js";
 import { TriggerLookups } from "./github/lookups.js";
 import { routingWarnings } from "./lab/routing.js";
 import { consoleLogger, type Logger } from "./logger.js";
+import { OncePerKey } from "./once.js";
 import { ReconcileWorker } from "./reconcile/worker.js";
-import { callerSettingsProblems, GITHUB_SETTINGS_HINT, OIDC_DISABLED_WARNING, readSettings, type Settings } from "./settings.js";
+import { callerSettingsProblems, GITHUB_SETTINGS_HINT, NO_REDELIVERY_WARNING, OIDC_DISABLED_WARNING, readSettings, type Settings } from "./settings.js";
 import type { StorageConnection } from "./storage/connection.js";
 import { MemoryCoverageStore, TableCoverageStore, type CoverageStore } from "./storage/coverage.js";
 import { MemoryFactStore, TableFactStore, type FactStore } from "./storage/facts.js";
 import { MemoryRedeliveryLedger, TableRedeliveryLedger, type RedeliveryLedger } from "./storage/deliveries.js";
 import { CoalescedSends, MemoryReconcileQueue, StorageReconcileQueue, type ReconcileQueue } from "./storage/queue.js";
 import { TableStore, type PairStore } from "./storage/tables.js";
-import { OidcVerifier } from "./triggers/oidc.js";
-import { NO_REDELIVERY_WARNING } from "./triggers/redeliver.js";
-import { OncePerKey } from "./triggers/once.js";
 
 export interface Runtime {
   settings: Settings;

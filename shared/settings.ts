@@ -220,6 +220,10 @@ export type OidcSettings =
 export const OIDC_DISABLED_WARNING =
   "OIDC IS OFF (OIDC_DISABLED=true): job-completed trusts any caller that reaches it. Use this only for local work and tests; in Azure set OIDC_AUDIENCE and remove OIDC_DISABLED.";
 
+/** Said once at start-up when the webhook is set up without the App's credentials. */
+export const NO_REDELIVERY_WARNING =
+  "Webhook deliveries that fail (a 503, a timeout, the app stopped) are not redelivered: GitHub's deliveries API needs the GitHub App's credentials (GITHUB_APP_ID, GITHUB_APP_INSTALLATION_ID, GITHUB_APP_PRIVATE_KEY), not GITHUB_TOKEN. A lost job start or end waits for the next look (a later delivery, or the timer).";
+
 export const GITHUB_SETTINGS_HINT =
   "set GITHUB_TOKEN (or GITHUB_APP_ID, GITHUB_APP_INSTALLATION_ID and GITHUB_APP_PRIVATE_KEY), and GITHUB_API_URL for GitHub Enterprise Server";
 

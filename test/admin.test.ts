@@ -9,12 +9,13 @@ import { afterEach, describe, expect, inject, it } from "vitest";
 import { functionDefinitions } from "../functions/definitions.js";
 import { MAX_EVENTS, pairEvents, plan, resetNow, statusPage } from "../shared/admin/routes.js";
 import { STATUS_PAGE_CSP } from "../shared/admin/status-page.js";
-import type { PairEvent, PairRecord } from "../shared/lab/pair-record.js";
+import { newPairRecord, type PairEvent, type PairRecord } from "../shared/lab/pair-record.js";
 import { startLocalHost, type LocalHost } from "../shared/local/host.js";
 import { silentLogger } from "../shared/logger.js";
 import type { PlannedPair } from "../shared/reconcile/plan.js";
 import { CoalescedSends, StorageReconcileQueue, type ReconcileMessage } from "../shared/storage/queue.js";
-import { finishReset, hostRunnerName, perfRun, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
+import { finishReset, hostRunnerName, perfRun, seedConfig, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
+import { ContestedStore } from "./support/store.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- answers are checked by the assertions
 const json = async (response: Response | Promise<Response>): Promise<any> => (await response).json();
@@ -291,6 +292,25 @@ describe("POST /api/pairs/{id}/reset", () => {
     expect(answer).toEqual({ status: 409, body: { error: "Pair vm-42-43 is held by mara (firmware update (LAB-311)); release it first.", conflict: "held" } });
     expect(lab.queue.length).toBe(0);
     expect(await lab.runtime.store.getPair("vm-42-43")).toEqual(before);
+  });
+
+  it("asks again on the record another writer changed first, and answers 503 when the record keeps changing", async () => {
+    const now = new Date("2026-12-01T10:00:00Z");
+    const sent: ReconcileMessage[] = [];
+    const over = async (store: ContestedStore) => {
+      await store.createPair(newPairRecord("vm-42-43", now));
+      return { config: seedConfig, store, clock: () => now, queue: { send: (m: ReconcileMessage) => Promise.resolve(void sent.push(m)) } };
+    };
+    const once = await over(new ContestedStore(1));
+    expect((await resetNow(once, "vm-42-43", "mara", silentLogger)).status).toBe(202);
+    expect((await once.store.getPair("vm-42-43"))?.record).toMatchObject({ reason: "another writer's change", resetRequestedBy: "mara" });
+    expect(await once.store.listEvents("vm-42-43")).toHaveLength(1);
+
+    const always = await over(new ContestedStore(Infinity));
+    expect(await resetNow(always, "vm-42-43", "mara", silentLogger)).toEqual({ status: 503, body: { error: "Pair vm-42-43's record kept changing; retry." } });
+    expect((await always.store.getPair("vm-42-43"))?.record.resetRequestedBy).toBeNull();
+    expect(await always.store.listEvents("vm-42-43")).toEqual([]);
+    expect(sent).toEqual([{ trigger: "admin" }]);
   });
 
   it("answers 404 for a pair not in the config, and writes nothing", async () => {

@@ -15,10 +15,9 @@ import { createOctokit, GitHubError, OctokitLabGitHub } from "../shared/github/c
 import { ConfigurationError, appFolder, loadLabConfigFile } from "../shared/lab/config.js";
 import { freePort } from "../shared/local/azurite.js";
 import { silentLogger } from "../shared/logger.js";
-import { checkConnectionString, readSettings } from "../shared/settings.js";
+import { checkConnectionString, NO_REDELIVERY_WARNING, readSettings } from "../shared/settings.js";
 import { openTable, StoreError, tableClient } from "../shared/storage/connection.js";
 import { StorageReconcileQueue } from "../shared/storage/queue.js";
-import { NO_REDELIVERY_WARNING } from "../shared/triggers/redeliver.js";
 import { seedConfig } from "./support/lab.js";
 import { alive, procStat } from "./support/procs.js";
 

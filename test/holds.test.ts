@@ -4,13 +4,15 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { functionDefinitions } from "../functions/definitions.js";
-import { holdPair } from "../shared/admin/holds.js";
+import { holdPair, releasePair } from "../shared/admin/holds.js";
 import type { LabConfig } from "../shared/lab/config.js";
 import { decide, type DecideInput } from "../shared/lab/decide.js";
 import { newPairRecord } from "../shared/lab/pair-record.js";
 import { startLocalHost, type LocalHost } from "../shared/local/host.js";
 import { silentLogger } from "../shared/logger.js";
+import type { ReconcileMessage } from "../shared/storage/queue.js";
 import { finishReset, perfRun, seedConfig, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
+import { ContestedStore } from "./support/store.js";
 
 let lab: TestLab | undefined;
 let host: LocalHost | undefined;
@@ -89,6 +91,28 @@ describe("POST and DELETE /api/pairs/{id}/hold", () => {
     }
     expect(await lab.runtime.store.listPairs()).toEqual([]);
     expect(lab.queue.length).toBe(0);
+  });
+
+  it("holds on the record another writer changed first, answers 503 when it keeps changing, and queues a release that changes nothing", async () => {
+    const now = new Date("2026-12-01T10:00:00Z");
+    const sent: ReconcileMessage[] = [];
+    const over = async (store: ContestedStore) => {
+      await store.createPair(newPairRecord("vm-42-43", now));
+      return { config: seedConfig, store, clock: () => now, queue: { send: (m: ReconcileMessage) => Promise.resolve(void sent.push(m)) } };
+    };
+    const request = { pairId: "vm-42-43", principal: "bob", body: JSON.stringify({ reason: "cabling" }) };
+    const once = await over(new ContestedStore(1));
+    expect((await holdPair(once, request, silentLogger)).body).toMatchObject({ pair: { reason: "another writer's change", holdBy: "bob" }, changed: true });
+    expect((await once.store.listEvents("vm-42-43")).map((e) => e.reason)).toEqual(["held by bob: cabling"]);
+
+    const always = await over(new ContestedStore(Infinity));
+    expect(await holdPair(always, request, silentLogger)).toEqual({ status: 503, body: { error: "pair vm-42-43 kept changing under reconciles; retry." }, headers: { "retry-after": "5" } });
+    expect((await always.store.getPair("vm-42-43"))?.record.holdBy).toBeNull();
+    expect(sent).toHaveLength(1);
+
+    expect((await releasePair(always, request, silentLogger)).body).toMatchObject({ pair: { id: "vm-42-43", holdBy: null }, changed: false, reconcile: "queued" });
+    expect(await always.store.listEvents("vm-42-43")).toEqual([]);
+    expect(sent).toEqual([{ trigger: "admin" }, { trigger: "admin" }]);
   });
 });
 

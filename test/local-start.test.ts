@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { describe, expect, it } from "vitest";
 import { freePort } from "../shared/local/azurite.js";
-import { NO_REDELIVERY_WARNING } from "../shared/triggers/redeliver.js";
+import { NO_REDELIVERY_WARNING } from "../shared/settings.js";
 import { alive, procStat } from "./support/procs.js";
 
 const linux = existsSync("/proc/self/stat");

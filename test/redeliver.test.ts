@@ -12,14 +12,14 @@ import { functionDefinitions, redeliverScheduleOf } from "../functions/definitio
 import { labKey } from "../shared/lab/config.js";
 import { silentLogger, type Logger } from "../shared/logger.js";
 import { createRuntime, type Runtime } from "../shared/runtime.js";
-import { readSettings } from "../shared/settings.js";
+import { NO_REDELIVERY_WARNING, readSettings } from "../shared/settings.js";
 import { GitHubStandin } from "../shared/sim/github-standin.js";
 import { MemoryQueueTrigger } from "../shared/sim/queue-trigger.js";
 import { TableCoverageStore } from "../shared/storage/coverage.js";
 import { MAX_REDELIVERY_REQUESTS, MemoryRedeliveryLedger, TableRedeliveryLedger, type RedeliveryLedger } from "../shared/storage/deliveries.js";
 import { TableFactStore } from "../shared/storage/facts.js";
 import { MemoryReconcileQueue } from "../shared/storage/queue.js";
-import { NO_REDELIVERY_WARNING, redeliverWebhooks } from "../shared/triggers/redeliver.js";
+import { redeliverWebhooks } from "../shared/triggers/redeliver.js";
 import { scheduledReset } from "../shared/triggers/timer.js";
 import { githubWebhook } from "../shared/triggers/webhook.js";
 import { hostRunnerName, seedConfig, vmRunnerName } from "./support/lab.js";

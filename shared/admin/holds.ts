@@ -5,14 +5,20 @@
  * (so it voids a reconcile's claim in flight), then a reconcile is queued to act on it.
  */
 import { z } from "zod";
+import type { LabConfig } from "../lab/config.js";
 import { newPairRecord, type PairEvent, type PairRecord } from "../lab/pair-record.js";
 import type { Logger } from "../logger.js";
-import type { Runtime } from "../runtime.js";
-import { StoreConflictError, type StoredPair } from "../storage/tables.js";
+import type { ReconcileQueue } from "../storage/queue.js";
+import type { PairStore } from "../storage/tables.js";
+import { updatePair } from "../storage/update-pair.js";
 import { refuse, unavailable, type JsonResponse } from "../triggers/http.js";
-import { MAX_CONFLICT_RETRIES } from "../storage/update-pair.js";
 
-export type HoldRuntime = Pick<Runtime, "store" | "config" | "clock" | "queue">;
+export interface HoldRuntime {
+  config: Pick<LabConfig, "pairs">;
+  store: PairStore;
+  clock: () => Date;
+  queue: Pick<ReconcileQueue, "send">;
+}
 
 /** Largest hold body read; a reason is a sentence. */
 export const MAX_HOLD_BODY_BYTES = 16 * 1024;
@@ -79,44 +85,40 @@ function unknownPair(runtime: HoldRuntime, pairId: string): JsonResponse {
 
 type Change = (record: PairRecord, now: string) => { record: PairRecord; event: string } | null;
 
-/** Applies `change` through the record's ETag, re-reading on conflicts; then queues a reconcile. */
+/** Applies `change` to the pair's record (through updatePair), then queues a reconcile, changed or not. */
 async function write(runtime: HoldRuntime, pairId: string, logger: Logger, change: Change): Promise<JsonResponse> {
   try {
-    for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
-      const current: StoredPair | null = await runtime.store.getPair(pairId);
+    // What the change last saw and said, for the answer (`as`: TypeScript does not see the closure assign them).
+    let before = null as PairRecord | null;
+    let said = "";
+    const update = await updatePair({ store: runtime.store, logger }, pairId, (current) => {
       const now = runtime.clock().toISOString();
-      const before = current?.record ?? newPairRecord(pairId, runtime.clock());
+      before = current?.record ?? newPairRecord(pairId, runtime.clock());
       const changed = change(before, now);
-      if (changed === null) {
-        // Queued again: a retry after a failed send must still reach the reconcile.
-        await runtime.queue.send({ trigger: "admin" });
-        return { status: 200, body: { pair: view(before), changed: false, reconcile: "queued" } };
-      }
+      if (changed === null) return null;
+      said = changed.event;
       const record = { ...changed.record, updatedAt: now };
-      try {
-        if (current === null) await runtime.store.createPair(record);
-        else await runtime.store.replacePair(record, current.etag);
-      } catch (error) {
-        if (error instanceof StoreConflictError) continue;
-        throw error;
-      }
-      await appendHoldEvent(runtime, record, changed.event, logger);
-      logger.info(`pair ${pairId}: ${changed.event}`);
-      // The reconcile closes routing for a held pair, and decides a released one as usual.
-      await runtime.queue.send({ trigger: "admin" });
-      return { status: 200, body: { pair: view(record), changed: true, reconcile: "queued" } };
-    }
-    return { ...refuse(503, `pair ${pairId} kept changing under reconciles; retry.`), headers: { "retry-after": "5" } };
+      return { record, events: [holdEvent(record, said)] };
+    });
+    if (!update.written && update.conflict) return { ...refuse(503, `pair ${pairId} kept changing under reconciles; retry.`), headers: { "retry-after": "5" } };
+    if (update.written) logger.info(`pair ${pairId}: ${said}`);
+    // The reconcile closes routing for a held pair, and decides a released one as usual; an
+    // unchanged pair is queued again too, so a retry after a failed send still reaches the reconcile.
+    await runtime.queue.send({ trigger: "admin" });
+    return { status: 200, body: { pair: view(update.written ? update.record : before!), changed: update.written, reconcile: "queued" } };
   } catch (error) {
     return unavailable(error, logger, "The hold may not be recorded; retry (holding or releasing twice is harmless).");
   }
 }
 
-async function appendHoldEvent(runtime: HoldRuntime, record: PairRecord, reason: string, logger: Logger) {
-  const event: PairEvent = { pairId: record.pairId, at: record.updatedAt, kind: "hold", trigger: "admin", from: record.state, to: record.state, reason, resetRequestId: record.resetRequestId, resetRunId: record.resetRunId };
-  try {
-    await runtime.store.appendEvents([event]);
-  } catch (error) {
-    logger.error(`pair ${record.pairId}: hold event not recorded: ${(error as Error).message}`);
-  }
-}
+const holdEvent = (record: PairRecord, reason: string): PairEvent => ({
+  pairId: record.pairId,
+  at: record.updatedAt,
+  kind: "hold",
+  trigger: "admin",
+  from: record.state,
+  to: record.state,
+  reason,
+  resetRequestId: record.resetRequestId,
+  resetRunId: record.resetRunId,
+});

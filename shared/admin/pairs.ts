@@ -3,12 +3,19 @@
  * would treat it, and `now`, the app's clock: the CLI's "5 min ago" is counted from it, since the
  * simulated lab's clock (npm start) runs days ahead of the caller's.
  */
+import type { LabConfig } from "../lab/config.js";
 import { newPairRecord } from "../lab/pair-record.js";
 import type { Logger } from "../logger.js";
-import type { Runtime } from "../runtime.js";
+import type { PairStore } from "../storage/tables.js";
 import { unavailable, type JsonResponse } from "../triggers/http.js";
 
-export async function pairs(runtime: Pick<Runtime, "store" | "config" | "clock">, logger: Logger): Promise<JsonResponse> {
+export interface PairsRuntime {
+  config: Pick<LabConfig, "pairs">;
+  store: Pick<PairStore, "listPairs">;
+  clock: () => Date;
+}
+
+export async function pairs(runtime: PairsRuntime, logger: Logger): Promise<JsonResponse> {
   try {
     const stored = new Map((await runtime.store.listPairs()).map((s) => [s.record.pairId, s.record]));
     return {

@@ -1,24 +1,32 @@
 /**
  * The admin routes: a pair's history, the dry run, "reset this pair now", and the status page.
- * Each reads or writes the store and queues a reconcile; none acts on GitHub itself.
+ * Only "reset now" writes (the request, on the pair's record) and queues a reconcile; none acts on GitHub.
  */
-import type { Pair } from "../lab/config.js";
-import { newPairRecord, type PairRecord } from "../lab/pair-record.js";
+import type { LabConfig, Pair } from "../lab/config.js";
+import { newPairRecord, type PairEvent, type PairRecord } from "../lab/pair-record.js";
 import type { Logger } from "../logger.js";
 import { planReconcile } from "../reconcile/plan.js";
-import type { Runtime } from "../runtime.js";
-import { StoreConflictError } from "../storage/tables.js";
+import type { ReconcileDeps } from "../reconcile/reconcile.js";
+import type { Settings } from "../settings.js";
+import type { ReconcileQueue } from "../storage/queue.js";
+import type { PairStore } from "../storage/tables.js";
+import { updatePair } from "../storage/update-pair.js";
 import { refuse, unavailable, type JsonResponse } from "../triggers/http.js";
 import { renderStatusPage, STATUS_PAGE_HEADERS } from "./status-page.js";
 
 export const MAX_EVENTS = 500;
 
-const pairNamed = (runtime: Pick<Runtime, "config">, id: string): Pair | undefined => runtime.config.pairs.find((p) => p.id.toLowerCase() === id.toLowerCase());
-const notFound = (runtime: Pick<Runtime, "config">, id: string) =>
-  refuse(404, `No pair ${JSON.stringify(id)} in the lab config; pairs: ${runtime.config.pairs.map((p) => p.id).join(", ")}.`);
+type Pairs = { config: Pick<LabConfig, "pairs"> };
+
+const pairNamed = (runtime: Pairs, id: string): Pair | undefined => runtime.config.pairs.find((p) => p.id.toLowerCase() === id.toLowerCase());
+const notFound = (runtime: Pairs, id: string) => refuse(404, `No pair ${JSON.stringify(id)} in the lab config; pairs: ${runtime.config.pairs.map((p) => p.id).join(", ")}.`);
+
+export interface PairEventsRuntime extends Pairs {
+  store: Pick<PairStore, "listEvents">;
+}
 
 /** GET /api/pairs/{id}/events?limit=50: newest first. */
-export async function pairEvents(runtime: Runtime, id: string, limitText: string | null, logger: Logger): Promise<JsonResponse> {
+export async function pairEvents(runtime: PairEventsRuntime, id: string, limitText: string | null, logger: Logger): Promise<JsonResponse> {
   const pair = pairNamed(runtime, id);
   if (!pair) return notFound(runtime, id);
   const limit = limitText === null ? 50 : Number(limitText);
@@ -31,49 +39,58 @@ export async function pairEvents(runtime: Runtime, id: string, limitText: string
   }
 }
 
+/** The reconcile's reads, without the queue: the dry run has nothing to queue. */
+export type PlanRuntime = Pick<ReconcileDeps, "config" | "github" | "store" | "facts" | "clock">;
+
 /** GET /api/plan: what the next timer reconcile would decide now; writes and dispatches nothing. */
-export async function plan(runtime: Runtime, logger: Logger): Promise<JsonResponse> {
+export async function plan(runtime: PlanRuntime, logger: Logger): Promise<JsonResponse> {
+  const { config, github, store, facts, clock } = runtime;
   try {
-    const { pairs, errors } = await planReconcile({ ...runtime, logger });
+    const { pairs, errors } = await planReconcile({ config, github, store, facts, clock, logger });
     return { status: 200, body: { pairs, ...(errors.length > 0 ? { errors } : {}) } };
   } catch (cause) {
     return unavailable(cause, logger, "Retry later.");
   }
 }
 
+export interface ResetNowRuntime extends Pairs {
+  store: PairStore;
+  clock: () => Date;
+  queue: Pick<ReconcileQueue, "send">;
+}
+
+/** Why a reset cannot be requested now; `conflict` tells a client which, so it can advise without reading the sentence. */
+function refusal(record: PairRecord): JsonResponse | null {
+  if (record.holdBy !== null) return refuse(409, `Pair ${record.pairId} is held by ${record.holdBy} (${record.holdReason ?? "no reason given"}); release it first.`, { conflict: "held" });
+  if (record.state !== "resetting") return null;
+  const run = record.resetRunId ? `, run ${record.resetRunId}` : "";
+  return refuse(409, `Pair ${record.pairId} is being reset already (request ${record.resetRequestId}${run}); wait for that reset to end.`, { conflict: "resetting" });
+}
+
 /**
- * POST /api/pairs/{id}/reset: records the admin's request on the pair (an ETag-conditional write),
- * then queues a reconcile. `decide` honours it once the VM is idle, whatever the trigger.
+ * POST /api/pairs/{id}/reset: records the admin's request on the pair, then queues a reconcile.
+ * `decide` honours it once the VM is idle, whatever the trigger.
  */
-export async function resetNow(runtime: Runtime, id: string, by: string, logger: Logger): Promise<JsonResponse> {
+export async function resetNow(runtime: ResetNowRuntime, id: string, by: string, logger: Logger): Promise<JsonResponse> {
   const pair = pairNamed(runtime, id);
   if (!pair) return notFound(runtime, id);
   try {
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const current = await runtime.store.getPair(pair.id);
-      const record: PairRecord = current?.record ?? newPairRecord(pair.id, runtime.clock());
-      // `conflict` tells a client which it is, so it can say what to do without reading the sentence.
-      if (record.holdBy !== null) return refuse(409, `Pair ${pair.id} is held by ${record.holdBy} (${record.holdReason ?? "no reason given"}); release it first.`, { conflict: "held" });
-      if (record.state === "resetting") {
-        return refuse(409, `Pair ${pair.id} is being reset already (request ${record.resetRequestId}${record.resetRunId ? `, run ${record.resetRunId}` : ""}); wait for that reset to end.`, { conflict: "resetting" });
-      }
-      const asked = { ...record, resetRequestedAt: runtime.clock().toISOString(), resetRequestedBy: by, updatedAt: runtime.clock().toISOString() };
-      try {
-        if (current) await runtime.store.replacePair(asked, current.etag);
-        else await runtime.store.createPair(asked);
-      } catch (error) {
-        if (error instanceof StoreConflictError) continue;
-        throw error;
-      }
+    // Set by the change each time it reads the record (`as`: TypeScript does not see the closure assign it).
+    let refused = null as JsonResponse | null;
+    const update = await updatePair({ store: runtime.store, logger }, pair.id, (current) => {
+      const record = current?.record ?? newPairRecord(pair.id, runtime.clock());
+      refused = refusal(record);
+      if (refused) return null;
+      const at = runtime.clock().toISOString();
       // The request is history too: it may wait hours for a busy VM.
-      await runtime.store
-        .appendEvents([{ pairId: pair.id, at: asked.updatedAt, kind: "state", trigger: "admin", from: record.state, to: record.state, reason: `reset requested by ${by}`, resetRequestId: null, resetRunId: null }])
-        .catch((error: unknown) => logger.error(`pair ${pair.id}: event not recorded (trigger admin): ${(error as Error).message}`));
-      await runtime.queue.send({ trigger: "admin" });
-      logger.info(`pair ${pair.id}: reset requested by ${by}; a reconcile is queued`);
-      return { status: 202, body: { pair: pair.id, state: record.state, resetRequestedAt: asked.resetRequestedAt, resetRequestedBy: by, reconcile: "queued" } };
-    }
-    return refuse(503, `Pair ${pair.id}'s record kept changing; retry.`);
+      const event: PairEvent = { pairId: pair.id, at, kind: "state", trigger: "admin", from: record.state, to: record.state, reason: `reset requested by ${by}`, resetRequestId: null, resetRunId: null };
+      return { record: { ...record, resetRequestedAt: at, resetRequestedBy: by, updatedAt: at }, events: [event] };
+    });
+    if (!update.written) return update.conflict ? refuse(503, `Pair ${pair.id}'s record kept changing; retry.`) : refused!;
+    await runtime.queue.send({ trigger: "admin" });
+    logger.info(`pair ${pair.id}: reset requested by ${by}; a reconcile is queued`);
+    const { state, resetRequestedAt } = update.record;
+    return { status: 202, body: { pair: pair.id, state, resetRequestedAt, resetRequestedBy: by, reconcile: "queued" } };
   } catch (cause) {
     return unavailable(cause, logger, "Nothing was requested; retry later.");
   }
@@ -85,8 +102,16 @@ export interface HtmlResponse {
   headers: Record<string, string>;
 }
 
+export interface StatusPageRuntime {
+  settings: Pick<Settings, "githubApiUrl">;
+  config: Pick<LabConfig, "github" | "pairs">;
+  store: Pick<PairStore, "listPairs" | "listEvents">;
+  clock: () => Date;
+  simulatedClock?: { speed: number };
+}
+
 /** GET /api/status: the page for people. */
-export async function statusPage(runtime: Runtime, logger: Logger): Promise<HtmlResponse> {
+export async function statusPage(runtime: StatusPageRuntime, logger: Logger): Promise<HtmlResponse> {
   const lab = `${runtime.config.github.owner}/${runtime.config.github.repo}`;
   try {
     const stored = new Map((await runtime.store.listPairs()).map((s) => [s.record.pairId, s.record]));

@@ -20,7 +20,7 @@ export interface StatusPageInput {
   pairs: Array<{ record: PairRecord; vmRunnerLabel: string; events: PairEvent[] }>;
 }
 
-export const REFRESH_SECONDS = 30;
+const REFRESH_SECONDS = 30;
 
 const STATE_COLORS: Record<StripState, { strong: string; tint: string }> = {
   clean: { strong: "#2e7d32", tint: "#edf7ee" },

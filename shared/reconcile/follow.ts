@@ -60,7 +60,7 @@ const MAX_FOLLOWED = 1_000;
 /** Notes that the reset `requestId` was read from GitHub (or dispatched) at `at`. */
 export function markFollowed(github: LabGitHub, requestId: string, at: Date): void {
   let map = lastFollowed.get(github);
-  if (map === undefined) lastFollowed.set(github, (map = new Map()));
+  if (map === undefined) lastFollowed.set(github, (map = new Map<string, number>()));
   map.delete(requestId);
   map.set(requestId, at.getTime());
   if (map.size > MAX_FOLLOWED) map.delete(map.keys().next().value!);

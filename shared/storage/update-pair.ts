@@ -1,8 +1,9 @@
 /**
- * The one way to change a pair's record: read it, apply a pure change, write it back through its
- * ETag, and on a conflict (another writer came first) read and apply again, up to one limit.
+ * A change to a pair's record: read it, apply a pure change, write it back through its ETag, and
+ * on a conflict (another writer came first) read and apply again, up to MAX_CONFLICT_RETRIES times.
  * The change's events are appended after the write; a lost history line is logged, never undoes
- * the write (the record is the truth). Every writer — reconcile, routing, admin — goes through here.
+ * the write (the record is the truth). Every writer of a pair goes through here: the reconcile's
+ * decisions, claims and routing (shared/reconcile/), an admin's reset request, hold and release.
  */
 import type { PairEvent, PairRecord } from "../lab/pair-record.js";
 import type { Logger } from "../logger.js";

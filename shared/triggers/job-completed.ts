@@ -5,14 +5,17 @@
  * records and events; the call never reconciles itself.
  */
 import { z } from "zod";
-import { zodProblems, type Pair } from "../lab/config.js";
-import { type Job } from "../github/client.js";
-import type { Logger } from "../logger.js";
-import { CallerRejectedError, type ActionsCaller } from "./oidc.js";
+import { CallerRejectedError, type ActionsCaller, type OidcVerifier } from "../auth/oidc.js";
+import type { Job } from "../github/client.js";
+import type { TriggerLookups } from "../github/lookups.js";
+import { zodProblems, type LabConfig, type Pair } from "../lab/config.js";
 import { newPairRecord, type PairRecord } from "../lab/pair-record.js";
-import type { Runtime } from "../runtime.js";
+import type { Logger } from "../logger.js";
+import type { OncePerKey } from "../once.js";
 import { OIDC_DISABLED_WARNING, REPOSITORY_PATTERN } from "../settings.js";
-import type { JobFact } from "../storage/facts.js";
+import type { FactStore, JobFact } from "../storage/facts.js";
+import type { ReconcileQueue } from "../storage/queue.js";
+import type { PairStore } from "../storage/tables.js";
 import { refuse as error, unavailable, type JsonResponse } from "./http.js";
 import { RunnerNameSchema } from "./webhook.js";
 
@@ -21,13 +24,29 @@ export const MAX_BODY_BYTES = 64 * 1024;
 const positiveInt = z.union([z.number().int().positive(), z.string().regex(/^\d+$/, "must be a positive integer").transform(Number)]);
 
 /** Body of POST /api/job-completed. Numbers may come quoted, as `${{ github.run_id }}` often does. */
-export const JobCompletedBodySchema = z.strictObject({
+const JobCompletedBodySchema = z.strictObject({
   repository: z.string().regex(REPOSITORY_PATTERN, 'must be "owner/repo"'),
   runId: positiveInt,
   runAttempt: positiveInt.optional(),
   runnerName: RunnerNameSchema.optional(),
 });
-export type JobCompletedBody = z.infer<typeof JobCompletedBodySchema>;
+type JobCompletedBody = z.infer<typeof JobCompletedBodySchema>;
+
+export interface JobCompletedRuntime {
+  /** null when OIDC_DISABLED=true. */
+  oidc: Pick<OidcVerifier, "verify"> | null;
+  /** Who may report when OIDC is off (with OIDC, the verifier holds the same list). */
+  allowedRepositories: string[];
+  config: Pick<LabConfig, "github">;
+  lookups: Pick<TriggerLookups, "pairOfRunner" | "runJobs">;
+  facts: Pick<FactStore, "record">;
+  /** Job ends of a run already recorded by this instance. */
+  recordedRuns: OncePerKey;
+  queue: Pick<ReconcileQueue, "send">;
+  /** Read only, for the answer: the reconcile writes the records. */
+  store: Pick<PairStore, "getPair">;
+  clock: () => Date;
+}
 
 /** The caller's credentials, as the HTTP request carried them. */
 export interface CallerCredentials {
@@ -36,7 +55,7 @@ export interface CallerCredentials {
 }
 
 /** The verified caller (null when OIDC is switched off), or the refusal to answer with. */
-async function authenticate(runtime: Runtime, credentials: CallerCredentials, logger: Logger): Promise<{ caller: ActionsCaller | null } | { refused: JsonResponse }> {
+async function authenticate(runtime: Pick<JobCompletedRuntime, "oidc">, credentials: CallerCredentials, logger: Logger): Promise<{ caller: ActionsCaller | null } | { refused: JsonResponse }> {
   if (runtime.oidc === null) {
     logger.warn(OIDC_DISABLED_WARNING);
     return { caller: null };
@@ -59,7 +78,7 @@ function beyondToken(caller: ActionsCaller, body: JobCompletedBody): string | nu
   return null;
 }
 
-export async function jobCompleted(runtime: Runtime, bodyText: string, logger: Logger, credentials: CallerCredentials = {}): Promise<JsonResponse> {
+export async function jobCompleted(runtime: JobCompletedRuntime, bodyText: string, logger: Logger, credentials: CallerCredentials = {}): Promise<JsonResponse> {
   if (Buffer.byteLength(bodyText, "utf8") > MAX_BODY_BYTES) return error(413, `Body is larger than ${MAX_BODY_BYTES} bytes.`);
   // Who calls is settled before the body is read, so an unknown caller learns nothing from it.
   const authenticated = await authenticate(runtime, credentials, logger);
@@ -121,7 +140,7 @@ function endedFacts(jobs: Job[], runId: number, runnerName: string | undefined, 
 }
 
 /** The pairs the run used, as their records read once these job ends are folded in. */
-async function usedPairs(runtime: Runtime, facts: JobFact[], runnerPair: Pair | undefined) {
+async function usedPairs(runtime: Pick<JobCompletedRuntime, "lookups" | "store" | "clock">, facts: JobFact[], runnerPair: Pair | undefined) {
   const pairs = new Map<string, Pair>(runnerPair ? [[runnerPair.id, runnerPair]] : []);
   for (const fact of facts) {
     const pair = await runtime.lookups.pairOfRunner(fact.runnerName);

@@ -11,11 +11,11 @@ import type { RedeliveryLedger } from "../storage/deliveries.js";
 import { isRecordedAction } from "./webhook.js";
 
 /** The first look reaches back this far: facts older than a day are the records' already. */
-export const FIRST_LOOK_MS = 24 * 3_600_000;
+const FIRST_LOOK_MS = 24 * 3_600_000;
 /** Each look reaches back past the last one's newest delivery, for attempts logged late. */
 export const LOOK_OVERLAP_MS = 10 * 60_000;
 /** GitHub keeps deliveries for 3 days; nothing older can be redelivered. */
-export const DELIVERIES_KEPT_MS = 3 * 24 * 3_600_000;
+const DELIVERIES_KEPT_MS = 3 * 24 * 3_600_000;
 
 export interface RedeliverRuntime {
   /** null with a plain token: the deliveries API takes only the App's JWT. */
@@ -39,7 +39,7 @@ const succeeded = (d: HookDelivery) => d.status_code >= 200 && d.status_code < 3
 const concernsTheLab = (d: HookDelivery) => d.event === "workflow_job" && isRecordedAction(d.action);
 
 /** Each GUID's newest failed attempt, for GUIDs the app records and no attempt of which succeeded. */
-export function failedDeliveries(deliveries: HookDelivery[]): HookDelivery[] {
+function failedDeliveries(deliveries: HookDelivery[]): HookDelivery[] {
   const byGuid = new Map<string, HookDelivery[]>();
   for (const d of deliveries) byGuid.set(d.guid, [...(byGuid.get(d.guid) ?? []), d]);
   // Oldest first: a job's start reaches the app before its end, as GitHub sent them.
@@ -86,7 +86,3 @@ export async function redeliverWebhooks(runtime: RedeliverRuntime, logger: Logge
   else logger.info(line);
   return summary;
 }
-
-/** Said once at start-up when the webhook is set up without the App's credentials. */
-export const NO_REDELIVERY_WARNING =
-  "Webhook deliveries that fail (a 503, a timeout, the app stopped) are not redelivered: GitHub's deliveries API needs the GitHub App's credentials (GITHUB_APP_ID, GITHUB_APP_INSTALLATION_ID, GITHUB_APP_PRIVATE_KEY), not GITHUB_TOKEN. A lost job start or end waits for the next look (a later delivery, or the timer).";

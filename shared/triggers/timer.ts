@@ -6,7 +6,11 @@
 import type { Logger } from "../logger.js";
 import type { ReconcileQueue } from "../storage/queue.js";
 
-export async function scheduledReset(runtime: { queue: ReconcileQueue }, logger: Logger): Promise<void> {
+export interface TimerRuntime {
+  queue: Pick<ReconcileQueue, "send">;
+}
+
+export async function scheduledReset(runtime: TimerRuntime, logger: Logger): Promise<void> {
   await runtime.queue.send({ trigger: "timer" });
   logger.info("scheduledReset: a timer reconcile is queued");
 }

@@ -26,7 +26,7 @@ import type { FactStore, JobFact } from "../storage/facts.js";
 import type { ReconcileQueue } from "../storage/queue.js";
 import { REPOSITORY_PATTERN, type Settings } from "../settings.js";
 import { refuse, unavailable, type JsonResponse } from "./http.js";
-import type { OncePerKey } from "./once.js";
+import type { OncePerKey } from "../once.js";
 
 /** The workflow_job actions recorded as facts; the others change no pair (and are not redelivered). */
 const RECORDED = ["in_progress", "completed"] as const;

@@ -1,5 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { inject } from "vitest";
+import type { PairRecord } from "../../shared/lab/pair-record.js";
+import { MemoryStore } from "../../shared/storage/memory.js";
 import { TableStore } from "../../shared/storage/tables.js";
 
 /** A store on the shared Azurite, in tables no other test uses. */
@@ -9,4 +11,17 @@ export function uniqueTablePrefix(): string {
 
 export function openTestStore(prefix = uniqueTablePrefix(), lab = "microsoft.netperf"): Promise<TableStore> {
   return TableStore.open({ connection: { kind: "connectionString", connectionString: inject("azuriteConnectionString") }, tablePrefix: prefix, lab });
+}
+
+/** A memory store where another writer changes the pair's record before each of the next `times` writes, so each meets a conflict. */
+export class ContestedStore extends MemoryStore {
+  constructor(private times: number) {
+    super();
+  }
+
+  override async replacePair(record: PairRecord, etag: string): Promise<string> {
+    const current = await this.getPair(record.pairId);
+    if (this.times-- > 0 && current) await super.replacePair({ ...current.record, reason: "another writer's change" }, current.etag);
+    return super.replacePair(record, etag);
+  }
 }
