@@ -97,14 +97,9 @@ export function decide(input: DecideInput): Outcome {
     return { decision, record, changed, dispatch, events, routing, ...(cancelRunId !== undefined ? { cancelRunId } : {}) };
   };
 
-  for (const job of [input.jobReport, input.jobStart]) {
-    // A job that ended or started before the last reset was requested is that reset's to clean.
-    if (!job || (r.resetDispatchedAt !== null && job.at <= r.resetDispatchedAt)) continue;
-    r.jobSinceReset = true;
-    r.lastJobRunId = job.runId;
-    if (r.lastJobAt === null || job.at > r.lastJobAt) r.lastJobAt = job.at;
-    if (r.state === "clean") setState("dirty", `run ${job.runId} used the VM`);
-  }
+  const folded = foldJobs(r, [input.jobReport, input.jobStart]);
+  if (folded.state !== r.state) setState(folded.state, folded.reason);
+  Object.assign(r, folded);
   if (observation.ok && observation.jobRunId !== null) {
     // Seen running now: remember it, even mid-reset, so a finished reset does not hide it.
     r.jobSinceReset = true;
@@ -203,6 +198,23 @@ export function decide(input: DecideInput): Outcome {
     setState("resetting", `reset requested (${why})`);
     return finish("reset-dispatched", true);
   }
+}
+
+/**
+ * A record with the recorded job ends and starts folded in: a job after the last reset request
+ * makes the VM used (a clean pair dirty). A job that ended or started before the last reset was
+ * requested is that reset's to clean. decide's first step; job-completed answers from it too.
+ */
+export function foldJobs(record: PairRecord, jobs: ({ runId: number; at: string } | undefined)[]): PairRecord {
+  const r = { ...record };
+  for (const job of jobs) {
+    if (!job || (r.resetDispatchedAt !== null && job.at <= r.resetDispatchedAt)) continue;
+    r.jobSinceReset = true;
+    r.lastJobRunId = job.runId;
+    if (r.lastJobAt === null || job.at > r.lastJobAt) r.lastJobAt = job.at;
+    if (r.state === "clean") Object.assign(r, { state: "dirty", reason: `run ${job.runId} used the VM` });
+  }
+  return r;
 }
 
 /** Why a reset cannot run now: the reset job needs both host runners, and the VM runner must come back. */

@@ -9,6 +9,7 @@ import { CallerRejectedError, type ActionsCaller, type OidcVerifier } from "../a
 import type { Job } from "../github/client.js";
 import type { TriggerLookups } from "../github/lookups.js";
 import { zodProblems, type LabConfig, type Pair } from "../lab/config.js";
+import { foldJobs } from "../lab/decide.js";
 import { newPairRecord, type PairRecord } from "../lab/pair-record.js";
 import type { Logger } from "../logger.js";
 import type { OncePerKey } from "../once.js";
@@ -149,7 +150,9 @@ async function usedPairs(runtime: Pick<JobCompletedRuntime, "lookups" | "store" 
   return Promise.all(
     [...pairs.values()].map(async (pair) => {
       const record: PairRecord = (await runtime.store.getPair(pair.id))?.record ?? newPairRecord(pair.id, runtime.clock());
-      return { id: pair.id, state: record.state === "clean" ? "dirty" : record.state, jobSinceReset: true };
+      // As the reconcile will fold this call's job ends in: a clean pair turns dirty.
+      const folded = foldJobs({ ...record, resetDispatchedAt: null }, facts.map((f) => ({ runId: f.runId, at: f.at })));
+      return { id: pair.id, state: folded.state, jobSinceReset: true };
     }),
   );
 }
