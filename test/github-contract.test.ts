@@ -371,7 +371,7 @@ describe("LabGitHub contract: both implementations side by side", () => {
         await note(() => github.listActiveJobs());
         await note(() => github.dispatchReset(pair, "req-a"));
         now.value = new Date(now.value.getTime() + 60_000);
-        model.setJob(model.jobsOf(1001)[0]!.id, { status: "in_progress", runnerName: "RR1-NETPERF-26" });
+        model.setJob(Number(model.jobsOf(1001)[0]!.id), { status: "in_progress", runnerName: "RR1-NETPERF-26" });
         await note(() => github.getRun(1001));
         await note(() => github.listRunJobs(1001));
         await note(() => github.listResetRuns(new Date("2026-11-27T11:55:00Z")));
