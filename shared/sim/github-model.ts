@@ -176,6 +176,10 @@ interface StoredRun {
   run: WorkflowRun;
   status: RunStatus;
   jobs: Job[];
+  /** Bumped by every change to the run or its jobs: an answer built from it is the same while this is. */
+  version: number;
+  /** `created_at` parsed once: the `created` filter reads it on every list. */
+  createdMs: number;
 }
 
 export const DOCS = "https://docs.github.com/rest";
@@ -247,6 +251,7 @@ export class GitHubModel {
   private readonly runningJobs = new Map<string, number>();
   private readonly workflowIds = new Map<string, number>();
   private readonly runCounts = new Map<number, number>();
+  private runnersVersion = 0;
   private nextRunnerId = 1;
   private nextRunId = FIRST_RUN_ID;
   private nextJobId = FIRST_JOB_ID;
@@ -311,6 +316,7 @@ export class GitHubModel {
     };
     this.runners.set(spec.name, runner);
     this.runnersById.set(runner.id, runner);
+    this.runnersVersion++;
     this.assignment.set(spec.name, { labels: runner.labels.map((l) => l.name), pending: [] });
     return structuredClone(runner);
   }
@@ -320,6 +326,7 @@ export class GitHubModel {
     if (runner === undefined) throw new Error(`unknown runner ${name}`);
     if (patch.status !== undefined) runner.status = patch.status;
     if (patch.busy !== undefined) runner.busy = patch.busy;
+    this.runnersVersion++;
   }
 
   /** A snapshot of one runner, as GitHub would list it. */
@@ -339,6 +346,7 @@ export class GitHubModel {
     if (runner === undefined) throw new Error(`unknown runner ${name}`);
     this.runners.delete(name);
     this.runnersById.delete(runner.id);
+    this.runnersVersion++;
     this.assignment.delete(name);
   }
 
@@ -418,7 +426,7 @@ export class GitHubModel {
       head_repository: this.repository,
       head_repository_id: Number(this.repository.id),
     };
-    const stored: StoredRun = { run, status, jobs: [] };
+    const stored: StoredRun = { run, status, jobs: [], version: 0, createdMs: Date.parse(createdAt) };
     this.runStore.set(id, stored);
     if (status !== "completed") this.unfinished.add(stored);
     for (const [index, jobSpec] of (spec.jobs ?? []).entries()) this.addJob(stored, this.newJob(stored, jobSpec, `job ${index + 1}`));
@@ -437,6 +445,7 @@ export class GitHubModel {
     // Validated before any change, so a bad patch leaves the run as it was.
     const jobConclusion = toJobConclusion(conclusion);
     stored.status = status;
+    stored.version++;
     stored.run.status = status;
     stored.run.conclusion = conclusion;
     stored.run.updated_at = now;
@@ -472,6 +481,7 @@ export class GitHubModel {
     job.conclusion = conclusion;
     if (patch.runnerName !== undefined) Object.assign(job, this.runnerFields(patch.runnerName));
     stored.run.updated_at = now;
+    stored.version++;
     this.placeJob(job, before);
   }
 
@@ -487,6 +497,7 @@ export class GitHubModel {
     const jobs = specs.map((spec, index) => this.newJob(stored, spec, `job ${stored.jobs.length + index + 1}`));
     for (const job of jobs) this.addJob(stored, job);
     stored.run.updated_at = this.timestamp();
+    stored.version++;
     return structuredClone(jobs);
   }
 
@@ -598,15 +609,24 @@ export class GitHubModel {
     // Only unfinished runs can have an unfinished status: no need to look through every run.
     const candidates = status !== undefined && status !== "completed" && isRunStatus(status) ? [...this.unfinished].sort((a, b) => Number(b.run.id) - Number(a.run.id)) : this.newestFirst();
     return candidates
-      .map((s) => s.run)
       .filter(
-        (run) =>
+        ({ run, createdMs }) =>
           (workflow === undefined || (byId ? run.workflow_id === Number(workflow) : run.path.endsWith(`/${workflow}`))) &&
           (status === undefined || (isRunStatus(status) ? run.status === status : run.conclusion === status)) &&
           (event === undefined || run.event === event) &&
           (branch === undefined || run.head_branch === branch) &&
-          (created === undefined || matchesCreated(run.created_at, created)),
-      );
+          (created === undefined || matchesCreated(run.created_at, createdMs, created)),
+      )
+      .map((s) => s.run);
+  }
+
+  /**
+   * A version of what the answers about these runners (undefined: all of them) or runs are made
+   * of: while it is the same, so is every answer built from them (the in-process front's ETags).
+   */
+  versionOf(what: { runners: true } | { runs: readonly WorkflowRun[] }): string {
+    if ("runners" in what) return `runners ${this.runnersVersion}`;
+    return what.runs.map((run) => `${run.id}.${this.runStore.get(Number(run.id))?.version ?? -1}`).join(" ");
   }
 
   run(id: number): WorkflowRun | undefined {
@@ -692,6 +712,7 @@ export class GitHubModel {
     this.labelCalls.push(call);
     const answer = this.labelAnswer(call, runner, body);
     call.status = answer.status;
+    if (operation !== "list" && answer.status === 200) this.runnersVersion++;
     if (answer.edited && runner !== undefined) this.labelsEdited(runner);
     return { status: answer.status, body: answer.body };
   }
@@ -748,6 +769,7 @@ export class GitHubModel {
 
   private addJob(stored: StoredRun, job: Job): void {
     stored.jobs.push(job);
+    stored.version++;
     this.jobIndex.set(Number(job.id), { job, stored });
     this.placeJob(job, { status: "queued", runner: null });
   }
@@ -1014,8 +1036,7 @@ function isRunStatus(value: string): value is RunStatus {
 }
 
 /** `created` filter: >=, >, <=, < a date, a `from..to` range, or a prefix of the ISO timestamp. */
-function matchesCreated(createdAt: string, filter: string): boolean {
-  const at = Date.parse(createdAt);
+function matchesCreated(createdAt: string, at: number, filter: string): boolean {
   const range = /^(.+)\.\.(.+)$/.exec(filter);
   if (range !== null) return at >= Date.parse(range[1] ?? "") && at <= Date.parse(range[2] ?? "");
   const comparison = /^(>=|<=|>|<)(.+)$/.exec(filter);

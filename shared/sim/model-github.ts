@@ -25,7 +25,7 @@ import {
   type Run,
   type Runner,
 } from "../github/client.js";
-import { errorBody, etagOf, isObject, pageOf, RATE_LIMIT, sameName, type Answer, type DispatchAnswer, type GitHubModel, type LabelOperation } from "./github-model.js";
+import { errorBody, etagOf, isObject, pageOf, RATE_LIMIT, sameName, type DispatchAnswer, type GitHubModel, type LabelOperation, type WorkflowRun } from "./github-model.js";
 
 export interface ModelLabGitHubOptions {
   /** Retries of a failed read, as the client's `retries` (the simulator's client has 3). */
@@ -37,6 +37,8 @@ export interface ModelLabGitHubOptions {
 /** The model's answer to one request; for a list, whether a next page exists. */
 interface Routed extends DispatchAnswer {
   more?: boolean;
+  /** The model's version of what the answer is made of (GitHubModel.versionOf). */
+  version?: string;
 }
 
 interface Response {
@@ -85,10 +87,10 @@ class Lru<K, V> {
 }
 
 /** GitHub's answer with the paging a list of `key` items takes. */
-function listAnswer<T>(key: string, all: readonly T[] | undefined, query: Record<string, string>): Routed {
+function listAnswer<T>(key: string, all: readonly T[] | undefined, query: Record<string, string>, version: string): Routed {
   if (all === undefined) return { status: 404, body: errorBody(404, "Not Found") };
   const { items, page, last } = pageOf(all, query);
-  return { status: 200, body: { total_count: all.length, [key]: items }, more: page < last };
+  return { status: 200, body: { total_count: all.length, [key]: items }, more: page < last, version };
 }
 
 export class ModelLabGitHub implements LabGitHub {
@@ -97,6 +99,8 @@ export class ModelLabGitHub implements LabGitHub {
   private rateLimitRemaining: number | null = null;
   /** The last ETag of each GET URL: sent as If-None-Match, as the client does. */
   private readonly etags = new Lru<string, string>(2_000);
+  /** GitHub's side: the ETag of each URL's answer, computed again only once the model's version of it changes. */
+  private readonly answerTags = new Lru<string, { version: string; etag: string }>(5_000);
   private readonly finishedJobs = new Lru<number, Job[]>(5_000);
   private runDetailsUnsupported = false;
   private readonly retries: number;
@@ -136,14 +140,14 @@ export class ModelLabGitHub implements LabGitHub {
   async listRunners(): Promise<Runner[]> {
     const path = this.orgScope ? `/orgs/${this.config.github.owner}/actions/runners` : `${this.repoPath}/actions/runners`;
     const call = `GET ${path}`;
-    return this.attempt(call, () => parseAnswer(call, ArrayOf.runners, this.paginate(path, {}, (query) => listAnswer("runners", this.model.listRunners(), query))));
+    return this.attempt(call, () => parseAnswer(call, ArrayOf.runners, this.paginate(path, {}, (query) => listAnswer("runners", this.model.listRunners(), query, this.model.versionOf({ runners: true })))));
   }
 
   async listActiveJobs(): Promise<Job[]> {
     const path = `${this.repoPath}/actions/runs`;
     const call = `GET ${path}?status=in_progress`;
     const runs = await this.attempt(call, () =>
-      parseAnswer(call, ArrayOf.runs, this.paginate(path, { status: "in_progress" }, (query) => listAnswer("workflow_runs", this.model.listRuns({ status: "in_progress" }), query))),
+      parseAnswer(call, ArrayOf.runs, this.paginate(path, { status: "in_progress" }, (query) => this.runList(this.model.listRuns({ status: "in_progress" }), query))),
     );
     const resetWorkflow = `/${this.config.resetWorkflow.workflow}`;
     const jobs: Job[] = [];
@@ -157,7 +161,7 @@ export class ModelLabGitHub implements LabGitHub {
     const path = `${this.repoPath}/actions/runs/${runId}`;
     const call = `GET ${path}`;
     try {
-      const { data } = this.send({ method: "GET", path, answer: this.routed(false, () => found(this.model.run(runId))) });
+      const { data } = this.send({ method: "GET", path, answer: this.routed(false, () => this.runAnswer(runId)) });
       return Promise.resolve(parseAnswer(call, RunSchema, data));
     } catch (error) {
       if (error instanceof RequestError && error.status === 404) return Promise.resolve(null);
@@ -169,7 +173,7 @@ export class ModelLabGitHub implements LabGitHub {
     const path = `${this.repoPath}/actions/runs/${runId}${attempt ? `/attempts/${attempt}` : ""}/jobs`;
     const call = `GET ${path}`;
     const query: Record<string, string> = attempt ? {} : { filter: "latest" };
-    return this.attempt(call, () => parseAnswer(call, ArrayOf.jobs, this.paginate(path, query, (q) => listAnswer("jobs", this.model.listJobs(runId, attempt || undefined), q))));
+    return this.attempt(call, () => parseAnswer(call, ArrayOf.jobs, this.paginate(path, query, (q) => this.jobList(runId, attempt || undefined, q))));
   }
 
   async listResetRuns(since: Date): Promise<Run[]> {
@@ -178,7 +182,7 @@ export class ModelLabGitHub implements LabGitHub {
     const call = `GET ${this.repoPath}/actions/workflows/${workflow}/runs`;
     const filter = { workflow, event: "workflow_dispatch", created: createdSince(since) };
     return this.attempt(call, () =>
-      parseAnswer(call, ArrayOf.runs, this.paginate(path, { event: filter.event, created: filter.created }, (query) => listAnswer("workflow_runs", this.model.listRuns(filter), query))),
+      parseAnswer(call, ArrayOf.runs, this.paginate(path, { event: filter.event, created: filter.created }, (query) => this.runList(this.model.listRuns(filter), query))),
     );
   }
 
@@ -186,7 +190,7 @@ export class ModelLabGitHub implements LabGitHub {
     const path = `${this.repoPath}/actions/runs`;
     const call = `GET ${path}?status=completed`;
     const filter = { status: "completed", created: createdSince(since) };
-    return this.attempt(call, () => parseAnswer(call, ArrayOf.runs, this.paginate(path, filter, (query) => listAnswer("workflow_runs", this.model.listRuns(filter), query))));
+    return this.attempt(call, () => parseAnswer(call, ArrayOf.runs, this.paginate(path, filter, (query) => this.runList(this.model.listRuns(filter), query))));
   }
 
   async listFinishedRunJobs(runId: number): Promise<Job[]> {
@@ -265,6 +269,20 @@ export class ModelLabGitHub implements LabGitHub {
     }
   }
 
+  private runList(runs: WorkflowRun[], query: Record<string, string>): Routed {
+    return listAnswer("workflow_runs", runs, query, this.model.versionOf({ runs }));
+  }
+
+  private jobList(runId: number, attempt: number | undefined, query: Record<string, string>): Routed {
+    const run = this.model.run(runId);
+    return listAnswer("jobs", this.model.listJobs(runId, attempt), query, run === undefined ? "" : this.model.versionOf({ runs: [run] }));
+  }
+
+  private runAnswer(runId: number): Routed {
+    const run = this.model.run(runId);
+    return run === undefined ? { status: 404, body: errorBody(404, "Not Found") } : { status: 200, body: run, version: this.model.versionOf({ runs: [run] }) };
+  }
+
   /** A read as the client makes it: any failure described for the call (a GitHubError passes as it is). */
   private attempt<T>(call: string, read: () => T): Promise<T> {
     try {
@@ -316,7 +334,7 @@ export class ModelLabGitHub implements LabGitHub {
     let response: Response;
     for (let attempt = 0; ; attempt++) {
       // The throttling plugin's count spans the whole request, the retry plugin's attempts included.
-      for (response = this.receive(request, etag); this.throttle(response, throttled, request.oneAttempt === true); response = this.receive(request, etag)) throttled++;
+      for (response = this.receive(request, key, etag); this.throttle(response, throttled, request.oneAttempt === true); response = this.receive(request, key, etag)) throttled++;
       if (response.status < 400 || DO_NOT_RETRY.has(response.status) || attempt >= retries) break;
     }
     if (response.status === 304 && etag !== undefined) {
@@ -331,7 +349,7 @@ export class ModelLabGitHub implements LabGitHub {
   }
 
   /** One attempt, as the stand-in receives it: recorded, perhaps faulted, else the model's answer (304 when its ETag was sent). */
-  private receive(request: Send, etag: string | undefined): Response {
+  private receive(request: Send, key: string | undefined, etag: string | undefined): Response {
     const record = this.model.receive(request.method, request.path, request.query ?? {}, request.body);
     const headers: Record<string, string> = { "x-ratelimit-remaining": String(Math.max(0, RATE_LIMIT - this.model.requestCount)) };
     const fault = this.model.injectFault?.(request.method, request.path);
@@ -344,14 +362,23 @@ export class ModelLabGitHub implements LabGitHub {
     }
     const answer = request.answer();
     let status = answer.status;
-    if (status === 200 && request.method === "GET" && answer.body !== undefined) {
-      headers.etag = etagOf(JSON.stringify(answer.body));
+    if (status === 200 && key !== undefined && answer.body !== undefined) {
+      headers.etag = this.answerTag(key, answer);
       if (headers.etag === etag) status = 304;
     }
     record.status = status;
     if (answer.created) this.model.dispatched(answer.created);
     // A 304's body is the one its ETag names, which is this one: the client replays its copy.
     return { status, data: answer.body ?? "", headers, more: answer.more === true };
+  }
+
+  /** The stand-in's ETag of a GET answer: the hash of its JSON, hashed again only when the model's version of it changed. */
+  private answerTag(key: string, answer: Routed): string {
+    const known = answer.version === undefined ? undefined : this.answerTags.get(key);
+    if (known !== undefined && known.version === answer.version) return known.etag;
+    const etag = etagOf(JSON.stringify(answer.body));
+    if (answer.version !== undefined) this.answerTags.set(key, { version: answer.version, etag });
+    return etag;
   }
 
   /** The throttling plugin: a secondary rate limit, or a spent primary one, is waited out (then retried) at most twice. */
@@ -375,10 +402,6 @@ export class ModelLabGitHub implements LabGitHub {
 
 /** GitHub's `created` filter, as the client words it: runs created at or after `since` (whole seconds, UTC). */
 const createdSince = (since: Date) => `>=${since.toISOString().slice(0, 19)}Z`;
-
-function found(value: unknown): Answer {
-  return value === undefined ? { status: 404, body: errorBody(404, "Not Found") } : { status: 200, body: value };
-}
 
 /** What @octokit/request makes of a body: JSON when it parses, else the text. */
 function responseData(payload: string | undefined, contentType = "application/json"): unknown {
