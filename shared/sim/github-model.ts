@@ -553,8 +553,14 @@ export class GitHubModel {
     return { action, workflow_job: { ...fields, status: "completed", conclusion, completed_at: job.completed_at ?? this.timestamp() }, ...envelope } satisfies Schemas["webhook-workflow-job-completed"];
   }
 
-  /** The repository as webhook payloads carry it (`repository-webhooks`, a superset of the REST one). */
+  /** The repository as webhook payloads carry it (`repository-webhooks`, a superset of the REST one); built once, shared. */
   webhookRepository(): WebhookRepository {
+    return (this.hookRepository ??= this.newWebhookRepository());
+  }
+
+  private hookRepository?: WebhookRepository;
+
+  private newWebhookRepository(): WebhookRepository {
     const { url, html_url: htmlUrl, full_name: fullName } = this.repository;
     const created = "2020-06-19T01:12:33Z";
     return {
@@ -626,7 +632,12 @@ export class GitHubModel {
    */
   versionOf(what: { runners: true } | { runs: readonly WorkflowRun[] }): string {
     if ("runners" in what) return `runners ${this.runnersVersion}`;
-    return what.runs.map((run) => `${run.id}.${this.runStore.get(Number(run.id))?.version ?? -1}`).join(" ");
+    return what.runs.map((run) => `${run.id}.${this.runVersion(Number(run.id)) ?? -1}`).join(" ");
+  }
+
+  /** Bumped by every change to the run or its jobs; undefined for a run GitHub does not know. */
+  runVersion(id: number): number | undefined {
+    return this.runStore.get(id)?.version;
   }
 
   run(id: number): WorkflowRun | undefined {

@@ -173,6 +173,19 @@ export const vmRunnerNameOf = (pair: Pair) => pair.vmRunnerLabel.toUpperCase();
 export const hostRunnerNameOf = (runnerLabel: string) => runnerLabel.replace(/^(parent|child)=/, "").replace(/\\.*$/, "").toUpperCase();
 const lower = (s: string) => s.toLowerCase();
 
+/** Label lists as lower-case sets, made once per list: assignment compares them on every pass. */
+const lowered = new WeakMap<readonly string[], ReadonlySet<string>>();
+function lowerSet(labels: readonly string[]): ReadonlySet<string> {
+  let set = lowered.get(labels);
+  if (set === undefined) lowered.set(labels, (set = new Set(labels.map(lower))));
+  return set;
+}
+
+function carriesAll(runnerLabels: ReadonlySet<string>, wanted: ReadonlySet<string>): boolean {
+  for (const label of wanted) if (!runnerLabels.has(label)) return false;
+  return true;
+}
+
 export class SimLab {
   readonly random: Random;
   readonly metrics: SimMetrics = {
@@ -437,26 +450,20 @@ export class SimLab {
    */
   private assignWaiting() {
     const now = this.time();
-    const labelSets = new Map<string, Set<string>>();
-    const labelsOf = (runner: SimRunner) => {
-      let labels = labelSets.get(runner.name);
-      if (labels === undefined) {
-        labels = new Set((this.github.assignableLabels(runner.name) ?? []).map(lower));
-        labelSets.set(runner.name, labels);
-      }
-      return labels;
-    };
-    const runners = [...this.runners.values()];
-    for (let i = 0; i < this.waiting.length; ) {
+    const idleRunners = () => [...this.runners.values()].filter((r) => this.idle(r.name));
+    let idle = idleRunners();
+    for (let i = 0; i < this.waiting.length && idle.length > 0; ) {
       const job = this.waiting[i]!;
-      const wanted = job.readyAt > now ? [] : this.github.job(job.id)!.labels.map(lower);
-      const eligible = wanted.length === 0 ? [] : runners.filter((r) => this.idle(r.name) && wanted.every((l) => labelsOf(r).has(l)));
+      const wanted = lowerSet(this.github.job(job.id)!.labels);
+      const eligible = job.readyAt > now ? [] : idle.filter((r) => carriesAll(lowerSet(this.github.assignableLabels(r.name) ?? []), wanted));
       if (eligible.length === 0) {
         i++;
         continue;
       }
       this.waiting.splice(i, 1);
       this.start(job, this.random.pick(eligible));
+      // A start takes its runner, and a restore its VM: look again at who is idle.
+      idle = idleRunners();
     }
   }
 
@@ -483,7 +490,7 @@ export class SimLab {
 
   /** Whether the VM runner carries every routing label, as assignment sees its labels now. */
   private routed(model: PairModel): boolean {
-    const labels = new Set((this.github.assignableLabels(model.vmRunnerName) ?? []).map(lower));
+    const labels = lowerSet(this.github.assignableLabels(model.vmRunnerName) ?? []);
     return model.routingLabels.every((l) => labels.has(l));
   }
 
