@@ -234,11 +234,32 @@ describe("simulated lab: resets", () => {
     // Restores ran from 40 s to 400 s: vm-05-10 lost 6 minutes, vm-42-43 all 10 until `lab` was back.
     expect(lab.metrics.vmMinutes).toBe(240);
     expect(lab.metrics.vmUnavailableMinutes).toBeCloseTo(16);
+    // The floor: each pair reset's own 6 minutes offline.
+    expect(lab.metrics.resetOfflineMinutes).toBeCloseTo(12);
     expect(lab.metrics.labelsBackMinutes.sort((a, b) => a - b)).toEqual([0, expect.closeTo(10 - 400 / 60, 5)]);
-    const result = { profile: "test", policy: "lab-reset", days: 1 / 24, metrics: lab.metrics, githubRequests: 0, rateLimitPoints: 0, timelines: [], start: 0, end: 0 } satisfies SimulationResult;
-    expect(figures(result)).toMatchObject({ vmCapacityLostShare: 6.7, labelsBackP50: 0, labelsBackP95: 3.3 });
+    expect(figures(hourOf(lab))).toMatchObject({ vmCapacityLostShare: 6.7, vmCapacityFloorShare: 5, labelsBackP50: 0, labelsBackP95: 3.3 });
+  });
+
+  it("does not count a VM's own job as capacity lost while it is out of routing, only the idle time until `lab` is back", async () => {
+    const { lab, standin } = await newLab();
+    lab.addPerfRun([{ labels: pinned("vm-25-26"), minutes: 20 }]);
+    await lab.runUntil(minutes(1));
+    // The app takes `lab` off the VM as its job starts, and puts it back 6 minutes after the job ended.
+    await editLabel(standin, "DELETE", "VM-25-26", "lab");
+    await lab.runUntil(minutes(26));
+    await editLabel(standin, "POST", "VM-25-26", "lab");
+    await lab.runUntil(minutes(60));
+    lab.finish();
+    expect(lab.metrics.perfJobsStarted).toBe(1);
+    expect(lab.metrics.vmUnavailableMinutes).toBeCloseTo(6);
+    expect(lab.metrics.resetOfflineMinutes).toBe(0);
   });
 });
+
+/** An hour of the lab as a simulation result, for its figures. */
+function hourOf(lab: SimLab): SimulationResult {
+  return { profile: "test", policy: "lab-reset", days: 1 / 24, metrics: lab.metrics, githubRequests: 0, githubChargedRequests: 0, rateLimitPoints: 0, timelines: [], start: 0, end: 0 };
+}
 
 describe("simulated lab: webhooks and clock", () => {
   /** One job per pair every 10 minutes, 5 minutes long; deliveries as they are received. */
@@ -325,20 +346,25 @@ describe("simulated lab: webhooks and clock", () => {
     }
   });
 
-  it("a simulated half day is the same for the same seed", async () => {
+  it("a simulated half day is the same for the same seed, and the same through Octokit and the HTTP stand-in as in process", async () => {
+    const profile = seedProfile(seedConfig);
+    const a = await simulate({ profile, policy: "lab-reset", seed: 3, days: 0.5 });
+    const b = await simulate({ profile, policy: "lab-reset", seed: 3, days: 0.5 });
+    expect(a.metrics).toEqual(b.metrics);
+    expect(a.githubRequests).toBe(b.githubRequests);
+    expect(a.metrics.perfJobsStarted).toBeGreaterThan(0);
+    const c = await simulate({ profile, policy: "lab-reset", seed: 4, days: 0.5 });
+    expect(c.metrics).not.toEqual(a.metrics);
+    // The app's own path to GitHub: every request, fault and answer as in process.
     const restore = useImmediateZeroTimeouts();
     try {
-      const profile = seedProfile(seedConfig);
-      const a = await simulate({ profile, policy: "lab-reset", seed: 3, days: 0.5 });
-      const b = await simulate({ profile, policy: "lab-reset", seed: 3, days: 0.5 });
-      expect(a.metrics).toEqual(b.metrics);
-      expect(a.githubRequests).toBe(b.githubRequests);
-      expect(a.metrics.perfJobsStarted).toBeGreaterThan(0);
-      const c = await simulate({ profile, policy: "lab-reset", seed: 4, days: 0.5 });
-      expect(c.metrics).not.toEqual(a.metrics);
+      const http = await simulate({ profile, policy: "lab-reset", seed: 3, days: 0.5, transport: "http" });
+      expect(http.metrics).toEqual(a.metrics);
+      expect([http.githubRequests, http.githubChargedRequests, http.rateLimitPoints]).toEqual([a.githubRequests, a.githubChargedRequests, a.rateLimitPoints]);
+      expect(a.githubChargedRequests).toBeLessThan(a.githubRequests);
     } finally {
       restore();
     }
-    // Three simulated half days with webhooks: ~15 s each on a loaded 2-core machine.
+    // The HTTP half day with webhooks: ~15 s on a loaded 2-core machine; in process, under a second.
   }, 180_000);
 });

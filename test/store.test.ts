@@ -177,6 +177,15 @@ describe.each(factStores)("FactStore: %s", (_, open) => {
     expect(keysOf(await a.listSince(new Date(0)))).toHaveLength(3);
   });
 
+  it("lists by when facts were recorded, whatever order they were recorded in", async () => {
+    const [a] = await open();
+    await a.record([fact(1, "2026-11-27T12:00:00.000Z"), fact(2, "2026-11-27T10:00:00.000Z")]);
+    await a.record([fact(3, "2026-11-27T11:00:00.000Z"), fact(4, "2026-11-27T11:00:00.000Z")]);
+    expect(keysOf(await a.listSince(new Date("2026-11-27T11:00:00.000Z")))).toEqual(["job-1-ended", "job-3-ended", "job-4-ended"]);
+    expect(await a.prune(new Date("2026-11-27T11:00:00.000Z"))).toBe(1);
+    expect(keysOf(await a.listSince(new Date(0)))).toEqual(["job-1-ended", "job-3-ended", "job-4-ended"]);
+  });
+
   it("prunes the facts recorded before a time, more than a hundred at once included, and keeps the rest", async () => {
     const [a, b] = await open();
     const old = Array.from({ length: 230 }, (_, i) => fact(i + 1, `2026-11-25T10:${String(i % 60).padStart(2, "0")}:00.000Z`));

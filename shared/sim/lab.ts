@@ -1,15 +1,18 @@
 /**
- * The lab simulator: runners, perf runs and reset runs in simulated time, mirrored into the
- * GitHub stand-in so that the real app (Octokit client, reconcile, store) sees GitHub's shapes.
- * Jobs are assigned from the labels the stand-in holds, so the app's label edits route jobs as
- * they would on GitHub; `workflow_job` deliveries go to `onWorkflowJobDelivery`, signed, late,
- * sometimes lost or out of order.
+ * The lab simulator: perf runs and reset runs in simulated time, played on the GitHub model
+ * (github-model.ts), which alone holds what GitHub knows (runners online, busy and labelled;
+ * runs and jobs and their statuses). The lab keeps only what GitHub cannot know: how long each
+ * job runs, what kind of job it is, what a VM is doing, and the figures. The real app reaches the
+ * same model through ModelLabGitHub or the HTTP stand-in. Jobs are assigned from the labels the
+ * model holds, so the app's label edits route jobs as they would on GitHub; `workflow_job`
+ * deliveries go to `onWorkflowJobDelivery`, signed, late, sometimes lost or out of order.
  *
  * What it models, and what it leaves out, is stated in the README ("The simulated lab").
  */
 import { createHmac } from "node:crypto";
 import type { LabConfig, Pair } from "../lab/config.js";
-import { hostedRunnerName, labResetJobs, type GitHubStandin, type ResetHost, type WorkflowJobAction } from "./github-standin.js";
+import { GitHubModel, hostedRunnerName, labResetJobs, type Job, type ResetHost, type WorkflowJobAction } from "./github-model.js";
+import type { GitHubStandin } from "./github-standin.js";
 import { EventQueue } from "./events.js";
 import { Random } from "./random.js";
 
@@ -74,11 +77,6 @@ export interface SimLabOptions {
   reportSeconds?: number;
   /** Send `workflow_job` deliveries to `onWorkflowJobDelivery`; none without this. */
   webhooks?: WebhookOptions;
-  /**
-   * @deprecated Ignored: a dispatched reset run always runs lab-reset.yml (its check refuses a
-   * busy VM); any other reset run (today's workflow) restores at once. Kept so callers compile.
-   */
-  resetRefusesBusyVm?: boolean;
 }
 
 export interface PerfJobSpec {
@@ -87,37 +85,31 @@ export interface PerfJobSpec {
   minutes: number;
 }
 
+/** Which pair a runner serves, and as what; whether it is online or busy is GitHub's to say. */
 interface SimRunner {
   name: string;
   kind: "vm" | "host";
   pairId: string;
   hostLabel?: string;
-  online: boolean;
-  jobId: number | null;
 }
 
+/** What the lab knows of a job beyond GitHub: its kind, how long it runs, when it may be picked up. */
 interface SimJob {
   id: number;
   runId: number;
-  labels: string[];
   kind: "perf" | "check" | "restore";
   durationMs: number;
   queuedAt: number;
   /** Not assigned before this: GitHub's pickup delay. */
   readyAt: number;
-  startedAt: number | null;
-  endedAt: number | null;
-  runnerName: string | null;
+  /** The lab has played the job's end (GitHub may have ended it before: a cancel). */
+  ended: boolean;
   killed: boolean;
 }
 
 export interface SimRun {
   id: number;
   kind: "perf" | "reset";
-  jobIds: number[];
-  remaining: number;
-  started: boolean;
-  failed: boolean;
   onComplete?: (run: SimRun) => void | Promise<void>;
 }
 
@@ -139,8 +131,10 @@ interface PairModel {
   /** Both hosts were reset since the VM's last job. */
   clean: boolean;
   dirtyIdleSince: number | null;
-  /** Since when the VM could take no perf job (offline, or out of routing); null while it can. */
+  /** Since when the VM could take no perf job (offline, or idle out of routing); null while it can. */
   unavailableSince: number | null;
+  /** When the VM went offline for the reset under way. */
+  offlineSince: number | null;
   /** End of the last reset, while the VM still lacks a routing label; null otherwise. */
   labelsBackFrom: number | null;
   timeline: { at: number; activity: VmActivity }[];
@@ -156,8 +150,13 @@ export interface SimMetrics {
   resetRuns: number;
   /** Reset runs whose check found a job running in the VM, so nothing was restored. */
   resetsRefused: number;
-  /** VM-minutes a VM runner could take no perf job: offline while its hosts restore, or lacking a routing label. */
+  /**
+   * VM-minutes a VM runner could take no perf job because of a reset: offline while its hosts
+   * restore, or idle while a routing label is missing. Its own job's minutes are not lost.
+   */
   vmUnavailableMinutes: number;
+  /** The floor under it: each completed pair reset's own VM-minutes offline. */
+  resetOfflineMinutes: number;
   /** VM-minutes simulated (VM runners × simulated time); set by finish(). */
   vmMinutes: number;
   /** Per completed pair reset: minutes until the VM runner carried all its routing labels again, as assignment sees them. */
@@ -174,6 +173,19 @@ export const vmRunnerNameOf = (pair: Pair) => pair.vmRunnerLabel.toUpperCase();
 export const hostRunnerNameOf = (runnerLabel: string) => runnerLabel.replace(/^(parent|child)=/, "").replace(/\\.*$/, "").toUpperCase();
 const lower = (s: string) => s.toLowerCase();
 
+/** Label lists as lower-case sets, made once per list: assignment compares them on every pass. */
+const lowered = new WeakMap<readonly string[], ReadonlySet<string>>();
+function lowerSet(labels: readonly string[]): ReadonlySet<string> {
+  let set = lowered.get(labels);
+  if (set === undefined) lowered.set(labels, (set = new Set(labels.map(lower))));
+  return set;
+}
+
+function carriesAll(runnerLabels: ReadonlySet<string>, wanted: ReadonlySet<string>): boolean {
+  for (const label of wanted) if (!runnerLabels.has(label)) return false;
+  return true;
+}
+
 export class SimLab {
   readonly random: Random;
   readonly metrics: SimMetrics = {
@@ -186,6 +198,7 @@ export class SimLab {
     resetRuns: 0,
     resetsRefused: 0,
     vmUnavailableMinutes: 0,
+    resetOfflineMinutes: 0,
     vmMinutes: 0,
     labelsBackMinutes: [],
   };
@@ -221,10 +234,14 @@ export class SimLab {
   private assignAgain = false;
   private nextHostedRunner = 1;
 
+  /** GitHub, as the lab plays it: the only holder of runner, run and job state. */
+  readonly github: GitHubModel;
+
   constructor(
-    readonly standin: GitHubStandin,
+    github: GitHubModel | GitHubStandin,
     private readonly options: SimLabOptions,
   ) {
+    this.github = github instanceof GitHubModel ? github : github.model;
     this.random = new Random(options.seed);
     this.webhookRandom = new Random(options.seed ^ 0x3e6b00c);
     this.startMs = this.nowMs = options.start.getTime();
@@ -236,7 +253,9 @@ export class SimLab {
     this.reportMs = (options.reportSeconds ?? 20) * 1000;
     for (const pair of options.config.pairs) this.addPair(pair);
     // A label edit changes assignment once it reaches it: look at the queue again then.
-    standin.onLabelsEdited = (runnerName, effectiveAt) => this.at(effectiveAt.getTime(), () => this.labelsReachedAssignment(runnerName));
+    this.github.onLabelsEdited = (runnerName, effectiveAt) => this.at(effectiveAt.getTime(), () => this.labelsReachedAssignment(runnerName));
+    // GitHub ends a cancelled run's jobs at once; the lab plays those ends now.
+    this.github.onRunCancelled = (runId) => this.cancelled(runId);
   }
 
   /** Simulated now: the current event's time, or (in real time) the accelerated wall clock. */
@@ -296,37 +315,37 @@ export class SimLab {
 
   /** A perf run: its jobs queue now and are assigned to runners as GitHub would. */
   addPerfRun(jobs: PerfJobSpec[], onComplete?: (run: SimRun) => void | Promise<void>): SimRun {
-    const created = this.standin.addRun({
+    const created = this.github.addRun({
       name: "perf",
       status: "queued",
       createdAt: this.now().toISOString(),
       jobs: jobs.map((j, i) => ({ name: `perf ${i + 1}`, status: "queued", labels: j.labels, runnerName: null })),
     });
     const run = this.trackRun(Number(created.id), "perf", onComplete);
-    this.standin.jobsOf(run.id).forEach((job, i) => this.queueJob(run, Number(job.id), jobs[i]!.labels, jobs[i]!.minutes * 60_000, "perf", 0));
+    this.github.jobsOf(run.id).forEach((job, i) => this.queueJob(run, Number(job.id), jobs[i]!.minutes * 60_000, "perf", 0));
     this.assign();
     return run;
   }
 
   /**
-   * A reset run created in the stand-in. A dispatched one runs lab-reset.yml: a check per host,
-   * then (the VM found idle) a restore per host, then the report job. Any other run (today's
+   * A reset run created on GitHub. A dispatched one runs lab-reset.yml: a check per host, then
+   * (the VM found idle) a restore per host, then the report job. Any other run (today's
    * workflow) restores the host of each of its jobs at once.
    */
   adoptResetRun(runId: number, onComplete?: (run: SimRun) => void | Promise<void>): SimRun {
     const run = this.trackRun(runId, "reset", onComplete);
     this.metrics.resetRuns++;
-    const hosts = this.standin.dispatchedHosts(runId);
+    const hosts = this.github.dispatchedHosts(runId);
     if (hosts !== undefined) this.resetFlows.set(runId, { hosts, step: "check" });
     const [kind, duration] = hosts === undefined ? (["restore", this.resetMs] as const) : (["check", this.checkMs] as const);
-    for (const job of this.standin.jobsOf(runId)) this.queueJob(run, Number(job.id), job.labels, duration, kind, this.pickupMs);
+    for (const job of this.github.listJobs(runId) ?? []) this.queueJob(run, Number(job.id), duration, kind, this.pickupMs);
     return run;
   }
 
   /** Perf runs with a job running: what today's policy's gate waits for (queued runs do not count). */
   perfRunsInProgress(except?: number): number {
     let count = 0;
-    for (const run of this.runs.values()) if (run.kind === "perf" && run.started && run.remaining > 0 && run.id !== except) count++;
+    for (const run of this.github.listRuns({ status: "in_progress" })) if (this.runs.get(Number(run.id))?.kind === "perf" && run.id !== except) count++;
     return count;
   }
 
@@ -375,30 +394,29 @@ export class SimLab {
       clean: true,
       dirtyIdleSince: null,
       unavailableSince: null,
+      offlineSince: null,
       labelsBackFrom: null,
       timeline: [{ at: this.startMs, activity: "clean" }],
     });
     this.jobMarks.set(pair.id, []);
   }
 
-  /** The stand-in holds the runner's labels (GitHub's, which assignment uses); the lab its state. */
-  private addRunner(spec: Omit<SimRunner, "online" | "jobId">, labels: string[], os: string) {
-    this.standin.addRunner({ name: spec.name, labels, os });
-    this.runners.set(spec.name, { ...spec, online: true, jobId: null });
+  /** GitHub holds the runner (online, busy, labels); the lab which pair it serves. */
+  private addRunner(runner: SimRunner, labels: string[], os: string) {
+    this.github.addRunner({ name: runner.name, labels, os });
+    this.runners.set(runner.name, runner);
   }
 
   private trackRun(id: number, kind: SimRun["kind"], onComplete?: SimRun["onComplete"]): SimRun {
-    const run: SimRun = { id, kind, jobIds: [], remaining: 0, started: false, failed: false, ...(onComplete ? { onComplete } : {}) };
+    const run: SimRun = { id, kind, ...(onComplete ? { onComplete } : {}) };
     this.runs.set(id, run);
     return run;
   }
 
-  private queueJob(run: SimRun, id: number, labels: readonly string[], durationMs: number, kind: SimJob["kind"], pickupMs: number) {
+  private queueJob(run: SimRun, id: number, durationMs: number, kind: SimJob["kind"], pickupMs: number) {
     const queuedAt = this.time();
-    const job: SimJob = { id, runId: run.id, labels: labels.map(lower), kind, durationMs, queuedAt, readyAt: queuedAt + pickupMs, startedAt: null, endedAt: null, runnerName: null, killed: false };
+    const job: SimJob = { id, runId: run.id, kind, durationMs, queuedAt, readyAt: queuedAt + pickupMs, ended: false, killed: false };
     this.jobs.set(id, job);
-    run.jobIds.push(id);
-    run.remaining++;
     this.waiting.push(job);
     this.sendWorkflowJob(id, "queued");
     if (pickupMs > 0) this.at(job.readyAt, () => this.assign());
@@ -421,31 +439,31 @@ export class SimLab {
     }
   }
 
+  /** Online, with no job in progress: as GitHub sees the runner. */
+  private idle(runnerName: string): boolean {
+    return this.github.isOnline(runnerName) === true && this.github.runningJobOn(runnerName) === undefined;
+  }
+
   /**
    * Each queued job, first come first served, goes to an online, idle runner that carries all of
-   * its labels as the stand-in holds them (case-insensitively), chosen at random among those.
+   * its labels as GitHub's assignment sees them (case-insensitively), chosen at random among those.
    */
   private assignWaiting() {
     const now = this.time();
-    const labelSets = new Map<string, Set<string>>();
-    const labelsOf = (runner: SimRunner) => {
-      let labels = labelSets.get(runner.name);
-      if (labels === undefined) {
-        labels = new Set((this.standin.assignableLabels(runner.name) ?? []).map(lower));
-        labelSets.set(runner.name, labels);
-      }
-      return labels;
-    };
-    const runners = [...this.runners.values()];
-    for (let i = 0; i < this.waiting.length; ) {
+    const idleRunners = () => [...this.runners.values()].filter((r) => this.idle(r.name));
+    let idle = idleRunners();
+    for (let i = 0; i < this.waiting.length && idle.length > 0; ) {
       const job = this.waiting[i]!;
-      const eligible = job.readyAt > now ? [] : runners.filter((r) => r.online && r.jobId === null && job.labels.every((l) => labelsOf(r).has(l)));
+      const wanted = lowerSet(this.github.job(job.id)!.labels);
+      const eligible = job.readyAt > now ? [] : idle.filter((r) => carriesAll(lowerSet(this.github.assignableLabels(r.name) ?? []), wanted));
       if (eligible.length === 0) {
         i++;
         continue;
       }
       this.waiting.splice(i, 1);
       this.start(job, this.random.pick(eligible));
+      // A start takes its runner, and a restore its VM: look again at who is idle.
+      idle = idleRunners();
     }
   }
 
@@ -472,15 +490,19 @@ export class SimLab {
 
   /** Whether the VM runner carries every routing label, as assignment sees its labels now. */
   private routed(model: PairModel): boolean {
-    const labels = new Set((this.standin.assignableLabels(model.vmRunnerName) ?? []).map(lower));
+    const labels = lowerSet(this.github.assignableLabels(model.vmRunnerName) ?? []);
     return model.routingLabels.every((l) => labels.has(l));
   }
 
-  /** Accounts for VM capacity lost (offline, or out of routing) and for labels coming back after a reset. */
+  /**
+   * Accounts for VM capacity a reset costs (offline, or idle out of routing: a VM running its own
+   * job loses nothing by being out of routing) and for labels coming back after a reset.
+   */
   private updateAvailability(model: PairModel) {
     const now = this.time();
     const routed = this.routed(model);
-    const available = routed && this.runners.get(model.vmRunnerName)!.online;
+    const vm = model.vmRunnerName;
+    const available = this.github.isOnline(vm) === true && (routed || this.github.runningJobOn(vm) !== undefined);
     if (!available && model.unavailableSince === null) model.unavailableSince = now;
     if (available && model.unavailableSince !== null) {
       this.metrics.vmUnavailableMinutes += (now - model.unavailableSince) / 60_000;
@@ -493,26 +515,19 @@ export class SimLab {
   }
 
   private start(job: SimJob, runner: SimRunner) {
-    const run = this.runs.get(job.runId)!;
-    job.startedAt = this.time();
-    job.runnerName = runner.name;
-    runner.jobId = job.id;
-    this.standin.setJob(job.id, { status: "in_progress", runnerName: runner.name });
+    this.github.setJob(job.id, { status: "in_progress", runnerName: runner.name });
     this.sendWorkflowJob(job.id, "in_progress");
-    if (!run.started) {
-      run.started = true;
-      this.standin.setRun(run.id, { status: "in_progress" });
-    }
+    if (this.github.run(job.runId)?.status !== "in_progress") this.github.setRun(job.runId, { status: "in_progress" });
     // The busy flag lags the job's start.
     this.after(this.busyLagMs, () => {
-      if (runner.jobId === job.id) this.standin.setRunner(runner.name, { busy: true });
+      if (this.github.runningJobOn(runner.name) === job.id) this.github.setRunner(runner.name, { busy: true });
     });
     const model = this.pairs.get(runner.pairId)!;
     if (job.kind === "perf") this.startPerf(job, model);
     if (job.kind === "restore") this.startRestore(runner, model);
+    if (runner.kind === "vm") this.updateAvailability(model);
     // A check looks inside the VM as it ends: a job running there fails it, and so the run.
-    const vm = this.runners.get(model.vmRunnerName)!;
-    this.after(job.durationMs, () => this.end(job, job.kind === "check" && vm.jobId !== null ? "failure" : "success"));
+    this.after(job.durationMs, () => this.end(job, job.kind === "check" && this.github.runningJobOn(model.vmRunnerName) !== undefined ? "failure" : "success"));
   }
 
   private startPerf(job: SimJob, model: PairModel) {
@@ -532,10 +547,10 @@ export class SimLab {
     model.resettingHosts++;
     model.hostResetStartedAt.set(host.hostLabel!, this.time());
     this.endDirtyIdle(model);
-    const vm = this.runners.get(model.vmRunnerName)!;
-    vm.online = false;
-    this.standin.setRunner(vm.name, { status: "offline", busy: false });
-    if (vm.jobId !== null) this.kill(this.jobs.get(vm.jobId)!);
+    model.offlineSince ??= this.time();
+    const running = this.github.runningJobOn(model.vmRunnerName);
+    this.github.setRunner(model.vmRunnerName, { status: "offline", busy: false });
+    if (running !== undefined) this.kill(this.jobs.get(running)!);
     this.setActivity(model, "resetting");
     this.updateAvailability(model);
   }
@@ -543,7 +558,7 @@ export class SimLab {
   private kill(job: SimJob) {
     job.killed = true;
     this.metrics.killed++;
-    const marks = this.jobMarks.get(this.runners.get(job.runnerName!)!.pairId)!;
+    const marks = this.jobMarks.get(this.runners.get(this.github.job(job.id)!.runner_name!)!.pairId)!;
     const mark = marks[marks.length - 1];
     if (mark) {
       mark.killed = true;
@@ -552,22 +567,48 @@ export class SimLab {
     this.end(job, "failure");
   }
 
-  private end(job: SimJob, conclusion: "success" | "failure") {
-    if (job.endedAt !== null) return;
-    job.endedAt = this.time();
-    const runner = this.runners.get(job.runnerName!)!;
-    runner.jobId = null;
-    this.standin.setRunner(runner.name, { busy: false });
-    this.standin.setJob(job.id, { status: "completed", conclusion });
+  /** A job's end, played once: by its runner, a restore killing it, or GitHub cancelling its run. */
+  private end(job: SimJob, conclusion: "success" | "failure" | "cancelled") {
+    if (job.ended) return;
+    job.ended = true;
+    const ghJob = this.github.job(job.id)!;
+    const runner = this.runners.get(ghJob.runner_name!)!;
+    if (ghJob.status !== "completed") this.github.setJob(job.id, { status: "completed", conclusion });
+    this.github.setRunner(runner.name, { busy: false });
     this.sendWorkflowJob(job.id, "completed");
     const model = this.pairs.get(runner.pairId)!;
     if (job.kind === "perf") this.endPerf(job, model);
     if (job.kind === "restore") this.endRestore(model);
+    if (runner.kind === "vm") this.updateAvailability(model);
     const run = this.runs.get(job.runId)!;
-    if (conclusion !== "success") run.failed = true;
-    run.remaining--;
-    if (run.remaining === 0 && !this.nextStep(run)) this.completeRun(run);
+    if (this.github.run(run.id)?.status !== "completed" && !this.unfinishedJobs(run) && !this.nextStep(run)) this.completeRun(run);
     this.assign();
+  }
+
+  private unfinishedJobs(run: SimRun): boolean {
+    return (this.github.listJobs(run.id) ?? []).some((j) => j.status !== "completed");
+  }
+
+  private failed(run: SimRun): boolean {
+    return (this.github.listJobs(run.id) ?? []).some((j: Job) => j.conclusion === "failure");
+  }
+
+  /** GitHub cancelled the run: its queued jobs never start, its running ones stop now. */
+  private cancelled(runId: number) {
+    const run = this.runs.get(runId);
+    if (run === undefined) return;
+    for (let i = this.waiting.length - 1; i >= 0; i--) {
+      const job = this.waiting[i]!;
+      if (job.runId !== runId) continue;
+      this.waiting.splice(i, 1);
+      job.ended = true;
+    }
+    for (const job of [...this.jobs.values()].filter((j) => j.runId === runId && !j.ended)) this.end(job, "cancelled");
+    this.resetFlows.delete(runId);
+    // Its last job (if: always()) still reports.
+    const done = run.onComplete;
+    delete run.onComplete;
+    if (done) this.after(0, () => done(run));
   }
 
   private endPerf(job: SimJob, model: PairModel) {
@@ -582,12 +623,12 @@ export class SimLab {
   private endRestore(model: PairModel) {
     model.resettingHosts--;
     if (model.resettingHosts > 0) return;
-    const vm = this.runners.get(model.vmRunnerName)!;
-    vm.online = true;
-    this.standin.setRunner(vm.name, { status: "online" });
+    this.github.setRunner(model.vmRunnerName, { status: "online" });
     const lastJob = model.lastJobEndAt ?? -Infinity;
     model.clean = model.pair.hosts.every((h) => (model.hostResetStartedAt.get(h.runnerLabel) ?? -Infinity) >= lastJob);
     this.metrics.pairResets++;
+    this.metrics.resetOfflineMinutes += (this.time() - (model.offlineSince ?? this.time())) / 60_000;
+    model.offlineSince = null;
     if (model.clean) {
       this.setActivity(model, "clean");
     } else {
@@ -605,13 +646,13 @@ export class SimLab {
     if (flow.step === "check") {
       flow.step = "restore";
       // GitHub creates a job once its `needs` are met; a failed check skips the restores.
-      const refused = run.failed;
-      const restores = this.standin.addJobs(
+      const refused = this.failed(run);
+      const restores = this.github.addJobs(
         run.id,
         flow.hosts.map((host) => ({ name: labResetJobs.restore(host), labels: ["self-hosted", host.runnerLabel], runnerName: null, ...(refused ? { status: "completed", conclusion: "skipped" } : { status: "queued" }) })),
       );
       if (!refused) {
-        for (const job of restores) this.queueJob(run, Number(job.id), job.labels, this.resetMs, "restore", this.stepPickupMs);
+        for (const job of restores) this.queueJob(run, Number(job.id), this.resetMs, "restore", this.stepPickupMs);
         return true;
       }
       this.metrics.resetsRefused++;
@@ -624,30 +665,32 @@ export class SimLab {
 
   /** lab-reset.yml's last job, on a GitHub-hosted runner: it makes the run's call while the run is still in progress. */
   private runReportJob(run: SimRun) {
-    const [created] = this.standin.addJobs(run.id, [{ name: labResetJobs.report, status: "queued", labels: ["ubuntu-latest"], runnerName: null }]);
+    const [created] = this.github.addJobs(run.id, [{ name: labResetJobs.report, status: "queued", labels: ["ubuntu-latest"], runnerName: null }]);
     const jobId = Number(created!.id);
-    run.remaining++;
+    const cancelled = () => this.github.job(jobId)!.status === "completed";
     this.sendWorkflowJob(jobId, "queued");
     this.after(this.stepPickupMs, () => {
-      this.standin.setJob(jobId, { status: "in_progress", runnerName: hostedRunnerName(this.nextHostedRunner++) });
+      if (cancelled()) return;
+      this.github.setJob(jobId, { status: "in_progress", runnerName: hostedRunnerName(this.nextHostedRunner++) });
       this.sendWorkflowJob(jobId, "in_progress");
       this.after(this.reportMs, async () => {
         const report = run.onComplete;
         delete run.onComplete;
         await report?.(run);
-        this.standin.setJob(jobId, { status: "completed", conclusion: "success" });
+        if (cancelled()) return;
+        this.github.setJob(jobId, { status: "completed", conclusion: "success" });
         this.sendWorkflowJob(jobId, "completed");
-        run.remaining--;
         this.completeRun(run);
       });
     });
   }
 
   private completeRun(run: SimRun) {
-    this.standin.setRun(run.id, { status: "completed", conclusion: run.failed ? "failure" : "success" });
+    this.github.setRun(run.id, { status: "completed", conclusion: this.failed(run) ? "failure" : "success" });
     // The run's last job (if: always()) reports, after the runners are free again.
     if (run.onComplete) {
       const done = run.onComplete;
+      delete run.onComplete;
       this.after(0, () => done(run));
     }
   }
@@ -660,7 +703,7 @@ export class SimLab {
     const hooks = this.options.webhooks;
     if (hooks === undefined || (action === "queued" && hooks.queued === false)) return;
     const rng = this.webhookRandom;
-    const body = JSON.stringify(this.standin.workflowJobEvent(jobId, action));
+    const body = JSON.stringify(this.github.workflowJobEvent(jobId, action));
     const signature = `sha256=${createHmac("sha256", hooks.secret).update(body).digest("hex")}`;
     const delivery: WorkflowJobDelivery = { event: "workflow_job", deliveryId: rng.uuid(), signature, body };
     const [minSeconds, maxSeconds] = hooks.delaySeconds ?? [1, 5];

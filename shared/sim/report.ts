@@ -19,11 +19,19 @@ export interface PolicyFigures {
   dirtyIdleP95: number;
   queueWaitP50: number;
   queueWaitP95: number;
+  /** Every request GitHub received, retries and 304s included. */
   githubRequestsPerDay: number;
+  /** Those charged to the rate limit: all but the 304s (a conditional request's hit is free). */
+  githubChargedRequestsPerDay: number;
   rateLimitPointsPerDay: number;
   pairResetsPerDay: number;
-  /** Percent of VM-hours a VM could take no perf job: offline while restored, or out of routing (a routing label missing). */
+  /**
+   * Percent of VM-hours a VM could take no perf job because of a reset: offline while restored,
+   * or idle out of routing (a routing label missing); a VM running its own job loses nothing.
+   */
   vmCapacityLostShare: number;
+  /** The floor under it: each completed pair reset's own time offline, as a percent of VM-hours. */
+  vmCapacityFloorShare: number;
   /** Minutes from a pair reset's end until its VM runner carried its routing labels again. */
   labelsBackP50: number;
   labelsBackP95: number;
@@ -45,9 +53,11 @@ export function figures(result: SimulationResult): PolicyFigures {
     queueWaitP50: round(percentile(m.queueWaitMinutes, 50)),
     queueWaitP95: round(percentile(m.queueWaitMinutes, 95)),
     githubRequestsPerDay: Math.round(result.githubRequests / result.days),
+    githubChargedRequestsPerDay: Math.round(result.githubChargedRequests / result.days),
     rateLimitPointsPerDay: Math.round(result.rateLimitPoints / result.days),
     pairResetsPerDay: round(m.pairResets / result.days),
     vmCapacityLostShare: m.vmMinutes === 0 ? 0 : round((100 * m.vmUnavailableMinutes) / m.vmMinutes),
+    vmCapacityFloorShare: m.vmMinutes === 0 ? 0 : round((100 * m.resetOfflineMinutes) / m.vmMinutes),
     labelsBackP50: round(percentile(m.labelsBackMinutes, 50)),
     labelsBackP95: round(percentile(m.labelsBackMinutes, 95)),
   };
@@ -62,11 +72,11 @@ const POLICY_LABEL: Record<PolicyName, string> = {
 
 export function markdownTable(results: SimulationResult[]): string {
   const header =
-    "| policy | perf jobs | dirty starts | killed by a reset | resets refused (VM busy) | dirty & idle p50 / p95 (min) | queue wait p50 / p95 (min) | GitHub requests / day | rate-limit points / day | pair resets / day | VM capacity lost to resets | labels back after reset p50 / p95 (min) |\n" +
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
+    "| policy | perf jobs | dirty starts | killed by a reset | resets refused (VM busy) | dirty & idle p50 / p95 (min) | queue wait p50 / p95 (min) | GitHub requests / day | charged (not 304) / day | rate-limit points / day | pair resets / day | VM capacity lost to resets | floor: resets' own offline time | labels back after reset p50 / p95 (min) |\n" +
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
   const rows = results.map((r) => {
     const f = figures(r);
-    return `| ${POLICY_LABEL[f.policy]} | ${f.perfJobs} | ${f.dirtyStarts} (${f.dirtyStartShare} %) | ${f.killedByReset} | ${f.resetsRefused} | ${f.dirtyIdleP50} / ${f.dirtyIdleP95} | ${f.queueWaitP50} / ${f.queueWaitP95} | ${f.githubRequestsPerDay} | ${f.rateLimitPointsPerDay} | ${f.pairResetsPerDay} | ${f.vmCapacityLostShare} % | ${f.labelsBackP50} / ${f.labelsBackP95} |`;
+    return `| ${POLICY_LABEL[f.policy]} | ${f.perfJobs} | ${f.dirtyStarts} (${f.dirtyStartShare} %) | ${f.killedByReset} | ${f.resetsRefused} | ${f.dirtyIdleP50} / ${f.dirtyIdleP95} | ${f.queueWaitP50} / ${f.queueWaitP95} | ${f.githubRequestsPerDay} | ${f.githubChargedRequestsPerDay} | ${f.rateLimitPointsPerDay} | ${f.pairResetsPerDay} | ${f.vmCapacityLostShare} % | ${f.vmCapacityFloorShare} % | ${f.labelsBackP50} / ${f.labelsBackP95} |`;
   });
   return [header, ...rows].join("\n");
 }

@@ -1,7 +1,9 @@
 /**
  * One simulated lab week under one reset policy:
- * - `lab-reset`: this app, unchanged (Octokit client → GitHub stand-in, reconcile, store), driven
- *   by the timer at its schedule and a job-completed call when each perf run ends;
+ * - `lab-reset`: this app, unchanged (reconcile, store, triggers) on the GitHub model, through
+ *   ModelLabGitHub (in process, the requests Octokit would send) or, with `transport: "http"`,
+ *   the Octokit client and the HTTP stand-in; driven by the timer at its schedule, a
+ *   job-completed call when each perf run ends, and (recommended set-up) webhook deliveries;
  * - `today`: the lab's current workflows (../shared/brief/seed-policy.md), modelled here;
  * - `none`: no resets at all.
  */
@@ -17,7 +19,9 @@ import { createRuntime, type Runtime } from "../runtime.js";
 import { parseSchedule } from "../lab/schedule.js";
 import { readSettings } from "../settings.js";
 import type { PairStore } from "../storage/tables.js";
+import { GitHubModel } from "./github-model.js";
 import { GitHubStandin } from "./github-standin.js";
+import { ModelLabGitHub } from "./model-github.js";
 import { hostRunnerNameOf, SimLab, type PairTimeline, type SimMetrics, type SimRun } from "./lab.js";
 import { Random } from "./random.js";
 import type { Profile } from "./workload.js";
@@ -52,6 +56,8 @@ export interface SimulationOptions {
   resetSchedule?: string;
   logger?: Logger;
   store?: PairStore;
+  /** How the app reaches GitHub: "model" (default) in process; "http": Octokit and the HTTP stand-in. */
+  transport?: "model" | "http";
 }
 
 export interface SimulationResult {
@@ -59,7 +65,10 @@ export interface SimulationResult {
   policy: PolicyName;
   days: number;
   metrics: SimMetrics;
+  /** Requests GitHub received from the app: every attempt (retries included), 304s included. */
   githubRequests: number;
+  /** Of those, the ones charged to the rate limit: all but the 304s. */
+  githubChargedRequests: number;
   /** Secondary rate-limit points: GET 1, write 5. */
   rateLimitPoints: number;
   timelines: PairTimeline[];
@@ -72,7 +81,7 @@ export const DEFAULT_FAULTS: Faults = { serverErrorRate: 0.01, rateLimitRate: 0.
 
 interface Driver {
   onPerfRunComplete(run: SimRun): void | Promise<void>;
-  counts(): { requests: number; points: number };
+  counts(): { requests: number; charged: number; points: number };
   close(): Promise<void>;
 }
 
@@ -81,8 +90,11 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   const end = new Date(start.getTime() + options.days * 86_400_000);
   const { config } = options.profile;
   let clock = () => start;
-  const standin = await GitHubStandin.start({ owner: config.github.owner, repo: config.github.repo, clock: () => clock() });
-  const lab = new SimLab(standin, {
+  const model = new GitHubModel({ owner: config.github.owner, repo: config.github.repo, clock: () => clock() });
+  const app = options.policy === "lab-reset" || options.policy === "lab-reset-calls";
+  // The app's driver closes the stand-in; the other policies make no GitHub request of their own.
+  const github = app && options.transport === "http" ? await GitHubStandin.start({ model }) : model;
+  const lab = new SimLab(model, {
     config,
     osLabel: options.profile.osLabel,
     start,
@@ -93,12 +105,11 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   });
   clock = lab.now;
 
-  const driver =
-    options.policy === "lab-reset" || options.policy === "lab-reset-calls"
-      ? await appDriver(lab, standin, options.policy === "lab-reset" ? withRouting(config) : config, { ...options, webhooks: options.policy === "lab-reset" })
-      : options.policy === "today"
-        ? todayDriver(lab, standin, config, options.resetSchedule)
-        : { onPerfRunComplete: () => {}, counts: () => ({ requests: 0, points: 0 }), close: () => Promise.resolve() };
+  const driver = app
+    ? await appDriver(lab, github, options.policy === "lab-reset" ? withRouting(config) : config, { ...options, webhooks: options.policy === "lab-reset" })
+    : options.policy === "today"
+      ? todayDriver(lab, config, options.resetSchedule)
+      : { onPerfRunComplete: () => {}, counts: () => ({ requests: 0, charged: 0, points: 0 }), close: () => Promise.resolve() };
 
   for (const arrival of options.profile.workload(options.seed, options.days)) {
     lab.at(start.getTime() + arrival.atMinutes * 60_000, () => {
@@ -117,6 +128,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     days: options.days,
     metrics: lab.metrics,
     githubRequests: counts.requests,
+    githubChargedRequests: counts.charged,
     rateLimitPoints: counts.points,
     timelines: lab.finish(),
     start: start.getTime(),
@@ -135,23 +147,31 @@ function everySchedule(lab: SimLab, expression: string, tick: () => Promise<void
   arm();
 }
 
-/** This app, as deployed: the same runtime, handlers and GitHub client, on simulated time. */
 /** The recommended set-up routes perf jobs on `lab`, which the app takes off a used VM until its reset. */
 function withRouting(config: LabConfig): LabConfig {
   return { ...config, routingLabels: ["lab"] };
 }
 
+/** The client's retries and longest rate-limit wait, as deployed; both GitHub paths use them. */
+const CLIENT = { retries: 3, maxRateLimitWaitSeconds: 120 };
+
+/**
+ * This app, as deployed: the same runtime, handlers and reconcile, on simulated time. Given the
+ * lab's model it reaches GitHub through ModelLabGitHub; given an HTTP stand-in over that model,
+ * through the Octokit client, as in production.
+ */
 export async function appDriver(
   lab: SimLab,
-  standin: GitHubStandin,
+  github: GitHubModel | GitHubStandin,
   config: LabConfig,
   options: Pick<SimulationOptions, "faults" | "resetSchedule" | "logger" | "store" | "seed"> & { webhooks?: boolean },
 ): Promise<Driver & { runtime: Runtime; report: (runId: number) => Promise<void> }> {
   const logger = options.logger ?? silentLogger;
   const faults = options.faults ?? DEFAULT_FAULTS;
+  const model = github instanceof GitHubStandin ? github.model : github;
+  const http = github instanceof GitHubStandin ? { GITHUB_API_URL: github.url, GITHUB_TOKEN: github.token } : {};
   const settings = readSettings({
-    GITHUB_API_URL: standin.url,
-    GITHUB_TOKEN: standin.token,
+    ...http,
     OIDC_DISABLED: "true",
     ...(options.webhooks ? { GITHUB_WEBHOOK_SECRET: SIM_WEBHOOK_SECRET } : {}),
     ...(options.resetSchedule ? { RESET_SCHEDULE: options.resetSchedule } : {}),
@@ -162,8 +182,10 @@ export async function appDriver(
     queue,
     clock: lab.now,
     logger,
-    // Waits are real milliseconds standing for simulated seconds, so a week runs in seconds.
-    githubClient: { retries: 3, retryBaseMs: 1, rateLimitBaseMs: 1, writeSpacingMs: 0, timeoutMs: 10_000, maxRateLimitWaitSeconds: 120 },
+    ...(github instanceof GitHubStandin
+      ? // Waits are real milliseconds standing for simulated seconds, so a week runs in seconds.
+        { githubClient: { ...CLIENT, retryBaseMs: 1, rateLimitBaseMs: 1, writeSpacingMs: 0, timeoutMs: 10_000 } }
+      : { github: new ModelLabGitHub(model, config, CLIENT) }),
   });
   // The queue trigger picks a message up within a second, and retries a failed one a minute later.
   const trigger = new MemoryQueueTrigger(runtime, queue, { logger, retryLater: (retry) => lab.after(60_000, () => (retry(), undefined)) });
@@ -179,7 +201,7 @@ export async function appDriver(
   };
   if (options.webhooks) lab.onWorkflowJobDelivery = async (delivery) => void (await githubWebhook(runtime, delivery, logger));
   const faultRandom = new Random(options.seed ^ 0x5eed);
-  standin.injectFault = () =>
+  model.injectFault = () =>
     faultRandom.chance(faults.serverErrorRate) ? { status: 502 } : faultRandom.chance(faults.rateLimitRate) ? { status: 429, headers: { "retry-after": "1" } } : undefined;
 
   /** The perf workflow's last job: call job-completed, retrying a 503 a few times a minute apart. */
@@ -189,7 +211,7 @@ export async function appDriver(
   };
   const callRandom = new Random(options.seed ^ 0xca11);
   // Reset runs report too, so a finished reset is seen without waiting for the timer.
-  standin.onDispatch = (_dispatch, run) => {
+  model.onDispatch = (_dispatch, run) => {
     lab.adoptResetRun(Number(run.id), (r) => report(r.id));
   };
   everySchedule(lab, settings.resetSchedule, async () => {
@@ -203,8 +225,13 @@ export async function appDriver(
     runtime,
     report,
     onPerfRunComplete: (run) => (callRandom.chance(faults.lostCallRate) ? undefined : report(run.id)),
-    counts: () => ({ requests: standin.requests.length, points: standin.requests.reduce((sum, r) => sum + (r.method === "GET" ? 1 : 5), 0) }),
-    close: () => standin.close(),
+    // What GitHub received, every attempt: the app's own stats count a retried request once.
+    counts: () => ({
+      requests: model.requests.length,
+      charged: model.requests.filter((r) => r.status !== 304).length,
+      points: model.requests.reduce((sum, r) => sum + (r.method === "GET" ? 1 : 5), 0),
+    }),
+    close: () => (github instanceof GitHubStandin ? github.close() : Promise.resolve()),
   };
 }
 
@@ -212,7 +239,7 @@ export async function appDriver(
  * Today's workflows: a reset of every host every 6 h and after each perf run; one at a time;
  * gated on no perf run in progress (polled each minute for 45 min; a single look for the cron).
  */
-function todayDriver(lab: SimLab, standin: GitHubStandin, config: LabConfig, resetSchedule = "0 0 */6 * * *"): Driver {
+function todayDriver(lab: SimLab, config: LabConfig, resetSchedule = "0 0 */6 * * *"): Driver {
   let active = false;
   let requests = 0;
   let points = 0;
@@ -226,7 +253,7 @@ function todayDriver(lab: SimLab, standin: GitHubStandin, config: LabConfig, res
   };
   const hosts = config.pairs.flatMap((p) => p.hosts.map((h) => h.runnerLabel));
   const resetEverything = () => {
-    const run = standin.addRun({
+    const run = lab.github.addRun({
       name: "auto-reset-parent-or-child-lab-machine",
       workflowPath: ".github/workflows/auto-reset-parent-or-child-lab-machine.yml",
       event: "workflow_dispatch",
@@ -258,7 +285,7 @@ function todayDriver(lab: SimLab, standin: GitHubStandin, config: LabConfig, res
   everySchedule(lab, resetSchedule, () => request(true));
   return {
     onPerfRunComplete: () => request(false),
-    counts: () => ({ requests, points }),
-    close: () => standin.close(),
+    counts: () => ({ requests, charged: requests, points }),
+    close: () => Promise.resolve(),
   };
 }

@@ -109,30 +109,48 @@ export class TableFactStore implements FactStore {
   }
 }
 
-/** The same rules in process memory, for the simulator and the property tests. */
+/**
+ * The same rules in process memory, for the simulator and the property tests. Facts are kept in
+ * the order they were recorded (by `recordedAt`) and frozen, so a read is a binary search to the
+ * window's start and a slice: the simulator reads a day of facts on every reconcile.
+ */
 export class MemoryFactStore implements FactStore {
-  private readonly facts = new Map<string, JobFact>();
+  private readonly byKey = new Map<string, StoredFact>();
+  /** Oldest `recordedAt` first; facts recorded at the same time keep the order they came in. */
+  private readonly ordered: StoredFact[] = [];
 
   record(facts: JobFact[]): Promise<boolean[]> {
     return Promise.resolve(
       facts.map((fact) => {
         const key = factKey(fact);
-        if (this.facts.has(key)) return false;
-        this.facts.set(key, JobFactSchema.parse(structuredClone(fact)));
+        if (this.byKey.has(key)) return false;
+        const stored: StoredFact = Object.freeze({ key, fact: Object.freeze(JobFactSchema.parse(fact)) });
+        this.byKey.set(key, stored);
+        this.ordered.splice(this.indexAfter(stored.fact.recordedAt, true), 0, stored);
         return true;
       }),
     );
   }
 
   listSince(since: Date): Promise<StoredFact[]> {
-    const from = since.toISOString();
-    return Promise.resolve([...this.facts].filter(([, f]) => f.recordedAt >= from).map(([key, fact]) => ({ key, fact: structuredClone(fact) })));
+    return Promise.resolve(this.ordered.slice(this.indexAfter(since.toISOString(), false)));
   }
 
   prune(before: Date): Promise<number> {
-    const until = before.toISOString();
-    let dropped = 0;
-    for (const [key, fact] of this.facts) if (fact.recordedAt < until && this.facts.delete(key)) dropped++;
-    return Promise.resolve(dropped);
+    const dropped = this.ordered.splice(0, this.indexAfter(before.toISOString(), false));
+    for (const stored of dropped) this.byKey.delete(stored.key);
+    return Promise.resolve(dropped.length);
+  }
+
+  /** Where the facts recorded at or after `at` begin (`strictly`: after it); binary search. */
+  private indexAfter(at: string, strictly: boolean): number {
+    let [low, high] = [0, this.ordered.length];
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      const recordedAt = this.ordered[middle]!.fact.recordedAt;
+      if (recordedAt < at || (strictly && recordedAt === at)) low = middle + 1;
+      else high = middle;
+    }
+    return low;
   }
 }

@@ -4,11 +4,11 @@
  * dies), a driver that runs the app's real handlers, reconcile and decisions through it, and the
  * reliability invariants I1–I5 (README "Invariants") checked while it runs and after every step.
  *
- * Two ways to reach GitHub share it:
- * - "memory": an in-memory GitHub (memory-github.ts); every GitHub and store call waits for
- *   fast-check's scheduler, so concurrent triggers and lab events interleave at random, and
- *   GitHub's faults are the LabGitHub answers the Octokit client gives after its retries;
- * - "http": the real Octokit client against the GitHub stand-in, GitHub's faults sent as HTTP
+ * Both ways to reach GitHub share one GitHub model (shared/sim/github-model.ts) and its lab controls:
+ * - "memory": ModelLabGitHub, in process; every GitHub and store call waits for fast-check's
+ *   scheduler, so concurrent triggers and lab events interleave at random, and GitHub's faults
+ *   are the LabGitHub answers the Octokit client gives after its retries;
+ * - "http": the real Octokit client against the HTTP stand-in, GitHub's faults sent as HTTP
  *   answers; triggers run one after another, so a seed replays the same requests.
  */
 import fc from "fast-check";
@@ -29,9 +29,10 @@ import { createRuntime, type Runtime } from "../../shared/runtime.js";
 import { readSettings } from "../../shared/settings.js";
 import { useImmediateZeroTimeouts } from "../../shared/sim/timers.js";
 import { StoreError, type PairStore, type StoredPair } from "../../shared/storage/tables.js";
+import { GitHubModel } from "../../shared/sim/github-model.js";
 import { GitHubStandin } from "../../shared/sim/github-standin.js";
+import { ModelLabGitHub } from "../../shared/sim/model-github.js";
 import { hostRunnerName, seedConfig, vmRunnerName } from "./lab.js";
-import { MemoryGitHub, type CreatedResetRun, type LabControls } from "./memory-github.js";
 import { signedDelivery, WEBHOOK_SECRET, workflowJobPayload } from "./webhook-deliveries.js";
 
 // ---- The scenario language ----
@@ -156,6 +157,34 @@ export const scenarioArbitrary: fc.Arbitrary<Scenario> = fc.record({
 });
 
 // ---- The lab's truth, and what the app did ----
+
+/** What the lab does, as the scenarios script it: played on the GitHub model. */
+export interface LabControls {
+  /** A perf run whose one job runs on `runnerName` from now on; returns the run's and the job's ids. */
+  startPerfJob(runnerName: string): { runId: number; jobId: number };
+  /** The run ends now, its jobs with it. */
+  completeRun(runId: number, conclusion: "success" | "failure"): void;
+  /** GitHub's busy flag of a runner (it lags the jobs: the tests move it on their own). */
+  setBusy(runnerName: string, busy: boolean): void;
+}
+
+function labControls(model: GitHubModel): LabControls {
+  return {
+    startPerfJob: (runnerName) => {
+      const runId = Number(model.addRun({ name: "perf", status: "in_progress", jobs: [{ runnerName, labels: ["self-hosted", "lab"] }] }).id);
+      return { runId, jobId: Number(model.listJobs(runId)![0]!.id) };
+    },
+    completeRun: (runId, conclusion) => model.setRun(runId, { status: "completed", conclusion }),
+    setBusy: (runnerName, busy) => model.setRunner(runnerName, { busy }),
+  };
+}
+
+/** A reset run created by a dispatch, as the lab sees it. */
+interface CreatedResetRun {
+  pairId: string;
+  requestId: string;
+  runId: number;
+}
 
 /** The process handling a trigger died (a crash between claim and dispatch, or just after the dispatch). */
 class ProcessCrash extends Error {}
@@ -341,30 +370,20 @@ export class PropertyLab {
     const app = { facts: new RecordingFacts(this, new MemoryFactStore()), coverage: new MemoryCoverageStore(), queue: new RecordingQueue(this, this.queue) };
     const settings = { OIDC_DISABLED: "true", GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET };
     const labels = (pair: Pair) => ["lab", "os-windows-2022", pair.vmRunnerLabel];
-    if (this.mode.kind === "memory") {
-      const github = new MemoryGitHub(this.config, this.clock, this.scenario.returnsRunId);
-      for (const pair of this.config.pairs) {
-        github.addRunner(vmRunnerName(pair.id), labels(pair));
-        for (const host of pair.hosts) github.addRunner(hostRunnerName(host.runnerLabel), [host.runnerLabel]);
-      }
-      github.onDispatch = (run) => this.resetCreated(run);
-      this.controls = github;
+    const ghes = !this.scenario.returnsRunId;
+    const standin = this.mode.kind === "http" ? await GitHubStandin.start({ clock: this.clock, ghes }) : undefined;
+    const model = standin?.model ?? new GitHubModel({ clock: this.clock, ghes });
+    for (const pair of this.config.pairs) {
+      model.addRunner({ name: vmRunnerName(pair.id), labels: labels(pair) });
+      for (const host of pair.hosts) model.addRunner({ name: hostRunnerName(host.runnerLabel), labels: [host.runnerLabel] });
+    }
+    model.onDispatch = (d, run) => this.resetCreated({ pairId: String(d.inputs.pair), requestId: String(d.inputs.request_id), runId: Number(run.id) });
+    this.controls = labControls(model);
+    if (standin === undefined) {
+      // Faults come as the client's answers after its retries (recordingGitHub), so none reach the model.
+      const github = new ModelLabGitHub(model, this.config);
       this.runtime = await createRuntime(readSettings(settings), this.config, { github, store, ...app, clock: this.clock, logger: this.logger });
     } else {
-      const standin = await GitHubStandin.start({ clock: this.clock, ghes: !this.scenario.returnsRunId });
-      for (const pair of this.config.pairs) {
-        standin.addRunner({ name: vmRunnerName(pair.id), labels: labels(pair) });
-        for (const host of pair.hosts) standin.addRunner({ name: hostRunnerName(host.runnerLabel), labels: [host.runnerLabel] });
-      }
-      standin.onDispatch = (d, run) => this.resetCreated({ pairId: String(d.inputs.pair), requestId: String(d.inputs.request_id), runId: Number(run.id) });
-      this.controls = {
-        startPerfJob: (runnerName) => {
-          const runId = Number(standin.addRun({ name: "perf", status: "in_progress", jobs: [{ runnerName, labels: ["self-hosted", "lab"] }] }).id);
-          return { runId, jobId: Number(standin.jobsOf(runId)[0]!.id) };
-        },
-        completeRun: (runId, conclusion) => standin.setRun(runId, { status: "completed", conclusion }),
-        setBusy: (runnerName, busy) => standin.setRunner(runnerName, { busy }),
-      };
       this.runtime = await createRuntime(readSettings({ GITHUB_API_URL: standin.url, GITHUB_TOKEN: standin.token, ...settings }), this.config, {
         store,
         ...app,
