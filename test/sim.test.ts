@@ -258,7 +258,7 @@ describe("simulated lab: resets", () => {
 
 /** An hour of the lab as a simulation result, for its figures. */
 function hourOf(lab: SimLab): SimulationResult {
-  return { profile: "test", policy: "lab-reset", days: 1 / 24, metrics: lab.metrics, githubRequests: 0, githubChargedRequests: 0, rateLimitPoints: 0, timelines: [], start: 0, end: 0 };
+  return { profile: "test", policy: "lab-reset", days: 1 / 24, metrics: lab.metrics, githubRequests: 0, githubChargedRequests: 0, githubRedeliveryRequests: 0, rateLimitPoints: 0, timelines: [], start: 0, end: 0 };
 }
 
 describe("simulated lab: webhooks and clock", () => {

@@ -208,6 +208,11 @@ export class SimLab {
   onActivity?: (pairId: string, activity: VmActivity, at: Date) => void;
   /** Receives the `workflow_job` deliveries (with `webhooks`), each in a simulated event of its own. */
   onWorkflowJobDelivery?: (delivery: WorkflowJobDelivery) => Promise<void> | void;
+  /**
+   * A delivery that did not arrive is a failed delivery in GitHub's log: given this, it is handed
+   * here (to be redelivered later, as the app's redelivery timer does); without it, it is lost.
+   */
+  onFailedDelivery?: (redeliver: () => void | Promise<void>) => void;
   private readonly queue = new EventQueue();
   private readonly runners = new Map<string, SimRunner>();
   private readonly jobs = new Map<number, SimJob>();
@@ -716,6 +721,7 @@ export class SimLab {
       record.deliveredAt = this.time();
       return this.onWorkflowJobDelivery?.(delivery);
     };
+    if (lost) this.onFailedDelivery?.(send);
     if (!lost && holdBack) this.heldBack.set(jobId, send);
     if (!lost && !holdBack) this.after(delayMs, send);
     // A held in_progress follows its job's completed one, whether or not that one arrives.

@@ -22,6 +22,8 @@ export interface PolicyFigures {
   /** Every request GitHub received, retries and 304s included. */
   githubRequestsPerDay: number;
   /** Those charged to the rate limit: all but the 304s (a conditional request's hit is free). */
+  /** Of all requests, the redelivery timer's (the recommended set-up's look at the App's delivery log). */
+  githubRedeliveryRequestsPerDay: number;
   githubChargedRequestsPerDay: number;
   rateLimitPointsPerDay: number;
   pairResetsPerDay: number;
@@ -53,6 +55,7 @@ export function figures(result: SimulationResult): PolicyFigures {
     queueWaitP50: round(percentile(m.queueWaitMinutes, 50)),
     queueWaitP95: round(percentile(m.queueWaitMinutes, 95)),
     githubRequestsPerDay: Math.round(result.githubRequests / result.days),
+    githubRedeliveryRequestsPerDay: Math.round(result.githubRedeliveryRequests / result.days),
     githubChargedRequestsPerDay: Math.round(result.githubChargedRequests / result.days),
     rateLimitPointsPerDay: Math.round(result.rateLimitPoints / result.days),
     pairResetsPerDay: round(m.pairResets / result.days),

@@ -69,6 +69,8 @@ export interface SimulationResult {
   githubRequests: number;
   /** Of those, the ones charged to the rate limit: all but the 304s. */
   githubChargedRequests: number;
+  /** Of those, the redelivery timer's (its look at the App's delivery log, and each redelivery asked for). */
+  githubRedeliveryRequests: number;
   /** Secondary rate-limit points: GET 1, write 5. */
   rateLimitPoints: number;
   timelines: PairTimeline[];
@@ -81,7 +83,7 @@ export const DEFAULT_FAULTS: Faults = { serverErrorRate: 0.01, rateLimitRate: 0.
 
 interface Driver {
   onPerfRunComplete(run: SimRun): void | Promise<void>;
-  counts(): { requests: number; charged: number; points: number };
+  counts(): { requests: number; charged: number; points: number; redelivery?: number };
   close(): Promise<void>;
 }
 
@@ -105,7 +107,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   });
   clock = lab.now;
 
-  const driver = app
+  const driver: Driver = app
     ? await appDriver(lab, github, options.policy === "lab-reset" ? withRouting(config) : config, { ...options, webhooks: options.policy === "lab-reset" })
     : options.policy === "today"
       ? todayDriver(lab, config, options.resetSchedule)
@@ -129,6 +131,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     metrics: lab.metrics,
     githubRequests: counts.requests,
     githubChargedRequests: counts.charged,
+    githubRedeliveryRequests: counts.redelivery ?? 0,
     rateLimitPoints: counts.points,
     timelines: lab.finish(),
     start: start.getTime(),
@@ -200,6 +203,7 @@ export async function appDriver(
     });
   };
   if (options.webhooks) lab.onWorkflowJobDelivery = async (delivery) => void (await githubWebhook(runtime, delivery, logger));
+  const redelivery = options.webhooks ? redeliverFailed(lab, settings.redeliverSchedule) : null;
   const faultRandom = new Random(options.seed ^ 0x5eed);
   model.injectFault = () =>
     faultRandom.chance(faults.serverErrorRate) ? { status: 502 } : faultRandom.chance(faults.rateLimitRate) ? { status: 429, headers: { "retry-after": "1" } } : undefined;
@@ -224,15 +228,41 @@ export async function appDriver(
   return {
     runtime,
     report,
-    onPerfRunComplete: (run) => (callRandom.chance(faults.lostCallRate) ? undefined : report(run.id)),
-    // What GitHub received, every attempt: the app's own stats count a retried request once.
+    // With the webhook, no perf workflow is edited to call job-completed: GitHub's deliveries say it all.
+    onPerfRunComplete: (run) => (options.webhooks || callRandom.chance(faults.lostCallRate) ? undefined : report(run.id)),
+    // What GitHub received, every attempt (the app's own stats count a retried request once), and the redelivery timer's.
     counts: () => ({
-      requests: model.requests.length,
-      charged: model.requests.filter((r) => r.status !== 304).length,
-      points: model.requests.reduce((sum, r) => sum + (r.method === "GET" ? 1 : 5), 0),
+      requests: model.requests.length + (redelivery?.requests.gets ?? 0) + (redelivery?.requests.posts ?? 0),
+      charged: model.requests.filter((r) => r.status !== 304).length + (redelivery?.requests.gets ?? 0) + (redelivery?.requests.posts ?? 0),
+      points: model.requests.reduce((sum, r) => sum + (r.method === "GET" ? 1 : 5), 0) + (redelivery?.requests.gets ?? 0) + 5 * (redelivery?.requests.posts ?? 0),
+      redelivery: (redelivery?.requests.gets ?? 0) + (redelivery?.requests.posts ?? 0),
     }),
     close: () => (github instanceof GitHubStandin ? github.close() : Promise.resolve()),
   };
+}
+
+/**
+ * The redelivery timer (shared/triggers/redeliver.ts) as the simulated lab sees it: at each tick
+ * of REDELIVER_SCHEDULE it reads GitHub's delivery log since its last look (a GET per 100
+ * deliveries, at least one) and asks once for each failed delivery (a POST), which arrives
+ * seconds later. Modelled here, not run: the App's delivery log is not part of the GitHub model.
+ */
+function redeliverFailed(lab: SimLab, schedule: string) {
+  const requests = { gets: 0, posts: 0 };
+  let failed: (() => void | Promise<void>)[] = [];
+  let seen = lab.deliveries.length;
+  lab.onFailedDelivery = (redeliver) => void failed.push(redeliver);
+  everySchedule(lab, schedule, () => {
+    const made = lab.deliveries.length - seen;
+    seen = lab.deliveries.length;
+    requests.gets += Math.max(1, Math.ceil(made / 100));
+    for (const redeliver of failed) {
+      requests.posts++;
+      lab.after(2_000, redeliver);
+    }
+    failed = [];
+  });
+  return { requests };
 }
 
 /**
