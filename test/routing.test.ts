@@ -109,6 +109,25 @@ describe("routing labels follow the pair (I6)", () => {
     expect(await stored(lab, "vm-42-43")).toMatchObject({ state: "busy", routing: "closed" });
   });
 
+  it("a job queued on the routing labels brings a look once the busy flag would show it: a start whose delivery is late still closes routing", async () => {
+    lab = await start();
+    await cleanLab(lab);
+    const vm = vmRunnerName("vm-05-10");
+    const run = perfRun(lab, [vm]);
+    const job = lab.github.jobsOf(run.id)[0]!;
+    const queued = await githubWebhook(lab.runtime, await signedDelivery(lab.github.workflowJobEvent(Number(job.id), "queued")), logged().logger);
+    expect(queued).toMatchObject({ status: 202, body: { reconcile: expect.stringMatching(/^a look at /) } });
+    expect(lab.queue.length).toBe(0);
+    // The job took the VM; its in_progress delivery has not come. GitHub's busy flag has turned.
+    lab.github.setRunner(vm, { busy: true });
+    lab.advance(1);
+    expect(await lab.settle()).toBeNull();
+    lab.advance(0.5);
+    const look = await lab.settle();
+    expect(look?.pairs.find((p) => p.id === "vm-05-10")).toMatchObject({ state: "busy" });
+    expect(labelsOf(lab, vm)).not.toContain("lab");
+  });
+
   it("a reconcile that sees a job on a VM still carrying the label removes it (a lost in_progress delivery)", async () => {
     lab = await start();
     await cleanLab(lab);

@@ -39,3 +39,9 @@ export function jobNews(job: DeliveredJob, action: "in_progress" | "completed", 
   // Any other self-hosted runner may be a lab VM: which runner is whose is the reconcile's to say.
   return "look";
 }
+
+/** Whether a job routes on the routing labels (so may take a VM the reconcile put in routing); only with routing labels configured. */
+export function routesOnRoutingLabels(job: Pick<DeliveredJob, "labels">, config: Pick<LabConfig, "routingLabels">): boolean {
+  const labels = new Set((job.labels ?? []).map((l) => l.toLowerCase()));
+  return config.routingLabels.some((l) => labels.has(l.toLowerCase()));
+}

@@ -117,7 +117,7 @@ export class ReconcileWorker {
   private async superseded(deps: WorkerDeps, queued: QueuedMessage): Promise<boolean> {
     const due = queued.message.dueAt;
     const last = this.lastOk;
-    if (due === undefined || last === null || last.endedAt <= queued.insertedAt.toISOString()) return false;
+    if (due === undefined || queued.message.firm === true || last === null || last.endedAt <= queued.insertedAt.toISOString()) return false;
     if (last.nextLookAt !== null && last.nextLookAt <= due) return false;
     if (this.lookQueuedFor === due) this.lookQueuedFor = null;
     await this.lookLater(deps, last.nextLookAt);

@@ -14,7 +14,13 @@ export const RetrySchema = z.object({ attempt: z.number().int().min(1), dueAt: z
  * `dueAt`: a look queued for later (shared/lab/looks.ts), hidden until then; only a reconcile
  * that began after it is due covers it.
  */
-export const ReconcileMessageSchema = z.object({ trigger: TriggerSchema, retry: RetrySchema.optional(), dueAt: z.iso.datetime({ offset: true }).optional() });
+export const ReconcileMessageSchema = z.object({
+  trigger: TriggerSchema,
+  retry: RetrySchema.optional(),
+  dueAt: z.iso.datetime({ offset: true }).optional(),
+  /** A look no later reconcile's plan can make redundant (a job queued while routing is open may start at any time). */
+  firm: z.boolean().optional(),
+});
 export type ReconcileMessage = z.infer<typeof ReconcileMessageSchema>;
 
 /** A message as the queue trigger hands it over. */

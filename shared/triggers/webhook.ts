@@ -19,7 +19,8 @@
 import { verify } from "@octokit/webhooks-methods";
 import { z } from "zod";
 import { zodProblems, type LabConfig } from "../lab/config.js";
-import { jobNews } from "../lab/job-news.js";
+import { jobNews, routesOnRoutingLabels } from "../lab/job-news.js";
+import { BUSY_FLAG_LOOK_SECONDS } from "../lab/looks.js";
 import { GitHubTime, type LabGitHub } from "../github/client.js";
 import type { Logger } from "../logger.js";
 import type { FactStore, JobFact } from "../storage/facts.js";
@@ -148,6 +149,7 @@ export async function githubWebhook(runtime: WebhookRuntime, delivery: WebhookDe
   if ("status" in event) return event;
   const job = event.workflow_job;
   const about = { deliveryId: delivery.deliveryId, action: event.action, jobId: job.id, runId: job.run_id };
+  if (event.action === "queued" && routesOnRoutingLabels(job, runtime.config)) return lookWhenStarted(runtime, about, logger);
   if (!isRecordedAction(event.action)) return reply(202, { ...about, ignored: `action ${event.action} does not change a pair` });
   // Jobs that never reached a runner are none of the lab's business, but legitimate: not an error.
   if (job.runner_name === null) return reply(202, { ...about, ignored: "the job never reached a runner" });
@@ -167,6 +169,20 @@ export async function githubWebhook(runtime: WebhookRuntime, delivery: WebhookDe
   }
   if (event.action === "in_progress") await closeRouting(runtime, event.workflow_job, logger);
   return answer;
+}
+
+/**
+ * A job queued on the routing labels may take an open VM within seconds: a look once the busy
+ * flag would show it, in case its `in_progress` delivery comes late (or fails). Nothing recorded.
+ */
+async function lookWhenStarted(runtime: WebhookRuntime, about: Record<string, unknown>, logger: Logger): Promise<JsonResponse> {
+  const dueAt = new Date(runtime.clock().getTime() + BUSY_FLAG_LOOK_SECONDS * 1000).toISOString();
+  try {
+    await runtime.queue.send({ trigger: "webhook", dueAt, firm: true }, { delaySeconds: BUSY_FLAG_LOOK_SECONDS });
+    return reply(202, { ...about, reconcile: `a look at ${dueAt}, once GitHub's busy flag would show where the job started` });
+  } catch (error) {
+    return unavailable(error, logger, "Nothing was recorded; redeliver the event later.");
+  }
 }
 
 /**
