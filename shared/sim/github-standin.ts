@@ -217,6 +217,8 @@ export class GitHubStandin {
   onDispatch?: (dispatch: DispatchRecord, run: WorkflowRun) => void;
   /** Asked for every authorized request: a fault to answer instead (the simulator's random faults). */
   injectFault?: (method: string, path: string) => FaultSpec | undefined;
+  /** Awaited before every request is answered: a test changes the world between a request and its answer. */
+  onRequest?: (method: string, path: string) => void | Promise<void>;
   /** Every call to a runner's labels endpoints, answered or not. */
   readonly labelCalls: LabelCall[] = [];
   /** True: answer the label call 403, as GitHub does to an App without runner write permission. */
@@ -673,6 +675,7 @@ export class GitHubStandin {
       },
     };
 
+    await this.onRequest?.(method, path);
     if (this.appAuth !== undefined && ACCESS_TOKENS_PATH.test(path)) return this.answerAccessTokens(ex, method, path);
     if (DELIVERIES_PATH.test(path)) return this.answerDeliveries(ex, method, path);
     if (!this.authorized(req.headers.authorization)) {
