@@ -78,7 +78,10 @@ async function main(): Promise<void> {
       `WARNING: this local run acts on the real lab at ${settings.githubApiUrl}: it dispatches real resets, and its Table Storage (in-memory Azurite) is not the deployed app's, so the two do not coordinate their claims. Set AzureWebJobsStorage to the deployed storage account to share them.`,
     );
   }
-  const runtime = await createRuntime(settings, config, sim ? { clock: sim.now, logger: quiet(consoleLogger), simulatedClock: { speed: sim.speed } } : {});
+  // GitHub's second between writes is a simulated second here: a wall-clock one would stretch each
+  // label edit over `speed` simulated seconds, and stall a reconcile of the simulated lab for minutes.
+  const simulated = sim ? { clock: sim.now, logger: quiet(consoleLogger), simulatedClock: { speed: sim.speed }, githubClient: { writeSpacingMs: Math.max(1, Math.round(1000 / sim.speed)) } } : {};
+  const runtime = await createRuntime(settings, config, simulated);
   if (sim) runtime.store = printingStateChanges(runtime.store, sim.now);
   if (oidcOffByDefault) console.warn("OIDC is off because this is the local host; to check tokens as Azure does, set OIDC_AUDIENCE=<audience> (and OIDC_ISSUER for GHES).");
   // In the simulated lab the timer fires on the simulated clock, through the admin route.
