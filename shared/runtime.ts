@@ -13,7 +13,7 @@ import { consoleLogger, type Logger } from "./logger.js";
 import { OncePerKey } from "./once.js";
 import { ReconcileWorker } from "./reconcile/worker.js";
 import { callerSettingsProblems, GITHUB_SETTINGS_HINT, NO_REDELIVERY_WARNING, OIDC_DISABLED_WARNING, readSettings, type Settings } from "./settings.js";
-import type { StorageConnection } from "./storage/connection.js";
+import type { StorageConnection, StorageRetry } from "./storage/connection.js";
 import { MemoryCoverageStore, TableCoverageStore, type CoverageStore } from "./storage/coverage.js";
 import { MemoryFactStore, TableFactStore, type FactStore } from "./storage/facts.js";
 import { MemoryRedeliveryLedger, TableRedeliveryLedger, type RedeliveryLedger } from "./storage/deliveries.js";
@@ -78,15 +78,17 @@ export interface RuntimeOverrides {
   simulatedClock?: { speed: number };
   /** Octokit tuning for tests: fast retries, short timeouts. */
   githubClient?: { timeoutMs?: number; retries?: number; retryBaseMs?: number; maxRateLimitWaitSeconds?: number; writeSpacingMs?: number; rateLimitBaseMs?: number };
+  /** Storage SDK tuning for tests of a stopped storage: fewer, quicker retries. */
+  storageRetry?: StorageRetry;
 }
 
-function connectionOf(settings: Settings): StorageConnection | null {
+function connectionOf(settings: Settings, retry: StorageRetry | undefined): StorageConnection | null {
   const storage = settings.storage;
-  const provisioned = settings.storageProvisioned;
-  if (storage.kind === "connectionString") return { kind: "connectionString", connectionString: storage.connectionString, provisioned };
+  const common = { provisioned: settings.storageProvisioned, retry };
+  if (storage.kind === "connectionString") return { kind: "connectionString", connectionString: storage.connectionString, ...common };
   if (storage.kind === "identity") {
     const credential = new DefaultAzureCredential(storage.clientId ? { managedIdentityClientId: storage.clientId } : {});
-    return { kind: "identity", tableServiceUrl: storage.tableServiceUrl, queueServiceUrl: storage.queueServiceUrl, credential, provisioned };
+    return { kind: "identity", tableServiceUrl: storage.tableServiceUrl, queueServiceUrl: storage.queueServiceUrl, credential, ...common };
   }
   return null;
 }
@@ -96,7 +98,7 @@ export async function createRuntime(settings: Settings, config: LabConfig, overr
   const clock = overrides.clock ?? (() => new Date());
   const problems: string[] = [];
   if (!overrides.github && settings.githubAuth === null) problems.push(`No GitHub credentials: ${GITHUB_SETTINGS_HINT}.`);
-  const connection = connectionOf(settings);
+  const connection = connectionOf(settings, overrides.storageRetry);
   if (!overrides.store && connection === null) {
     problems.push("No storage: set AzureWebJobsStorage (a connection string) or AzureWebJobsStorage__accountName (managed identity).");
   }

@@ -14,7 +14,7 @@ import { startLocalHost, type LocalHost } from "../shared/local/host.js";
 import { silentLogger } from "../shared/logger.js";
 import type { PlannedPair } from "../shared/reconcile/plan.js";
 import { CoalescedSends, StorageReconcileQueue, type ReconcileMessage } from "../shared/storage/queue.js";
-import { finishReset, hostRunnerName, perfRun, seedConfig, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
+import { beforeRequest, finishReset, hostRunnerName, perfRun, seedConfig, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
 import { ContestedStore } from "./support/store.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- answers are checked by the assertions
@@ -22,9 +22,7 @@ const json = async (response: Response | Promise<Response>): Promise<any> => (aw
 
 let lab: TestLab | undefined;
 let host: LocalHost | undefined;
-const originalFetch = globalThis.fetch;
 afterEach(async () => {
-  globalThis.fetch = originalFetch;
   await host?.close();
   await lab?.close();
   host = lab = undefined;
@@ -252,14 +250,10 @@ describe("POST /api/pairs/{id}/reset", () => {
     expect((await resetNow(lab.runtime, "vm-42-43", "mara", silentLogger)).status).toBe(202);
     // The reconcile lists runners twice: the first look, then the second look after the claim.
     let perf: { id: number } | undefined;
-    let lists = 0;
-    globalThis.fetch = async (input, init) => {
-      const url = input instanceof Request ? input.url : input.toString();
-      if (/\/actions\/runners/.test(url) && ++lists === 2) perf = perfRun(lab!, [vmRunnerName("vm-42-43")]);
-      return originalFetch(input, init);
-    };
+    beforeRequest(lab, { path: /\/actions\/runners/ }, 2, () => {
+      perf = perfRun(lab!, [vmRunnerName("vm-42-43")]);
+    });
     expect(decisionOf(await lab.settle(), "vm-42-43")).toBe("deferred-busy");
-    globalThis.fetch = originalFetch;
     expect(perf).toBeDefined();
     expect(dispatchesOf(lab, "vm-42-43")).toHaveLength(1);
     expect(await stored(lab, "vm-42-43")).toMatchObject({ resetRequestedBy: "mara", resetRequestedAt: expect.any(String) });

@@ -99,18 +99,29 @@ describe("storage refusals and unreachable endpoints", () => {
   });
 
   it("a closed port names the endpoint and what to check", async () => {
-    // The SDKs' own clients without their retries (the app's wait ~6 s and ~16 s for the same error).
+    // One try each (the SDKs' default retries wait ~7 s and ~28 s for the same error).
     const { port, connectionString } = await closed();
-    const tableError = await TableClient.fromConnectionString(connectionString, "errorsClosed", { allowInsecureConnection: true, retryOptions: { maxRetries: 0 } })
-      .createTable()
-      .catch((error: unknown) => error);
-    expect(new StoreError("create table errorsClosed", tableError).message).toBe(
-      `Table Storage create table errorsClosed failed: cannot reach http://127.0.0.1:${port}: ECONNREFUSED; check AzureWebJobsStorage and that the account (or Azurite) is running`,
+    const connection = { kind: "connectionString" as const, connectionString, retry: { maxTries: 1 } };
+    expect(await failure(openTable(connection, "errorsClosed"))).toBe(
+      `StoreError: Table Storage create table errorsClosed failed: cannot reach http://127.0.0.1:${port}: ECONNREFUSED; check AzureWebJobsStorage and that the account (or Azurite) is running`,
     );
-    const queueError = await new QueueClient(connectionString, "errors-closed", { retryOptions: { maxTries: 1 } }).createIfNotExists().catch((error: unknown) => error);
-    expect(new StoreError("create queue errors-closed", queueError).message).toBe(
-      `Queue Storage create queue errors-closed failed: cannot reach http://127.0.0.1:${port}: ECONNREFUSED; check AzureWebJobsStorage and that the account (or Azurite) is running`,
+    expect(await failure(StorageReconcileQueue.open(connection, "errors-closed"))).toBe(
+      `StoreError: Queue Storage create queue errors-closed failed: cannot reach http://127.0.0.1:${port}: ECONNREFUSED; check AzureWebJobsStorage and that the account (or Azurite) is running`,
     );
+  });
+
+  it("tries a call as often as the connection's retry says, tables and queues alike", async () => {
+    const server = await answering(503);
+    try {
+      const connectionString = azurite().replace(/127\.0\.0\.1:\d+/g, `127.0.0.1:${new URL(server.url).port}`);
+      const connection = { kind: "connectionString" as const, connectionString, retry: { maxTries: 3, retryDelayInMs: 1, maxRetryDelayInMs: 5 } };
+      await expect(openTable(connection, "errorsRetried")).rejects.toThrow(/^Table Storage create table errorsRetried failed: 503/);
+      expect(server.requests()).toBe(3);
+      await expect(StorageReconcileQueue.open(connection, "errors-retried")).rejects.toThrow(/^Queue Storage create queue errors-retried failed: 503/);
+      expect(server.requests()).toBe(6);
+    } finally {
+      await server.close();
+    }
   });
 
   it("a managed identity refused is told which role it lacks", () => {

@@ -1,31 +1,25 @@
 /**
- * Faults of the real components: Azurite stopped mid-reconcile, and the GitHub stand-in answering
+ * Faults of the real components: Table Storage gone mid-reconcile, and the GitHub stand-in answering
  * as GitHub does when it limits, breaks or stalls. (500/502 reads, a dispatch answered 500 and a
  * dispatch refused with 422 are in reconcile.test.ts.) Every case fails closed: nothing is
  * dispatched without a claim recorded and a fresh look at GitHub; a failed reconcile queues a
  * retry that looks again a minute later, and the retry or the next trigger recovers.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, inject, it } from "vitest";
 import { labKey } from "../shared/lab/config.js";
-import { startAzurite, type RunningAzurite } from "../shared/local/azurite.js";
 import type { Logger } from "../shared/logger.js";
 import { TableStore } from "../shared/storage/tables.js";
 import { jobCompleted } from "../shared/triggers/job-completed.js";
-import { finishReset, perfRun, seedConfig, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
+import { beforeRequest, finishReset, perfRun, seedConfig, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
+import { tableOutage, type TableOutage } from "./support/storage-outage.js";
+import { QUICK_STORAGE_RETRY, uniqueTablePrefix } from "./support/store.js";
 
 let lab: TestLab | undefined;
-let azurite: RunningAzurite | undefined;
-let folder: string | undefined;
-const originalFetch = globalThis.fetch;
+let tables: TableOutage | undefined;
 afterEach(async () => {
-  globalThis.fetch = originalFetch;
   await lab?.close();
-  await azurite?.stop();
-  if (folder) rmSync(folder, { recursive: true, force: true });
-  lab = azurite = folder = undefined;
+  await tables?.close();
+  lab = tables = undefined;
 });
 
 const report = (runId: number) => JSON.stringify({ repository: "microsoft/netperf", runId });
@@ -47,49 +41,35 @@ function capturingLogger() {
   return { logger, lines, errors, alerts: () => errors().filter((l) => reconcileFailed.test(l)).join("\n") };
 }
 
-/** Runs `before` just before the n-th GitHub request whose URL matches (the app's client reads the global fetch). */
-function beforeRequest(pattern: RegExp, n: number, before: () => Promise<void>) {
-  let seen = 0;
-  globalThis.fetch = async (input, init) => {
-    const url = input instanceof Request ? input.url : input.toString();
-    if (pattern.test(url) && ++seen === n) await before();
-    return originalFetch(input, init);
-  };
-}
-
-describe("Azurite stopped mid-reconcile", () => {
-  // One pair: each Table call made while Azurite is down waits out the Azure SDK's own retries (~6 s).
+describe("Table Storage gone mid-reconcile", () => {
+  // One pair, and quick retries: each Table call made while storage is gone fails in milliseconds, not the SDK's ~7 s.
   const config = { ...seedConfig, pairs: [seedConfig.pairs[0]!] };
   const pairId = config.pairs[0]!.id;
 
-  async function labOnOwnAzurite(logger?: Logger) {
-    folder = mkdtempSync(join(tmpdir(), "lab-reset-azurite-"));
-    azurite = await startAzurite({ location: folder });
-    const store = await TableStore.open({ connection: { kind: "connectionString", connectionString: azurite.connectionString }, tablePrefix: "faults", lab: labKey(config) });
+  /** The pair records behind a table endpoint the test cuts; facts, coverage and the queue stay up. */
+  async function labWithOutage(logger?: Logger) {
+    tables = await tableOutage(inject("azuriteConnectionString"));
+    const store = await TableStore.open({ connection: { kind: "connectionString", connectionString: tables.connectionString, retry: QUICK_STORAGE_RETRY }, tablePrefix: uniqueTablePrefix(), lab: labKey(config) });
     lab = await startTestLab({ config, store, ...(logger ? { logger } : {}) });
     return lab;
   }
-  const restartAzurite = async () => {
-    azurite = await startAzurite({ location: folder!, port: azurite!.port });
-  };
 
-  it("dispatches nothing when the claim cannot be written; the reconcile fails naming the Table call, and its retried message resets the pair once Azurite is back", async () => {
+  it("dispatches nothing when the claim cannot be written; the reconcile fails naming the Table call, and its retried message resets the pair once storage is back", async () => {
     const log = capturingLogger();
-    const l = await labOnOwnAzurite(log.logger);
+    const l = await labWithOutage(log.logger);
     const perf = perfRun(l, [vmRunnerName(pairId)], "completed");
-    // The call records the job's end (the facts live on the shared Azurite) and queues a reconcile.
+    // The call records the job's end (the facts' tables stay up) and queues a reconcile.
     const call = await jobCompleted(l.runtime, report(perf.id), l.runtime.logger);
     expect(call).toMatchObject({ status: 202, body: { pairs: [{ id: pairId, state: "dirty", jobSinceReset: true }], reconcile: "queued" } });
-    // The reconcile lists the records; the pairs' Azurite goes away before the claim is written.
-    beforeRequest(/\/actions\/runners/, 1, () => azurite!.stop());
+    // The reconcile lists the records; the pairs' tables go away before the claim is written.
+    beforeRequest(l, { path: /\/actions\/runners/ }, 1, () => tables!.cut());
     expect(await l.settle()).toBeNull();
     expect(log.alerts()).toMatch(new RegExp(`pair ${pairId}: Table Storage create pair ${pairId} failed`));
     expect(l.github.dispatches).toHaveLength(0);
-    // The retry is queued (the queue is not the pairs' Azurite), hidden for a minute.
+    // The retry is queued (the queue stays up), hidden for a minute.
     expect(l.queue.length).toBe(0);
 
-    globalThis.fetch = originalFetch;
-    await restartAzurite();
+    await tables!.restore();
     l.advance(1);
     expect(l.queue.length).toBe(1);
     const retried = await l.settle();
@@ -98,17 +78,16 @@ describe("Azurite stopped mid-reconcile", () => {
     expect(await stored(l, pairId)).toMatchObject({ state: "resetting", lastJobRunId: perf.id, resetRequestId: accepted(l)[0]!.inputs.request_id });
   }, 60_000);
 
-  it("between claim and dispatch: no dispatch while the claim cannot be read back; once Azurite is back the claim times out and the pair is reset", async () => {
+  it("between claim and dispatch: no dispatch while the claim cannot be read back; once storage is back the claim times out and the pair is reset", async () => {
     const log = capturingLogger();
-    const l = await labOnOwnAzurite(log.logger);
-    // The second runners listing is the look after the claim: Azurite goes away just before it.
-    beforeRequest(/\/actions\/runners/, 2, () => azurite!.stop());
+    const l = await labWithOutage(log.logger);
+    // The second runners listing is the look after the claim: storage goes away just before it.
+    beforeRequest(l, { path: /\/actions\/runners/ }, 2, () => tables!.cut());
     await expect(l.timer()).rejects.toThrow(/not reconciled/);
     expect(log.alerts()).toMatch(new RegExp(`pair ${pairId}: could not release claim`));
     expect(l.github.dispatches).toHaveLength(0);
 
-    globalThis.fetch = originalFetch;
-    await restartAzurite();
+    await tables!.restore();
     const claim = await stored(l, pairId);
     expect(claim).toMatchObject({ state: "resetting", resetRunId: null });
     l.advance(31); // resetTimeoutMinutes
@@ -120,18 +99,17 @@ describe("Azurite stopped mid-reconcile", () => {
     expect(await stored(l, pairId)).toMatchObject({ state: "resetting", attempts: 2, resetRequestId: accepted(l)[0]!.inputs.request_id });
   }, 60_000);
 
-  it("as the dispatch goes out: the run's id is lost with Azurite, found by its request id once it is back, and nothing is dispatched twice", async () => {
+  it("as the dispatch goes out: the run's id is lost with storage, found by its request id once it is back, and nothing is dispatched twice", async () => {
     const log = capturingLogger();
-    const l = await labOnOwnAzurite(log.logger);
-    beforeRequest(/\/dispatches$/, 1, () => azurite!.stop());
+    const l = await labWithOutage(log.logger);
+    beforeRequest(l, { path: /\/dispatches$/ }, 1, () => tables!.cut());
     await l.timer().catch(() => undefined);
     expect(accepted(l)).toHaveLength(1);
     const { request_id: requestId } = accepted(l)[0]!.inputs;
     expect(log.errors().join("\n")).toMatch(new RegExp(`pair ${pairId}: Table Storage update of claim ${String(requestId)} failed: Table Storage update pair ${pairId} failed`));
 
-    globalThis.fetch = originalFetch;
-    await restartAzurite();
-    // What Azurite kept is the claim: the request id, not yet its run.
+    await tables!.restore();
+    // What storage kept is the claim: the request id, not yet its run.
     expect(await stored(l, pairId)).toMatchObject({ state: "resetting", resetRequestId: requestId, resetRunId: null });
     l.advance(2);
     const follow = await l.timer();

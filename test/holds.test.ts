@@ -11,14 +11,12 @@ import { newPairRecord } from "../shared/lab/pair-record.js";
 import { startLocalHost, type LocalHost } from "../shared/local/host.js";
 import { silentLogger } from "../shared/logger.js";
 import type { ReconcileMessage } from "../shared/storage/queue.js";
-import { finishReset, perfRun, seedConfig, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
+import { beforeRequest, finishReset, perfRun, seedConfig, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
 import { ContestedStore } from "./support/store.js";
 
 let lab: TestLab | undefined;
 let host: LocalHost | undefined;
-const originalFetch = globalThis.fetch;
 afterEach(async () => {
-  globalThis.fetch = originalFetch;
   await host?.close();
   await lab?.close();
   host = lab = undefined;
@@ -168,17 +166,14 @@ describe("a held pair", () => {
     lab = await startTestLab({ config: routed });
     await cleanLab(lab);
     const perf = perfRun(lab, [vmRunnerName("vm-11-12")], "completed");
-    let runnerLists = 0;
-    globalThis.fetch = async (input, init) => {
-      const url = input instanceof Request ? input.url : input.toString();
-      // The trigger's own lookup, the first look, then the second look: hold just before the second.
-      if (/\/actions\/runners(\?|$)/.test(url) && ++runnerLists === 3) {
-        expect((await holdPair(lab!.runtime, { pairId: "vm-11-12", principal: "bob", body: JSON.stringify({ reason: "cabling" }) }, silentLogger)).status).toBe(200);
-      }
-      return originalFetch(input, init);
-    };
+    let held: number | undefined;
+    // The trigger's own lookup, the first look, then the second look: hold just before the second.
+    const runnerLists = beforeRequest(lab, { path: /\/actions\/runners$/ }, 3, async () => {
+      held = (await holdPair(lab!.runtime, { pairId: "vm-11-12", principal: "bob", body: JSON.stringify({ reason: "cabling" }) }, silentLogger)).status;
+    });
     const { result } = await lab.jobCompleted(JSON.stringify({ repository: "microsoft/netperf", runId: perf.id }));
-    expect(runnerLists).toBeGreaterThanOrEqual(3);
+    expect(runnerLists()).toBeGreaterThanOrEqual(3);
+    expect(held).toBe(200);
     expect(dispatchesOf(lab, "vm-11-12")).toEqual([]);
     expect(result?.pairs.find((p) => p.id === "vm-11-12")).toMatchObject({ decision: "held" });
     expect(await stored(lab, "vm-11-12")).toMatchObject({ holdBy: "bob", holdReason: "cabling" });

@@ -131,8 +131,11 @@ function startApp(env: Record<string, string>) {
 describe("npm start", () => {
   it("without GitHub settings runs the simulated lab, says so first, and a pair goes busy → dirty → resetting → clean", async () => {
     const port = await freePort();
-    // 600 simulated minutes per minute: the first perf run (12 min) and its reset pass in seconds.
-    const app = startApp({ PORT: String(port), SIM_SPEED: "600" });
+    // 200 simulated minutes per minute: the first perf run (12 min) and its reset pass in seconds, and the
+    // timer's first look (a queue poll, up to a real second, then a reconcile) still comes while the run's job is on the VM.
+    // On the tests' Azurite, in tables and a queue of its own: starting its own is the next test's.
+    const storage = { AzureWebJobsStorage: inject("azuriteConnectionString"), LAB_TABLE_PREFIX: `t${randomBytes(6).toString("hex")}`, RECONCILE_QUEUE: `q${randomBytes(6).toString("hex")}` };
+    const app = startApp({ PORT: String(port), SIM_SPEED: "200", ...storage });
     try {
       await app.waitFor(/^lab-reset: SIMULATED LAB/);
       expect(app.output().split("\n")[0]).toMatch(/SIMULATED LAB.*GITHUB_TOKEN.*GITHUB_APP_ID.*GITHUB_API_URL/);

@@ -6,9 +6,11 @@
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
-import { describe, expect, it } from "vitest";
+import { randomBytes } from "node:crypto";
+import { describe, expect, inject, it } from "vitest";
 import { freePort } from "../shared/local/azurite.js";
 import { NO_REDELIVERY_WARNING } from "../shared/settings.js";
+import { simulatorSettings, StartupError } from "../shared/local/startup-settings.js";
 import { alive, procStat } from "./support/procs.js";
 
 const linux = existsSync("/proc/self/stat");
@@ -35,7 +37,7 @@ function run(command: string, args: string[], env: Record<string, string>, timeo
 const startJs = (env: Record<string, string>) => run(process.execPath, ["dist/shared/local/start.js"], env);
 
 describe("npm start: SIM_SPEED and SIM_SEED", () => {
-  it.each([
+  const mistakes: [string, string, RegExp][] = [
     ["SIM_SPEED", "abc", /^SIM_SPEED "abc" is not a clock speed: set SIM_SPEED to the simulated minutes per real minute, a number above 0 and at most 10000 \(default 60\)$/],
     ["SIM_SPEED", "0", /^SIM_SPEED "0" is not a clock speed: .* above 0 /],
     ["SIM_SPEED", "-5", /^SIM_SPEED "-5" is not a clock speed/],
@@ -43,7 +45,27 @@ describe("npm start: SIM_SPEED and SIM_SEED", () => {
     ["SIM_SPEED", "Infinity", /^SIM_SPEED "Infinity" is not a clock speed/],
     ["SIM_SEED", "1.5", /^SIM_SEED "1\.5" is not a seed: set SIM_SEED to a whole number, e.g\. 1 \(the default\); the same seed gives the same perf runs$/],
     ["SIM_SEED", "x", /^SIM_SEED "x" is not a seed/],
-  ])("%s=%s: one line naming it, what it got and what to give; exit 1 before anything starts", async (name, value, line) => {
+  ];
+
+  it.each(mistakes)("%s=%s: one line naming it, what it got and what to give", (name, value, line) => {
+    let thrown: unknown;
+    try {
+      simulatorSettings({ [name]: value });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(StartupError);
+    expect((thrown as Error).message).toMatch(line);
+    expect((thrown as Error).message).not.toContain("\n");
+  });
+
+  it("are 60 simulated minutes per minute and seed 1 when unset or blank", () => {
+    expect(simulatorSettings({})).toEqual({ speed: 60, seed: 1 });
+    expect(simulatorSettings({ SIM_SPEED: " ", SIM_SEED: "" })).toEqual({ speed: 60, seed: 1 });
+  });
+
+  // One process per setting: the line is all start.js prints, and it exits before anything starts.
+  it.each(mistakes.filter(([, value]) => value === "abc" || value === "x"))("%s=%s: npm start prints that line alone and exits 1 before anything starts", async (name, value, line) => {
     const app = await startJs({ PORT: String(await freePort()), [name]: value });
     expect(app.code).toBe(1);
     expect(app.stderr.endsWith("\n") && app.stderr.indexOf("\n") === app.stderr.length - 1, app.stderr).toBe(true);
@@ -90,7 +112,9 @@ describe("npm start: a taken or wrong PORT is said before the build", () => {
   it("the local host says the same line when the port is taken after the check", async () => {
     const { port, server } = await busyPort();
     try {
-      const app = await startJs({ PORT: String(port), GITHUB_WEBHOOK_SECRET: "x".repeat(32) });
+      // On the tests' Azurite, in tables and a queue of its own: its own Azurite's start and stop are errors.test.ts's.
+      const storage = { AzureWebJobsStorage: inject("azuriteConnectionString"), LAB_TABLE_PREFIX: `t${randomBytes(6).toString("hex")}`, RECONCILE_QUEUE: `q${randomBytes(6).toString("hex")}` };
+      const app = await startJs({ PORT: String(port), GITHUB_WEBHOOK_SECRET: "x".repeat(32), ...storage });
       expect(app.code).toBe(1);
       // A plain token's start-up warning (failed deliveries are not redelivered) may come first.
       expect(app.stderr.replace(`${NO_REDELIVERY_WARNING}\n`, "")).toBe(`${inUse(port)}\n`);

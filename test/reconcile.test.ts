@@ -7,12 +7,10 @@ import { hostedRunnerName, labResetJobs } from "../shared/sim/github-standin.js"
 import type { JobFact } from "../shared/storage/facts.js";
 import { jobCompleted } from "../shared/triggers/job-completed.js";
 import { scheduledReset } from "../shared/triggers/timer.js";
-import { finishReset, hostRunnerName, perfRun, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
+import { beforeRequest, finishReset, hostRunnerName, perfRun, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
 
 let lab: TestLab;
-const originalFetch = globalThis.fetch;
 afterEach(async () => {
-  globalThis.fetch = originalFetch;
   await lab?.close();
 });
 
@@ -36,17 +34,8 @@ function errorLog() {
   return { logger, text: () => lines.join("\n") };
 }
 
-/** Runs `before` just before the n-th GitHub request whose URL matches (the app's client reads the global fetch). */
-function beforeRequest(pattern: RegExp, n: number, before: () => void | Promise<void>) {
-  let seen = 0;
-  globalThis.fetch = async (input, init) => {
-    const url = input instanceof Request ? input.url : input.toString();
-    if (pattern.test(url) && ++seen === n) await before();
-    return originalFetch(input, init);
-  };
-}
 /** A timer reconcile lists runners twice: the first look, then the second look after the claims. */
-const beforeSecondLook = (before: () => void | Promise<void>) => beforeRequest(/\/actions\/runners/, 2, before);
+const beforeSecondLook = (before: () => void | Promise<void>) => beforeRequest(lab, { path: /\/actions\/runners/ }, 2, before);
 
 /** A lab whose four pairs were all reset a while ago and are clean. */
 async function cleanLab(l: TestLab) {
@@ -224,7 +213,7 @@ describe("reconcile against the GitHub stand-in and Azurite", () => {
     }
     const before = lab.github.dispatches.length;
     // The records were listed; the other reconcile's claim lands as this one looks at GitHub.
-    beforeRequest(/\/actions\/runners/, 1, async () => {
+    beforeRequest(lab, { path: /\/actions\/runners/ }, 1, async () => {
       const at = lab.now.value.toISOString();
       const current = await lab.runtime.store.getPair("vm-25-26");
       const theirs = { ...(current?.record ?? newPairRecord("vm-25-26", lab.now.value)), state: "resetting" as const, resetRequestId: "another-reconciles-request", resetRunId: null, resetDispatchedAt: at, attempts: 1, updatedAt: at };

@@ -9,13 +9,11 @@ import { labelPermission, routingPlan, routingVerdict, routingWarnings, type Rou
 import type { Logger } from "../shared/logger.js";
 import type { JobFact } from "../shared/storage/facts.js";
 import { githubWebhook } from "../shared/triggers/webhook.js";
-import { finishReset, perfRun, seedConfig, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
+import { beforeRequest, finishReset, perfRun, seedConfig, startTestLab, vmRunnerName, type TestLab } from "./support/lab.js";
 import { signedDelivery, WEBHOOK_SECRET } from "./support/webhook-deliveries.js";
 
 let lab: TestLab | undefined;
-const originalFetch = globalThis.fetch;
 afterEach(async () => {
-  globalThis.fetch = originalFetch;
   await lab?.close();
   lab = undefined;
 });
@@ -212,19 +210,10 @@ describe("routing labels follow the pair (I6)", () => {
     lab.advance(10);
     const vm = vmRunnerName("vm-42-43");
     const id = runnerId(lab, vm);
-    let recorded = false;
-    globalThis.fetch = async (input, init) => {
-      const response = await originalFetch(input, init);
-      const url = input instanceof Request ? input.url : input.toString();
-      if (!recorded && init?.method === "POST" && url.endsWith(`/runners/${id}/labels`)) {
-        recorded = true;
-        // GitHub handed the VM a queued job the moment it carried the label; its start is recorded.
-        await lab!.runtime.facts.record([startFact(lab!, vm, 4242, 90_001)]);
-      }
-      return response;
-    };
+    // GitHub hands the VM a queued job the moment it carries the label: its start is recorded before the POST's answer arrives.
+    const posts = beforeRequest(lab, { method: "POST", path: new RegExp(`/runners/${id}/labels$`) }, 1, () => lab!.runtime.facts.record([startFact(lab!, vm, 4242, 90_001)]));
     await lab.timer();
-    expect(recorded).toBe(true);
+    expect(posts()).toBeGreaterThanOrEqual(1);
     expect(labelCalls(lab).filter((c) => c.includes(vm))).toEqual([`remove lab ${vm} 200`, `add lab ${vm} 200`, `remove lab ${vm} 200`]);
     expect(labelsOf(lab, vm)).not.toContain("lab");
     expect(await stored(lab, "vm-42-43")).toMatchObject({ routing: "closed" });

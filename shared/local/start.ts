@@ -15,14 +15,12 @@ import { StoreError } from "../storage/connection.js";
 import { AzuriteError, startAzurite, type RunningAzurite } from "./azurite.js";
 import { startLocalHost, type LocalHost } from "./host.js";
 import { watchParents } from "./parents.js";
+import { simulatorSettings, StartupError } from "./startup-settings.js";
 
 // What this process started, stopped on every way out (see `stop`).
 let sim: SimulatedLab | undefined;
 let azurite: RunningAzurite | undefined;
 let host: LocalHost | undefined;
-
-/** A mistake in what the admin set: said on one line (or the config's list), without a stack. */
-class StartupError extends Error {}
 
 // The same checks and words as bin/check-port.mjs, which `npm start` runs before the build.
 function localPort(): number {
@@ -33,24 +31,6 @@ function localPort(): number {
 }
 
 const portInUse = (port: number | string) => `PORT ${port} is in use (by another lab-reset or func start?): stop it or set PORT to a free port, e.g. PORT=${Number(port) + 1} npm start`;
-
-/** Upper bound of SIM_SPEED: about a simulated week per real minute. */
-const MAX_SIM_SPEED = 10_000;
-
-/** The simulated lab's settings: SIM_SPEED (simulated minutes per real minute) and SIM_SEED. */
-function simulatorSettings(): { speed: number; seed: number } {
-  const speedText = process.env.SIM_SPEED?.trim() || "60";
-  const speed = Number(speedText);
-  if (!(speed > 0 && speed <= MAX_SIM_SPEED)) {
-    throw new StartupError(`SIM_SPEED "${speedText}" is not a clock speed: set SIM_SPEED to the simulated minutes per real minute, a number above 0 and at most ${MAX_SIM_SPEED} (default 60)`);
-  }
-  const seedText = process.env.SIM_SEED?.trim() || "1";
-  const seed = Number(seedText);
-  if (!/^-?\d+$/.test(seedText) || !Number.isSafeInteger(seed)) {
-    throw new StartupError(`SIM_SEED "${seedText}" is not a seed: set SIM_SEED to a whole number, e.g. 1 (the default); the same seed gives the same perf runs`);
-  }
-  return { speed, seed };
-}
 
 async function main(): Promise<void> {
   const port = localPort();
@@ -78,7 +58,10 @@ async function main(): Promise<void> {
       `WARNING: this local run acts on the real lab at ${settings.githubApiUrl}: it dispatches real resets, and its Table Storage (in-memory Azurite) is not the deployed app's, so the two do not coordinate their claims. Set AzureWebJobsStorage to the deployed storage account to share them.`,
     );
   }
-  const runtime = await createRuntime(settings, config, sim ? { clock: sim.now, logger: quiet(consoleLogger), simulatedClock: { speed: sim.speed } } : {});
+  // GitHub's second between writes is a simulated second here: a wall-clock one would stretch each
+  // label edit over `speed` simulated seconds, and stall a reconcile of the simulated lab for minutes.
+  const simulated = sim ? { clock: sim.now, logger: quiet(consoleLogger), simulatedClock: { speed: sim.speed }, githubClient: { writeSpacingMs: Math.max(1, Math.round(1000 / sim.speed)) } } : {};
+  const runtime = await createRuntime(settings, config, simulated);
   if (sim) runtime.store = printingStateChanges(runtime.store, sim.now);
   if (oidcOffByDefault) console.warn("OIDC is off because this is the local host; to check tokens as Azure does, set OIDC_AUDIENCE=<audience> (and OIDC_ISSUER for GHES).");
   // In the simulated lab the timer fires on the simulated clock, through the admin route.

@@ -97,6 +97,8 @@ export class GitHubStandin {
   readonly token: string;
   /** GitHub's state and rules; the stand-in only speaks HTTP for it. */
   readonly model: GitHubModel;
+  /** Awaited before every request is answered: a test changes the world between a request and its answer. */
+  onRequest?: (method: string, path: string) => void | Promise<void>;
   private readonly interceptors: Interceptor[] = [];
   private readonly rateLimitReset = Math.floor(Date.now() / 1000) + 3600;
 
@@ -378,6 +380,7 @@ export class GitHubStandin {
       },
     };
 
+    await this.onRequest?.(method, path);
     if (this.appAuth !== undefined && ACCESS_TOKENS_PATH.test(path)) return this.answerAccessTokens(ex, method, path);
     if (DELIVERIES_PATH.test(path)) return this.answerDeliveries(ex, method, path);
     if (!this.authorized(req.headers.authorization)) {

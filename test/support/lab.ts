@@ -142,3 +142,15 @@ export function perfRun(lab: TestLab, runnerNames: string[], status: "in_progres
   });
   return { id: Number(run.id) };
 }
+
+/**
+ * Runs `before` just before the stand-in answers the n-th request matching from now on: the app
+ * has sent it and waits. Returns how many matching requests arrived so far.
+ */
+export function beforeRequest(lab: TestLab, match: { method?: string; path: RegExp }, n: number, before: () => unknown): () => number {
+  let seen = 0;
+  lab.github.onRequest = async (method, path) => {
+    if ((match.method === undefined || match.method === method) && match.path.test(path) && ++seen === n) await before();
+  };
+  return () => seen;
+}

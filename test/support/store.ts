@@ -2,7 +2,11 @@ import { randomBytes } from "node:crypto";
 import { inject } from "vitest";
 import type { PairRecord } from "../../shared/lab/pair-record.js";
 import { MemoryStore } from "../../shared/storage/memory.js";
+import type { StorageRetry } from "../../shared/storage/connection.js";
 import { TableStore } from "../../shared/storage/tables.js";
+
+/** For a storage a test stops: a call fails in milliseconds instead of waiting out the SDKs' backoff (seconds), still tried twice. */
+export const QUICK_STORAGE_RETRY: StorageRetry = { maxTries: 2, retryDelayInMs: 10, maxRetryDelayInMs: 50 };
 
 /** A store on the shared Azurite, in tables no other test uses. */
 export function uniqueTablePrefix(): string {
