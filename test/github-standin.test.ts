@@ -3,6 +3,7 @@ import { Octokit } from "@octokit/rest";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { components } from "@octokit/openapi-types";
 import type { WebhookDefinition } from "@octokit/webhooks-examples";
+import { GitHubModel } from "../shared/sim/github-model.js";
 import { GitHubStandin, hostedRunnerName } from "../shared/sim/github-standin.js";
 import type { StandinOptions } from "../shared/sim/github-standin.js";
 
@@ -332,6 +333,27 @@ describe("GitHubStandin", () => {
     }
     expect(gh.requests.filter((r) => r.path.endsWith("/runners")).map((r) => r.query.page)).toEqual([undefined, "2", "3", undefined, "2", "3"]);
     expect(gh.runs().map((r) => r.display_title)).toEqual([`Lab reset vm-25-26 ${gh.url}/api/v3`, `Lab reset vm-25-26 ${gh.url}`]);
+  });
+});
+
+describe("GitHubStandin: a front for the GitHub model", () => {
+  it("serves a model it is given, whose state, hooks and request log are the stand-in's own", async () => {
+    const model = new GitHubModel({ owner: "contoso", repo: "lab" });
+    model.addRunner({ name: "VM-1", labels: ["lab"] });
+    await start({ model });
+    expect(gh.model).toBe(model);
+    expect([gh.owner, gh.repo]).toEqual(["contoso", "lab"]);
+    const runners = (await (await api("/repos/contoso/lab/actions/runners")).json()) as { runners: Runner[] };
+    expect(runners.runners.map((r) => r.name)).toEqual(["VM-1"]);
+    // A fault set on either is the other's, and every request is in the model's log.
+    gh.injectFault = () => ({ status: 503 });
+    expect(model.injectFault).toBe(gh.injectFault);
+    expect((await api("/repos/contoso/lab/actions/runs")).status).toBe(503);
+    expect(model.requests.map((r) => [r.path, r.status])).toEqual([
+      ["/repos/contoso/lab/actions/runners", 200],
+      ["/repos/contoso/lab/actions/runs", 503],
+    ]);
+    expect(gh.requests).toBe(model.requests);
   });
 });
 
