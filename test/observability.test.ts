@@ -43,9 +43,12 @@ describe("the reconcile summary line", () => {
       pairs: { resetting: 4 },
       dispatches: 4,
       githubRequests: lab.github.requests.length,
+      charged: lab.github.requests.filter((r) => r.status !== 304).length,
       notModified: expect.any(Number),
       rateLimitRemaining: expect.any(Number),
       durationMs: expect.any(Number),
+      // The look due at the resets' time limit (30 minutes, and a few seconds).
+      nextLookAt: new Date(lab.now.value.getTime() + 30 * 60_000 + 5_000).toISOString(),
     });
     expect(timer.rateLimitRemaining).toBeLessThan(5000);
 
@@ -110,10 +113,11 @@ describe("error lines", () => {
     lab = await startTestLab({ logger: log.logger });
     await lab.timer();
     const run = lab.github.dispatches.find((d) => d.inputs.pair === "vm-11-12")!.runId!;
-    lab.github.fail({ path: `/repos/microsoft/netperf/actions/runs/${run}` }, { status: 502 }, 10);
+    // A reset in flight is read by its jobs first.
+    lab.github.fail({ path: `/repos/microsoft/netperf/actions/runs/${run}/jobs` }, { status: 502 }, 10);
     lab.advance(1);
     await expect(lab.timer()).rejects.toThrow(/not reconciled/);
-    expect(log.errors.join("\n")).toMatch(new RegExp(`pair vm-11-12: .*GitHub GET /repos/microsoft/netperf/actions/runs/${run} failed with 502`));
+    expect(log.errors.join("\n")).toMatch(new RegExp(`pair vm-11-12: .*GitHub GET /repos/microsoft/netperf/actions/runs/${run}/jobs failed with 502`));
   });
 
   it("name the pair, its error and the next try when a reset fails, and say so when the pair is given up", async () => {
