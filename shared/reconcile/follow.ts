@@ -77,12 +77,13 @@ export interface FollowContext {
 
 /**
  * Whether a reset in flight is worth a read now. GitHub is asked only when its answer can have
- * changed a decision: the run is not found yet; the timer's look; the reset is past its time
+ * changed a decision: the run is not found yet; the timer's look, or a job-completed call; the reset is past its time
  * limit; or, since this process last read it, a job of the run or of one of the pair's hosts
  * ended (a reset step, the run's report), or a job ran on the pair's VM. Otherwise the decision waits ("already resetting") at no cost.
  */
 export function worthFollowing(github: LabGitHub, record: PairRecord, pair: Pair | undefined, context: FollowContext): boolean {
-  if (context.trigger === "timer" || record.resetRunId === null || record.resetRequestId === null || pair === undefined) return true;
+  // A job-completed call is news of a run's end: the reset workflow's own report makes one.
+  if (context.trigger === "timer" || context.trigger === "job-completed" || record.resetRunId === null || record.resetRequestId === null || pair === undefined) return true;
   const last = lastFollowed.get(github)?.get(record.resetRequestId);
   if (last === undefined) return true;
   const dispatchedAt = Date.parse(record.resetDispatchedAt ?? "");

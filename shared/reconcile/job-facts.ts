@@ -23,17 +23,22 @@ export function jobFactsByPair(facts: StoredFact[], pairOfRunner: Map<string, Pa
   const byPair = new Map<string, StoredFact["fact"][]>();
   for (const { fact } of facts) {
     const pair = pairOfRunner.get(lower(fact.runnerName));
-    if (pair) byPair.set(pair.id, [...(byPair.get(pair.id) ?? []), fact]);
+    if (!pair) continue;
+    const list = byPair.get(pair.id);
+    if (list) list.push(fact);
+    else byPair.set(pair.id, [fact]);
   }
   const result = new Map<string, PairJobFacts>();
   for (const [pairId, list] of byPair) {
     const latest = (facts: StoredFact["fact"][]) => facts.reduce<StoredFact["fact"] | undefined>((a, f) => (a === undefined || isLater(f, a) ? f : a), undefined);
-    const ended = latest(list.filter((f) => f.phase === "ended"));
+    const ends = list.filter((f) => f.phase === "ended");
+    const ended = latest(ends);
+    const endByJob = new Map(ends.filter((f) => f.jobId !== null).map((f) => [f.jobId, f]));
     // One VM runs one job at a time: a start is over once its own end, or any later end, is recorded.
-    const over = (start: StoredFact["fact"]) => list.some((f) => f.phase === "ended" && ((start.jobId !== null && f.jobId === start.jobId) || f.at > start.at));
+    const over = (start: StoredFact["fact"]) => (start.jobId !== null && endByJob.has(start.jobId)) || (ended !== undefined && ended.at > start.at);
     // A start delivered after its own end (a redelivery hours later) is dated no later than that
     // end: dated by its arrival, it would look like a job after the reset that followed.
-    const endOf = (start: StoredFact["fact"]) => (start.jobId === null ? undefined : list.find((f) => f.phase === "ended" && f.jobId === start.jobId));
+    const endOf = (start: StoredFact["fact"]) => (start.jobId === null ? undefined : endByJob.get(start.jobId));
     const starts = list.filter((f) => f.phase === "started").map((f) => {
       const end = endOf(f);
       return end !== undefined && end.at < f.at ? { ...f, at: end.at } : f;
