@@ -10,11 +10,12 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { TableClient, RestError } from "@azure/data-tables";
 import { QueueClient } from "@azure/storage-queue";
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, inject, it, vi } from "vitest";
 import { createOctokit, GitHubError, OctokitLabGitHub } from "../shared/github/client.js";
 import { ConfigurationError, appFolder, loadLabConfigFile } from "../shared/lab/config.js";
 import { freePort } from "../shared/local/azurite.js";
 import { silentLogger } from "../shared/logger.js";
+import { createRuntime } from "../shared/runtime.js";
 import { checkConnectionString, NO_REDELIVERY_WARNING, readSettings } from "../shared/settings.js";
 import { openTable, StoreError, tableClient } from "../shared/storage/connection.js";
 import { StorageReconcileQueue } from "../shared/storage/queue.js";
@@ -119,6 +120,21 @@ describe("storage refusals and unreachable endpoints", () => {
       expect(server.requests()).toBe(3);
       await expect(StorageReconcileQueue.open(connection, "errors-retried")).rejects.toThrow(/^Queue Storage create queue errors-retried failed: 503/);
       expect(server.requests()).toBe(6);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("tries every table and the queue createRuntime opens as often as its storageRetry says", async () => {
+    const server = await answering(503);
+    try {
+      const connectionString = azurite().replace(/127\.0\.0\.1:\d+/g, `127.0.0.1:${new URL(server.url).port}`);
+      const settings = readSettings({ GITHUB_TOKEN: "t", OIDC_DISABLED: "true", AzureWebJobsStorage: connectionString });
+      await expect(createRuntime(settings, seedConfig, { logger: silentLogger, storageRetry: { maxTries: 5, retryDelayInMs: 1, maxRetryDelayInMs: 5 } })).rejects.toThrow(StoreError);
+      // Five tables and the queue, five tries each: more than the SDKs' own four tries could ever make.
+      await vi.waitFor(() => expect(server.requests()).toBe(30), { timeout: 10_000 });
+      await new Promise((r) => setTimeout(r, 200));
+      expect(server.requests()).toBe(30);
     } finally {
       await server.close();
     }
