@@ -12,6 +12,7 @@ import Bottleneck from "bottleneck";
 import { z } from "zod";
 import type { LabConfig, Pair } from "../lab/config.js";
 import type { Logger } from "../logger.js";
+import { Lru } from "../lru.js";
 
 const LabOctokit = Octokit.plugin(throttling, retry);
 export type LabOctokitInstance = InstanceType<typeof LabOctokit>;
@@ -264,24 +265,6 @@ export interface LabGitHub {
   stats(): { requests: number; notModified: number; rateLimitRemaining: number | null };
 }
 
-/** A small least-recently-used map: caches stay bounded however long the process lives. */
-class Lru<K, V> {
-  private readonly map = new Map<K, V>();
-  constructor(private readonly limit: number) {}
-  get(key: K): V | undefined {
-    const value = this.map.get(key);
-    if (value !== undefined) {
-      this.map.delete(key);
-      this.map.set(key, value);
-    }
-    return value;
-  }
-  set(key: K, value: V): void {
-    this.map.delete(key);
-    this.map.set(key, value);
-    if (this.map.size > this.limit) this.map.delete(this.map.keys().next().value as K);
-  }
-}
 
 interface CachedAnswer {
   etag: string;

@@ -7,6 +7,7 @@ import { GitHubError, type Job, type LabGitHub, type Run } from "../github/clien
 import type { PairRecord, Trigger } from "../lab/pair-record.js";
 import type { StoredFact } from "../storage/facts.js";
 import type { StoredPair } from "../storage/tables.js";
+import { Lru } from "../lru.js";
 import { lower, type LabLook } from "./observe.js";
 
 /**
@@ -52,7 +53,7 @@ async function judgeRun(github: LabGitHub, runId: number, pair: Pair): Promise<R
 }
 
 /** When this process last read each reset in flight (by request id): a later read is needed only for news. */
-const lastFollowed = new WeakMap<LabGitHub, Map<string, number>>();
+const lastFollowed = new WeakMap<LabGitHub, Lru<string, number>>();
 /** Facts are stamped by the instance that recorded them; clocks of instances differ by less than this. */
 const CLOCK_MARGIN_MS = 2_000;
 const MAX_FOLLOWED = 1_000;
@@ -60,10 +61,8 @@ const MAX_FOLLOWED = 1_000;
 /** Notes that the reset `requestId` was read from GitHub (or dispatched) at `at`. */
 export function markFollowed(github: LabGitHub, requestId: string, at: Date): void {
   let map = lastFollowed.get(github);
-  if (map === undefined) lastFollowed.set(github, (map = new Map<string, number>()));
-  map.delete(requestId);
+  if (map === undefined) lastFollowed.set(github, (map = new Lru<string, number>(MAX_FOLLOWED)));
   map.set(requestId, at.getTime());
-  if (map.size > MAX_FOLLOWED) map.delete(map.keys().next().value!);
 }
 
 export interface FollowContext {

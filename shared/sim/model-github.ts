@@ -26,6 +26,7 @@ import {
   type Runner,
 } from "../github/client.js";
 import { errorBody, etagOf, isObject, pageOf, RATE_LIMIT, sameName, type DispatchAnswer, type GitHubModel, type LabelOperation, type WorkflowRun } from "./github-model.js";
+import { Lru } from "../lru.js";
 
 export interface ModelLabGitHubOptions {
   /** Retries of a failed read, as the client's `retries` (the simulator's client has 3). */
@@ -69,24 +70,6 @@ const PER_PAGE = "100";
 
 const ArrayOf = { runners: z.array(RunnerSchema), jobs: z.array(JobSchema), runs: z.array(RunSchema) };
 
-/** The client's cache bound: a least-recently-used map (a hit refreshes the entry). */
-class Lru<K, V> {
-  private readonly map = new Map<K, V>();
-  constructor(private readonly limit: number) {}
-  get(key: K): V | undefined {
-    const value = this.map.get(key);
-    if (value !== undefined) {
-      this.map.delete(key);
-      this.map.set(key, value);
-    }
-    return value;
-  }
-  set(key: K, value: V): void {
-    this.map.delete(key);
-    this.map.set(key, value);
-    if (this.map.size > this.limit) this.map.delete(this.map.keys().next().value as K);
-  }
-}
 
 /** GitHub's answer with the paging a list of `key` items takes; `itemText` gives an item's JSON text, if cheaper. */
 function listAnswer<T>(key: string, all: readonly T[] | undefined, query: Record<string, string>, version: string, itemText?: (item: T) => string): Routed {
