@@ -6,6 +6,7 @@ import type { HttpHandler, HttpMethod, HttpRequest, HttpResponseInit, Invocation
 import { holdPair, MAX_HOLD_BODY_BYTES, releasePair } from "../shared/admin/holds.js";
 import { pairs } from "../shared/admin/pairs.js";
 import { pairEvents, plan, resetNow, statusPage } from "../shared/admin/routes.js";
+import { report, workload } from "../shared/admin/report.js";
 import type { Logger } from "../shared/logger.js";
 import type { Runtime } from "../shared/runtime.js";
 import type { Settings } from "../shared/settings.js";
@@ -113,6 +114,22 @@ export function functionDefinitions(runtime: () => Promise<Runtime>, settings: D
       methods: ["GET"],
       authLevel: "function",
       handler: async (_request, context) => toHttp(await plan(await runtime(), contextLogger(context))),
+    },
+    {
+      kind: "http",
+      name: "report",
+      route: "report",
+      methods: ["GET"],
+      authLevel: "function",
+      handler: async (request, context) => toHttp(await report(await runtime(), request.query.get("days"), contextLogger(context))),
+    },
+    {
+      kind: "http",
+      name: "workload",
+      route: "workload",
+      methods: ["GET"],
+      authLevel: "function",
+      handler: async (request, context) => toHttp(await workload(await runtime(), request.query.get("days"), contextLogger(context))),
     },
     {
       kind: "http",

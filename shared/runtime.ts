@@ -16,6 +16,7 @@ import { callerSettingsProblems, GITHUB_SETTINGS_HINT, NO_REDELIVERY_WARNING, OI
 import type { StorageConnection, StorageRetry } from "./storage/connection.js";
 import { MemoryCoverageStore, TableCoverageStore, type CoverageStore } from "./storage/coverage.js";
 import { MemoryFactStore, TableFactStore, type FactStore } from "./storage/facts.js";
+import { MemoryHistoryStore, recordingResets, TableHistoryStore, type HistoryStore } from "./storage/history.js";
 import { MemoryRedeliveryLedger, TableRedeliveryLedger, type RedeliveryLedger } from "./storage/deliveries.js";
 import { CoalescedSends, MemoryReconcileQueue, StorageReconcileQueue, type ReconcileQueue } from "./storage/queue.js";
 import { TableStore, type PairStore } from "./storage/tables.js";
@@ -29,6 +30,8 @@ export interface Runtime {
   store: PairStore;
   /** What triggers learned (job starts and ends), insert-only. */
   facts: FactStore;
+  /** The lab's job and reset history, kept `historyDays` for the report and the advice. */
+  history: HistoryStore;
   /** Job ends of a run already recorded by this instance. */
   recordedRuns: OncePerKey;
   /** Routing labels the webhook removed recently, per runner and label. */
@@ -68,6 +71,8 @@ export interface RuntimeOverrides {
   store?: PairStore;
   /** Default: beside the store in Table Storage, or this process's memory when no storage is configured. */
   facts?: FactStore;
+  /** Default: beside the store in Table Storage, or this process's memory when no storage is configured. */
+  history?: HistoryStore;
   coverage?: CoverageStore;
   /** Default: the storage queue (or a memory queue when no storage is configured). */
   queue?: ReconcileQueue;
@@ -110,14 +115,17 @@ export async function createRuntime(settings: Settings, config: LabConfig, overr
   // One client for both: the App's tokens are cached once, and its requests are counted with the reconcile's.
   const deliveries = overrides.deliveries !== undefined ? overrides.deliveries : octokit && settings.githubAuth?.kind === "app" ? new OctokitHookDeliveries(octokit) : null;
   const tables = { tablePrefix: settings.tablePrefix, lab: labKey(config) };
-  const [store, facts, coverage, queue, ledger] = await Promise.all([
+  const [pairStore, facts, history, coverage, queue, ledger] = await Promise.all([
     overrides.store ?? TableStore.open({ connection: connection!, ...tables }),
     overrides.facts ?? (connection ? TableFactStore.open({ connection, ...tables }) : new MemoryFactStore()),
+    overrides.history ?? (connection ? TableHistoryStore.open({ connection, ...tables, clock }) : new MemoryHistoryStore(clock)),
     overrides.coverage ?? (connection ? TableCoverageStore.open({ connection, ...tables }) : new MemoryCoverageStore()),
     overrides.queue ?? (connection ? StorageReconcileQueue.open(connection, settings.reconcileQueue) : new MemoryReconcileQueue(clock)),
     overrides.ledger ?? (connection ? TableRedeliveryLedger.open({ connection, ...tables }) : new MemoryRedeliveryLedger()),
   ]);
 
+  // Every reset's dispatch and end reach the history through the events that record them.
+  const store = recordingResets(pairStore, history, logger);
   const allowedRepositories = settings.allowedRepositories ?? [`${config.github.owner}/${config.github.repo}`];
   const oidc = settings.oidc.disabled ? null : new OidcVerifier({ issuer: settings.oidc.issuer, audience: settings.oidc.audience!, allowedRepositories });
   if (oidc === null) logger.warn(OIDC_DISABLED_WARNING);
@@ -130,6 +138,7 @@ export async function createRuntime(settings: Settings, config: LabConfig, overr
     lookups: new TriggerLookups(github, config, clock),
     store,
     facts,
+    history,
     recordedRuns: new OncePerKey(clock),
     routingCloses: new OncePerKey(clock),
     coverage,

@@ -53,6 +53,8 @@ export const LabConfigSchema = z
      * alert: longer than a reset normally takes, so only a stalled pair alerts.
      */
     routingAlertMinutes: z.number().int().min(1).default(90),
+    /** Days the job and reset history is kept, for the capacity report and the advice. */
+    historyDays: z.number().int().min(1).max(365).default(30),
     pairs: z.array(PairSchema).min(1, "list at least one pair"),
   })
   .superRefine((config, ctx) => {

@@ -66,6 +66,9 @@ export const PairEventSchema = z.object({
   reason: z.string(),
   resetRequestId: z.string().nullable(),
   resetRunId: z.number().int().nullable(),
+  /** The record's routing and hold after the change (stamped by updatePair; absent on older events). */
+  routing: z.enum(["open", "closed"]).nullable().optional(),
+  held: z.boolean().nullable().optional(),
 });
 export type PairEvent = z.infer<typeof PairEventSchema>;
 

@@ -123,6 +123,7 @@ function printingStateChanges(store: PairStore, now: () => Date): PairStore {
     createPair: (r) => store.createPair(r),
     replacePair: (r, etag) => store.replacePair(r, etag),
     listEvents: (id, limit) => store.listEvents(id, limit),
+    listEventsSince: (id, since) => store.listEventsSince(id, since),
     appendEvents: async (events) => {
       await store.appendEvents(events);
       for (const e of events) {

@@ -175,7 +175,7 @@ async function timeRuntime(runtime: Runtime, settings: Settings, timings: Timing
   const pairOfRunner = lookups.pairOfRunner.bind(lookups);
   lookups.runJobs = (id, attempt) => timings.time("lookups.runJobs", () => runJobs(id, attempt));
   lookups.pairOfRunner = (name) => timings.time("lookups.pairOfRunner", () => pairOfRunner(name));
-  runtime.store = { ...store, listPairs: () => store.listPairs(), getPair: (id) => timings.time("store.getPair", () => store.getPair(id)), createPair: (r) => store.createPair(r), replacePair: (r, e) => store.replacePair(r, e), listEvents: (id, n) => store.listEvents(id, n), appendEvents: (e) => store.appendEvents(e) };
+  runtime.store = { ...store, listPairs: () => store.listPairs(), getPair: (id) => timings.time("store.getPair", () => store.getPair(id)), createPair: (r) => store.createPair(r), replacePair: (r, e) => store.replacePair(r, e), listEvents: (id, n) => store.listEvents(id, n), listEventsSince: (id, since) => store.listEventsSince(id, since), appendEvents: (e) => store.appendEvents(e) };
 }
 
 async function main(): Promise<void> {

@@ -2,11 +2,9 @@
 import type { VmActivity } from "./lab.js";
 import type { PolicyName, SimulationResult } from "./simulate.js";
 
-export function percentile(values: number[], p: number): number {
-  if (values.length === 0) return 0;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
+import { percentile } from "../report/percentile.js";
+
+export { percentile };
 
 export interface PolicyFigures {
   policy: PolicyName;

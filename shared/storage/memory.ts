@@ -48,6 +48,11 @@ export class MemoryStore implements PairStore {
     return Promise.resolve();
   }
 
+  async listEventsSince(pairId: string, since: Date): Promise<PairEvent[]> {
+    const all = await this.listEvents(pairId, Number.MAX_SAFE_INTEGER);
+    return all.filter((e) => Date.parse(e.at) >= since.getTime());
+  }
+
   listEvents(pairId: string, limit = 50): Promise<PairEvent[]> {
     // Stable sort keeps insertion order among events of the same instant, newest first.
     const list = [...(this.events.get(pairId) ?? [])].reverse();

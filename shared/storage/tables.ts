@@ -32,6 +32,8 @@ export interface PairStore {
   appendEvents(events: PairEvent[]): Promise<void>;
   /** Newest first. */
   listEvents(pairId: string, limit?: number): Promise<PairEvent[]>;
+  /** Every event at or after `since`, newest first (the report's window). */
+  listEventsSince(pairId: string, since: Date): Promise<PairEvent[]>;
 }
 
 export interface TableStoreOptions {
@@ -51,6 +53,8 @@ function requireEtag(etag: string | undefined, pairId: string): string {
 }
 
 const MAX_SEQUENCE = 999_999_999;
+/** An event's row key begins with this: newer sorts first. */
+const invertedTime = (at: string | Date) => String(8.64e15 - new Date(at).getTime()).padStart(16, "0");
 let eventSequence = 0;
 
 export class TableStore implements PairStore {
@@ -113,12 +117,24 @@ export class TableStore implements PairStore {
       // Row keys sort newest first: inverted milliseconds, then an inverted counter so events of
       // the same millisecond keep their order here, then randomness against other processes.
       const sequence = String(MAX_SEQUENCE - (eventSequence++ % MAX_SEQUENCE)).padStart(9, "0");
-      const rowKey = `${String(8.64e15 - Date.parse(event.at)).padStart(16, "0")}-${sequence}-${randomBytes(4).toString("hex")}`;
+      const rowKey = `${invertedTime(event.at)}-${sequence}-${randomBytes(4).toString("hex")}`;
       try {
         await this.events.createEntity(toEntity(`${this.lab}.${event.pairId}`, rowKey, event));
       } catch (error) {
         throw new StoreError(`append event for pair ${event.pairId}`, error);
       }
+    }
+  }
+
+  async listEventsSince(pairId: string, since: Date): Promise<PairEvent[]> {
+    // Newer events have smaller keys; "." sorts right after the "-" that ends the time.
+    const filter = `PartitionKey eq ${odata(`${this.lab}.${pairId}`)} and RowKey lt ${odata(`${invertedTime(since)}.`)}`;
+    try {
+      const result: PairEvent[] = [];
+      for await (const entity of this.events.listEntities<Record<string, unknown>>({ queryOptions: { filter } })) result.push(fromEntity(PairEventSchema, eventKeys, entity));
+      return result;
+    } catch (error) {
+      throw new StoreError(`list events of pair ${pairId}`, error);
     }
   }
 

@@ -39,7 +39,9 @@ export async function updatePair(deps: UpdatePairDeps, pairId: string, change: P
     if (next === null) return { written: false, current };
     try {
       const etag = current === null ? await deps.store.createPair(next.record) : await deps.store.replacePair(next.record, current.etag);
-      await appendEvents(deps, pairId, next.events ?? []);
+      // Each event carries the routing and hold it left, so history can say when a pair was routable.
+      const stamp = { routing: next.record.routing, held: next.record.holdBy !== null };
+      await appendEvents(deps, pairId, (next.events ?? []).map((e) => ({ ...e, ...stamp })));
       return { written: true, record: next.record, etag, before: current };
     } catch (error) {
       if (!(error instanceof StoreConflictError)) throw error;

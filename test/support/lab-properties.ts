@@ -934,6 +934,10 @@ class RecordingStore implements PairStore {
   listEvents(pairId: string, limit?: number): Promise<PairEvent[]> {
     return this.lab.store.listEvents(pairId, limit);
   }
+
+  listEventsSince(pairId: string, since: Date): Promise<PairEvent[]> {
+    return this.lab.store.listEventsSince(pairId, since);
+  }
 }
 
 /** The facts store as the app sees it: every call waits its turn, and may get a 503 (before or after it lands). */
