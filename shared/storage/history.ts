@@ -18,7 +18,7 @@ import type { Logger } from "../logger.js";
 
 const isoTime = z.iso.datetime({ offset: true });
 /** Table Storage has no arrays: label lists are stored as JSON text. */
-const Labels = z.preprocess((v) => (typeof v === "string" ? JSON.parse(v) : (v ?? [])), z.array(z.string()));
+const Labels = z.preprocess((v): unknown => (typeof v === "string" ? JSON.parse(v) : (v ?? [])), z.array(z.string()));
 
 export const JobRowSchema = z.object({
   jobId: z.number().int(),
