@@ -199,7 +199,8 @@ function hostStartsByRun(history: LabHistory): Map<number, number> {
 
 /**
  * Dirty starts and jobs killed by a reset, on one pair. The VM is clean from a successful
- * reset's end until the next job starts on it; a job that starts when it is not is a dirty start.
+ * reset's end until the next job starts on it or a reset begins; a job that starts when it is
+ * not is a dirty start.
  * Whether it was clean when the window opened is the record's word (its state then). A job that
  * ended unsuccessfully while a reset of its pair ran was killed by it.
  */
@@ -209,6 +210,8 @@ function jobTroubles(pairId: string, input: ReportInput, jobs: JobRow[], resets:
   const steps = recordSteps(input.events.get(pairId) ?? [], input.records.get(pairId), from);
   const moments = [
     ...jobs.map((j) => ({ at: ms(j.startedAt)!, what: "start" as const })),
+    // A VM being restored is not clean until the restore ends.
+    ...resets.map((r) => ({ at: ms(r.dispatchedAt)!, what: "dirty" as const })),
     // GitHub dates a start to the whole second, the app its own records to the millisecond: a
     // start in the same second as the reset's recorded end came after it (routing opens after).
     ...resets.filter((r) => r.outcome === "ok" && r.endedAt !== null).map((r) => ({ at: ms(r.endedAt)! - GITHUB_TIME_RESOLUTION_MS, what: "clean" as const })),
@@ -219,6 +222,7 @@ function jobTroubles(pairId: string, input: ReportInput, jobs: JobRow[], resets:
     if (m.at < from) continue;
     if (m.at > to) break;
     if (m.what === "clean") clean = true;
+    else if (m.what === "dirty") clean = false;
     else {
       // A pair with no record before its first job: nothing says it was reset.
       if (clean !== true) dirtyStarts++;
