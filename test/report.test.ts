@@ -138,3 +138,34 @@ describe("GET /api/report of a lab run through the stand-in", () => {
     expect((answer.body as { error: string }).error).toMatch(/^days must be a whole number from 1 to 30 \(historyDays/);
   });
 });
+
+describe("history is a helper", () => {
+  it("a delivery whose history write fails is still recorded and answered, and the failure is logged", async () => {
+    const warnings: string[] = [];
+    const logger = { ...silentLogger, warn: (m: string) => void warnings.push(m) };
+    const lab = await startTestLab({ config: seedConfig, settings: { GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET } });
+    try {
+      lab.runtime.history = { ...lab.runtime.history, recordJobs: () => Promise.reject(new Error("503 Service Unavailable")) };
+      const run = lab.github.addRun({ name: "perf", jobs: [{ name: "perf", status: "in_progress", runnerName: vmRunnerName("vm-25-26"), labels: WINDOWS }] });
+      const jobId = Number(lab.github.jobsOf(Number(run.id))[0]!.id);
+      const answer = await githubWebhook(lab.runtime, await signedDelivery(lab.github.model.workflowJobEvent(jobId, "in_progress")), logger);
+      expect(answer.status).toBe(202);
+      expect(await lab.runtime.facts.listSince(new Date(0))).toHaveLength(1);
+      expect(warnings).toEqual([expect.stringMatching(/^githubWebhook: job \d+ not written to the history \(the report will miss it\): 503/)]);
+    } finally {
+      await lab.close();
+    }
+  });
+
+  it("a job queued for GitHub's own runners is not written", async () => {
+    const lab = await startTestLab({ config: seedConfig, settings: { GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET } });
+    try {
+      const run = lab.github.addRun({ name: "build", status: "queued", jobs: [{ name: "build", status: "queued", runnerName: null, labels: ["ubuntu-latest"] }] });
+      const jobId = Number(lab.github.jobsOf(Number(run.id))[0]!.id);
+      await githubWebhook(lab.runtime, await signedDelivery(lab.github.model.workflowJobEvent(jobId, "queued")), silentLogger);
+      expect((await lab.runtime.history.read(new Date(0))).jobs).toEqual([]);
+    } finally {
+      await lab.close();
+    }
+  });
+});
