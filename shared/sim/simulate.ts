@@ -79,6 +79,8 @@ export interface SimulationResult {
   timelines: PairTimeline[];
   start: number;
   end: number;
+  /** The app's own records and history (the app's policies only): what the report and the advice read. */
+  app?: { runtime: Runtime };
 }
 
 export const DEFAULT_START = new Date("2026-11-23T00:00:00.000Z");
@@ -110,7 +112,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   });
   clock = lab.now;
 
-  const driver: Driver = app
+  const driver: Driver & { runtime?: Runtime } = app
     ? await appDriver(lab, github, options.policy === "lab-reset" ? withRouting(config) : config, { ...options, webhooks: options.policy === "lab-reset" })
     : options.policy === "today"
       ? todayDriver(lab, config, options.resetSchedule)
@@ -139,6 +141,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     timelines: lab.finish(),
     start: start.getTime(),
     end: end.getTime(),
+    ...(driver.runtime ? { app: { runtime: driver.runtime } } : {}),
   };
 }
 
