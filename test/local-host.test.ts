@@ -139,7 +139,8 @@ describe("npm start", () => {
     try {
       await app.waitFor(/^lab-reset: SIMULATED LAB/);
       expect(app.output().split("\n")[0]).toMatch(/SIMULATED LAB.*GITHUB_TOKEN.*GITHUB_APP_ID.*GITHUB_API_URL/);
-      await app.waitFor(/vm-05-10: dirty → busy/, 30_000);
+      // A pair's first record is printed "new → …" (its first event has no from).
+      await app.waitFor(/vm-05-10: (new|dirty) → busy/, 30_000);
       await app.waitFor(/vm-05-10: busy → dirty/, 30_000);
       await app.waitFor(/vm-05-10: dirty → resetting/, 30_000);
       await app.waitFor(/vm-05-10: resetting → clean/, 30_000);

@@ -157,6 +157,21 @@ describe("the redelivery timer", () => {
     expect(await redeliverWebhooks(lab.runtime, silentLogger)).toMatchObject({ failed: 0, redelivered: 0 });
   });
 
+  it("redelivers a delivery GitHub logged as never made (npm start's lost ones): nothing sent until then, the same GUID and body after", async () => {
+    const lab = await appLab();
+    const jobId = await jobThatEnded(lab);
+    const lost = { event: "workflow_job", deliveryId: "0b8c5e2a-6f1d-4c3b-9a7e-2d4f6a8b1c3e", body: JSON.stringify(lab.github.workflowJobEvent(jobId, "completed")) };
+    const answered = lab.webhook.gate.answered.length;
+    expect(lab.github.logUnreachableDelivery(lost)).toMatchObject({ guid: lost.deliveryId, status: "timed out", status_code: 0, redelivery: false, action: "completed" });
+    expect(lab.webhook.gate.answered).toHaveLength(answered);
+
+    expect(await redeliverWebhooks(lab.runtime, silentLogger)).toMatchObject({ failed: 1, redelivered: 1, errors: [] });
+    await lab.github.deliveriesSettled();
+    expect(lab.webhook.gate.answered.slice(answered)).toEqual([202]);
+    expect(lab.github.webhookDeliveries.at(-1)).toMatchObject({ guid: lost.deliveryId, redelivery: true, status: "OK", action: "completed" });
+    expect((await lab.settle())?.pairs.find((p) => p.id === "vm-25-26")).toMatchObject({ decision: "reset-dispatched" });
+  });
+
   it("a job start redelivered after its end and the reset that followed neither dirties the clean pair nor resets it again", async () => {
     const lab = await appLab();
     const run = lab.github.addRun({ name: "perf", status: "in_progress", jobs: [{ status: "in_progress", runnerName: vmRunnerName("vm-25-26") }] });

@@ -5,10 +5,11 @@
  */
 import { functionDefinitions, redeliverScheduleOf } from "../../functions/definitions.js";
 import { GitHubError } from "../github/client.js";
-import { ConfigurationError } from "../lab/config.js";
+import { ConfigurationError, type LabConfig } from "../lab/config.js";
 import { consoleLogger, type Logger } from "../logger.js";
 import type { PairStore } from "../storage/tables.js";
-import { startSimulatedLab, type SimulatedLab } from "../sim/local-lab.js";
+import { SIMULATED_ROUTING_LABELS, startSimulatedLab, type SimulatedLab } from "../sim/local-lab.js";
+import { SIM_WEBHOOK_SECRET } from "../sim/simulate.js";
 import { createRuntime, loadStartup } from "../runtime.js";
 import { GITHUB_SETTINGS_HINT } from "../settings.js";
 import { StoreError } from "../storage/connection.js";
@@ -36,17 +37,28 @@ async function main(): Promise<void> {
   const port = localPort();
   // A local caller has no GitHub Actions token: OIDC is off here unless configured (and said so loudly below).
   const oidcOffByDefault = process.env.OIDC_DISABLED === undefined && !process.env.OIDC_AUDIENCE;
-  const { settings, config } = loadStartup(oidcOffByDefault ? { ...process.env, OIDC_DISABLED: "true" } : process.env);
+  const startup = loadStartup(oidcOffByDefault ? { ...process.env, OIDC_DISABLED: "true" } : process.env);
+  const { settings } = startup;
+  let { config } = startup;
   if (settings.githubAuth === null) {
     const { speed, seed } = simulatorSettings();
     console.log(`lab-reset: SIMULATED LAB (no GitHub settings; ${speed} simulated minutes per minute). To use GitHub, ${GITHUB_SETTINGS_HINT}.`);
+    config = routedAsSimulated(config);
+    // The recommended set-up: the lab signs its deliveries with the app's secret, or gives the app its own.
+    const ownSecret = settings.webhookSecrets.length === 0;
+    if (ownSecret) settings.webhookSecrets = [SIM_WEBHOOK_SECRET];
+    console.log(
+      `Recommended set-up: lab-reset signs in as the lab's GitHub App, perf jobs route on the label "${config.routingLabels.join('", "')}", and the simulated lab sends signed workflow_job webhook deliveries (secret: ${ownSecret ? "the lab's own, as GITHUB_WEBHOOK_SECRET is unset" : "GITHUB_WEBHOOK_SECRET"}) to /api/github-webhook; perf runs call nothing, reset runs call job-completed.`,
+    );
     sim = await startSimulatedLab(config, {
       speed,
       seed,
+      webhookSecret: settings.webhookSecrets[0]!,
       onActivity: (pairId, activity, at) => console.log(`[lab ${stamp(at)}] ${pairId}: VM ${activity}`),
+      onDeliveryFailed: (delivery, status, at) => console.log(`[lab ${stamp(at)}] webhook delivery ${delivery} failed (${status}): the app's redeliverWebhooks timer will ask for it again`),
     });
     settings.githubApiUrl = sim.url;
-    settings.githubAuth = { kind: "token", token: sim.token };
+    settings.githubAuth = sim.auth;
   }
   if (settings.storage.kind === "none") {
     azurite = await startAzurite();
@@ -79,12 +91,20 @@ async function main(): Promise<void> {
   console.log(`  POST ${host.url}/api/github-webhook${settings.webhookSecrets.length === 0 ? "   (refuses every delivery until GITHUB_WEBHOOK_SECRET is set)" : ""}`);
   console.log(`  POST ${host.url}/admin/functions/scheduledReset   (timer schedule "${settings.resetSchedule}", UTC)`);
 
-  sim?.run(host.url, settings.resetSchedule);
+  sim?.run(host.url, { resetSchedule: settings.resetSchedule, redeliverSchedule: settings.redeliverSchedule });
+}
+
+/** The simulated perf jobs route on SIMULATED_ROUTING_LABELS, so the app takes those off a used VM, whatever lab.config.json names. */
+function routedAsSimulated(config: LabConfig): LabConfig {
+  if (config.routingLabels.join() === SIMULATED_ROUTING_LABELS.join()) return config;
+  console.log(`The simulated perf jobs route on "${SIMULATED_ROUTING_LABELS.join('", "')}": routingLabels is that here, not ${JSON.stringify(config.routingLabels)} as in ${process.env.LAB_CONFIG_PATH?.trim() || "lab.config.json"}.`);
+  return { ...config, routingLabels: SIMULATED_ROUTING_LABELS };
 }
 
 /** Stops what was started, each part even if another fails; bounded, so the process always ends. */
 async function stop(): Promise<void> {
-  const parts = [() => sim?.stop(), () => host?.close(), () => azurite?.stop()];
+  // The lab's clock first, so nothing more reaches the app; its GitHub once the app is done with it.
+  const parts = [() => sim?.stop(), () => host?.close(), () => sim?.close(), () => azurite?.stop()];
   const all = (async () => {
     for (const part of parts) await Promise.resolve(part()).catch((error: unknown) => console.error(`lab-reset: while stopping: ${(error as Error).message}`));
   })();
@@ -108,8 +128,9 @@ const stamp = (at: Date) => at.toISOString().slice(5, 16).replace("T", " ");
 /** The simulated lab prints the app's decisions as state changes; routine log lines would drown them. */
 function quiet(logger: Logger): Logger {
   return {
-    // A timer reconcile's one-line summary still shows: it answers "did my manual run work?".
-    info: (m, ...r) => (/^(\[reconcileLab\] )?reconcile \{"trigger":"timer"/.test(m) ? logger.info(m, ...r) : undefined),
+    // A timer reconcile's one-line summary still shows: it answers "did my manual run work?"; so
+    // does a redelivery's, which answers "did the failed delivery come back?".
+    info: (m, ...r) => (/^(\[reconcileLab\] )?reconcile \{"trigger":"timer"|^(\[redeliverWebhooks\] )?redeliver \{.*"redelivered":[1-9]/.test(m) ? logger.info(m, ...r) : undefined),
     warn: (m, ...r) => (m.includes("OIDC IS OFF") ? undefined : logger.warn(m, ...r)),
     error: (m, ...r) => logger.error(m, ...r),
   };

@@ -314,6 +314,18 @@ export class GitHubStandin {
     return this.deliveryLog.deliver("workflow_job", this.workflowJobEvent(jobId, action));
   }
 
+  /** Delivers a delivery made elsewhere (the simulated lab's, its GUID and body kept) as GitHub would; resolves with the logged attempt. */
+  forwardDelivery(delivery: { event: string; deliveryId: string; body: string }): Promise<HookDeliveryItem> {
+    if (this.deliveryLog === undefined) throw new Error("enableWebhook first");
+    return this.deliveryLog.deliver(delivery.event, JSON.parse(delivery.body) as { action?: string }, delivery.deliveryId);
+  }
+
+  /** Logs a delivery GitHub failed to make (the app unreachable) without sending it, for the App to redeliver. */
+  logUnreachableDelivery(delivery: { event: string; deliveryId: string; body: string }): HookDeliveryItem {
+    if (this.deliveryLog === undefined) throw new Error("enableWebhook first");
+    return this.deliveryLog.logUnreachable(delivery.event, JSON.parse(delivery.body) as { action?: string }, delivery.deliveryId);
+  }
+
   /** The webhook's log of delivery attempts (redeliveries included), oldest first. */
   get webhookDeliveries(): HookDeliveryItem[] {
     return this.deliveryLog?.items ?? [];

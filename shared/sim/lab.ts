@@ -212,7 +212,7 @@ export class SimLab {
    * A delivery that did not arrive is a failed delivery in GitHub's log: given this, it is handed
    * here (to be redelivered later, as the app's redelivery timer does); without it, it is lost.
    */
-  onFailedDelivery?: (redeliver: () => void | Promise<void>) => void;
+  onFailedDelivery?: (redeliver: () => void | Promise<void>, delivery: WorkflowJobDelivery) => void;
   private readonly queue = new EventQueue();
   private readonly runners = new Map<string, SimRunner>();
   private readonly jobs = new Map<number, SimJob>();
@@ -721,7 +721,7 @@ export class SimLab {
       record.deliveredAt = this.time();
       return this.onWorkflowJobDelivery?.(delivery);
     };
-    if (lost) this.onFailedDelivery?.(send);
+    if (lost) this.onFailedDelivery?.(send, delivery);
     if (!lost && holdBack) this.heldBack.set(jobId, send);
     if (!lost && !holdBack) this.after(delayMs, send);
     // A held in_progress follows its job's completed one, whether or not that one arrives.

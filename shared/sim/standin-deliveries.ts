@@ -42,6 +42,14 @@ export class WebhookDeliveryLog {
     return this.track(this.attempt(event, JSON.stringify(payload), guid, payload.action ?? null, false));
   }
 
+  /**
+   * Logs an attempt that never reached the app (GitHub's "timed out"), sending nothing: a failed
+   * delivery for the App's redelivery timer to find and ask for again.
+   */
+  logUnreachable(event: string, payload: { action?: string }, guid: string): HookDeliveryItem {
+    return this.logAttempt({ event, body: JSON.stringify(payload), guid, action: payload.action ?? null, redelivery: false }, this.clock(), DELIVERY_TIMEOUT_MS, "timed out", 0);
+  }
+
   /** Every delivery attempt so far, oldest first. */
   get items(): HookDeliveryItem[] {
     return this.log.map((d) => structuredClone(d.item));
@@ -101,20 +109,24 @@ export class WebhookDeliveryLog {
       statusCode = 0;
       status = (error as Error).name === "TimeoutError" ? "timed out" : "failed to connect";
     }
+    return this.logAttempt({ event, body, guid, action, redelivery }, deliveredAt, Date.now() - started, status, statusCode);
+  }
+
+  private logAttempt(sent: { event: string; body: string; guid: string; action: string | null; redelivery: boolean }, deliveredAt: Date, durationMs: number, status: string, statusCode: number): HookDeliveryItem {
     const item: HookDeliveryItem = {
       id: this.nextId++,
-      guid,
+      guid: sent.guid,
       delivered_at: deliveredAt.toISOString().replace(/\.\d{3}Z$/, "Z"),
-      redelivery,
-      duration: (Date.now() - started) / 1000,
+      redelivery: sent.redelivery,
+      duration: durationMs / 1000,
       status,
       status_code: statusCode,
-      event,
-      action,
+      event: sent.event,
+      action: sent.action,
       installation_id: this.installationId,
       repository_id: this.repositoryId,
     };
-    this.log.push({ item, body });
+    this.log.push({ item, body: sent.body });
     return structuredClone(item);
   }
 }
