@@ -174,6 +174,12 @@ describe("GET /api/status with the capacity report", () => {
     expect(textOf((await statusPage(await pageRuntime(history), silentLogger, "2")).html)).toContain("Capacity, last 2 days 11-25 12:00 – 11-27 12:00 UTC");
   });
 
+  it("draws the strip of a pair whose events reach back to its first record with no record before it (here: none at all)", async () => {
+    const html = (await statusPage(await pageRuntime(), silentLogger)).html;
+    const row = html.split("\n").find((line) => line.includes('data-pair="vm-05-10"'))!;
+    expect([...row.matchAll(/<rect class="seg st-(\w+)"/g)].map((m) => m[1])).toEqual(["unknown"]);
+  });
+
   it("says no jobs were recorded when the history is empty", async () => {
     expect(textOf((await statusPage(await pageRuntime(), silentLogger)).html)).toContain("Capacity, last 7 days No jobs recorded in the last 7 days.");
   });
