@@ -87,8 +87,8 @@ describe("GET /api/pairs/{id}/events", () => {
     expect(pair).toBe("vm-25-26");
     // Routing events (the VM runner's labels closed for the reset, opened once clean) come between, as the config's routingLabels ask.
     const changes = events.filter((e) => e.kind !== "routing");
-    expect(changes.map((e) => `${e.kind}:${e.from}->${e.to}:${e.trigger}`)).toEqual(["state:resetting->clean:timer", "dispatch:resetting->resetting:timer", "state:dirty->resetting:timer"]);
-    for (const event of events) expect(Object.keys(event).sort()).toEqual(["at", "from", "kind", "reason", "resetRequestId", "resetRunId", "to", "trigger"]);
+    expect(changes.map((e) => `${e.kind}:${e.from}->${e.to}:${e.trigger}`)).toEqual(["state:resetting->clean:timer", "dispatch:resetting->resetting:timer", "state:null->resetting:timer"]);
+    for (const event of events) expect(Object.keys(event).sort()).toEqual(["at", "from", "held", "kind", "reason", "resetRequestId", "resetRunId", "routing", "to", "trigger"]);
     expect(changes[0]).toMatchObject({ at: lab.now.value.toISOString(), reason: `reset run ${dispatch.runId} succeeded`, resetRequestId: dispatch.inputs.request_id, resetRunId: dispatch.runId });
     expect(changes[2]).toMatchObject({ reason: "reset requested (the VM ran a job or its state is unknown)", resetRequestId: dispatch.inputs.request_id, resetRunId: null });
     expect(events.map((e) => e.at)).toEqual(events.map((e) => e.at).sort().reverse());
@@ -365,7 +365,7 @@ describe("admin routes over HTTP (local host, Azurite queue)", () => {
     const all = (await json(fetch(`${url}/api/pairs/vm-25-26/events`))).events as { kind: string; to: string; at: string }[];
     expect(body).toEqual({ pair: "vm-25-26", events: all.slice(0, 2) });
     expect(all.filter((e) => e.kind !== "routing").map((e) => `${e.kind}:${e.to}`)).toEqual(["state:clean", "dispatch:resetting", "state:resetting"]);
-    expect(all.find((e) => e.kind === "state")).toEqual({ at: lab.now.value.toISOString(), kind: "state", trigger: "timer", from: "resetting", to: "clean", reason: `reset run ${runId} succeeded`, resetRequestId: expect.any(String), resetRunId: runId });
+    expect(all.find((e) => e.kind === "state")).toEqual({ at: lab.now.value.toISOString(), kind: "state", trigger: "timer", from: "resetting", to: "clean", reason: `reset run ${runId} succeeded`, resetRequestId: expect.any(String), resetRunId: runId, routing: null, held: false });
     expect(all.map((e) => e.at)).toEqual(all.map((e) => e.at).sort().reverse());
 
     const unknown = await fetch(`${url}/api/pairs/vm-99-98/events`);

@@ -17,7 +17,7 @@ param adminPrincipalId string = ''
 
 // Every table the app opens (openTable under shared/storage), <prefix><suffix>: pair records,
 // pair events, reconcile coverage, job facts, and the webhook redelivery bookkeeping.
-var tableSuffixes = ['Pairs', 'Events', 'Control', 'Facts', 'Deliveries']
+var tableSuffixes = ['Pairs', 'Events', 'Control', 'Facts', 'Deliveries', 'History']
 
 var storageTableDataContributor = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3')
 

@@ -127,6 +127,9 @@ export const JobSchema = z.object({
   /** The job's runs-on labels. */
   labels: z.array(z.string()).default([]),
   completed_at: GitHubTime.nullable().optional(),
+  /** When it was queued and started: the history's queue wait. */
+  created_at: GitHubTime.nullable().optional(),
+  started_at: GitHubTime.nullable().optional(),
   /** The job's page (`…/actions/runs/{run_id}/job/{id}`). */
   html_url: z.string().nullable().optional(),
 });

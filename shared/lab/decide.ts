@@ -75,9 +75,11 @@ export function decide(input: DecideInput): Outcome {
   const before = input.record ?? newPairRecord(pair.id, now);
   const r: PairRecord = { ...before };
   const events: EventDraft[] = [];
+  // A pair's first event has no `from`: the history then knows when its record began.
+  const from = () => (input.record === null && events.length === 0 ? null : r.state);
   const setState = (state: PairState, reason: string) => {
     if (r.state !== state) {
-      events.push({ kind: "state", from: r.state, to: state, reason, resetRequestId: r.resetRequestId, resetRunId: r.resetRunId });
+      events.push({ kind: "state", from: from(), to: state, reason, resetRequestId: r.resetRequestId, resetRunId: r.resetRunId });
     }
     r.state = state;
     r.reason = reason;
@@ -91,6 +93,7 @@ export function decide(input: DecideInput): Outcome {
   let cancelRunId: number | undefined;
   const finish = (decision: Decision, dispatch = false): Outcome => {
     const changed = input.record === null || JSON.stringify({ ...r, updatedAt: "" }) !== JSON.stringify({ ...before, updatedAt: "" });
+    if (input.record === null && events.length === 0) events.push({ kind: "state", from: null, to: r.state, reason: r.reason, resetRequestId: r.resetRequestId, resetRunId: r.resetRunId });
     if (changed) r.updatedAt = now.toISOString();
     const record = changed ? r : before;
     const routing = routingVerdict({ state: record.state, holdBy: record.holdBy, observation, ...(input.jobStart ? { jobStart: input.jobStart } : {}), now });

@@ -15,6 +15,8 @@ import type { Trigger } from "../lab/pair-record.js";
 import type { LabGitHub } from "../github/client.js";
 import type { Logger } from "../logger.js";
 import type { FactStore } from "../storage/facts.js";
+import type { HistoryStore } from "../storage/history.js";
+import { noteRunners } from "./runners.js";
 import type { PairStore, StoredPair } from "../storage/tables.js";
 import { dispatchClaims } from "./act.js";
 import { unreportedJobs } from "./backstop.js";
@@ -34,6 +36,8 @@ export interface ReconcileDeps {
   github: LabGitHub;
   store: PairStore;
   facts: FactStore;
+  /** The lab's history (which runner is which pair's); absent in the dry run, which writes nothing. */
+  history?: Pick<HistoryStore, "recordRunners" | "prune">;
   clock: () => Date;
   logger: Logger;
   newRequestId?: () => string;
@@ -61,6 +65,7 @@ export async function observe(deps: ReconcileDeps, trigger: Trigger, tally: Tall
   if ("error" in lab) {
     tally.errors.push(`pairs ${deps.config.pairs.map((p) => p.id).join(", ")} left alone: ${lab.error}`);
   } else {
+    await noteRunners(deps, lab);
     const pairOfRunner = pairByRunnerName(deps.config.pairs, lab);
     jobs = jobFactsByPair(facts.facts, pairOfRunner);
     if (trigger === "timer") await addUnreportedJobs(deps, stored, pairOfRunner, at, jobs, tally);

@@ -220,6 +220,11 @@ export class ReconcileWorker {
     } catch (error) {
       deps.logger.warn(`old job facts not pruned: ${(error as Error).message}`);
     }
+    try {
+      await deps.history?.prune(new Date(deps.clock().getTime() - deps.config.historyDays * 86_400_000));
+    } catch (error) {
+      deps.logger.warn(`history older than ${deps.config.historyDays} days not pruned: ${(error as Error).message}`);
+    }
   }
 }
 

@@ -62,6 +62,7 @@ export const labelSetOf = (labels: readonly string[]) => [...new Set(labels.map(
 /** Conclusions of a job that did not end as its workflow wanted. */
 const UNSUCCESSFUL = new Set(["failure", "cancelled", "timed_out"]);
 const HOUR = 3_600_000;
+const GITHUB_TIME_RESOLUTION_MS = 1000;
 
 /** Each perf job (started on a pair's VM runner), with its pair. */
 export function perfJobsOf(history: LabHistory): { job: JobRow & { startedAt: string }; pairId: string }[] {
@@ -198,7 +199,8 @@ function hostStartsByRun(history: LabHistory): Map<number, number> {
 
 /**
  * Dirty starts and jobs killed by a reset, on one pair. The VM is clean from a successful
- * reset's end until the next job starts on it; a job that starts when it is not is a dirty start.
+ * reset's end until the next job starts on it or a reset begins; a job that starts when it is
+ * not is a dirty start.
  * Whether it was clean when the window opened is the record's word (its state then). A job that
  * ended unsuccessfully while a reset of its pair ran was killed by it.
  */
@@ -208,7 +210,11 @@ function jobTroubles(pairId: string, input: ReportInput, jobs: JobRow[], resets:
   const steps = recordSteps(input.events.get(pairId) ?? [], input.records.get(pairId), from);
   const moments = [
     ...jobs.map((j) => ({ at: ms(j.startedAt)!, what: "start" as const })),
-    ...resets.filter((r) => r.outcome === "ok" && r.endedAt !== null).map((r) => ({ at: ms(r.endedAt)!, what: "clean" as const })),
+    // A VM being restored is not clean until the restore ends.
+    ...resets.map((r) => ({ at: ms(r.dispatchedAt)!, what: "dirty" as const })),
+    // GitHub dates a start to the whole second, the app its own records to the millisecond: a
+    // start in the same second as the reset's recorded end came after it (routing opens after).
+    ...resets.filter((r) => r.outcome === "ok" && r.endedAt !== null).map((r) => ({ at: ms(r.endedAt)! - GITHUB_TIME_RESOLUTION_MS, what: "clean" as const })),
   ].sort((a, b) => a.at - b.at || (a.what === "clean" ? -1 : 1));
   let clean: boolean | null = steps[0]!.state === null ? null : steps[0]!.state === "clean";
   let dirtyStarts = 0;
@@ -216,6 +222,7 @@ function jobTroubles(pairId: string, input: ReportInput, jobs: JobRow[], resets:
     if (m.at < from) continue;
     if (m.at > to) break;
     if (m.what === "clean") clean = true;
+    else if (m.what === "dirty") clean = false;
     else {
       // A pair with no record before its first job: nothing says it was reset.
       if (clean !== true) dirtyStarts++;

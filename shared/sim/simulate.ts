@@ -19,6 +19,7 @@ import { createRuntime, type Runtime } from "../runtime.js";
 import { parseSchedule } from "../lab/schedule.js";
 import { readSettings } from "../settings.js";
 import type { PairStore } from "../storage/tables.js";
+import type { HistoryStore } from "../storage/history.js";
 import { GitHubModel } from "./github-model.js";
 import { GitHubStandin } from "./github-standin.js";
 import { ModelLabGitHub } from "./model-github.js";
@@ -56,6 +57,8 @@ export interface SimulationOptions {
   resetSchedule?: string;
   logger?: Logger;
   store?: PairStore;
+  /** Where the app writes the lab's history (default: its own, in memory). */
+  history?: HistoryStore;
   /** How the app reaches GitHub: "model" (default) in process; "http": Octokit and the HTTP stand-in. */
   transport?: "model" | "http";
 }
@@ -167,7 +170,7 @@ export async function appDriver(
   lab: SimLab,
   github: GitHubModel | GitHubStandin,
   config: LabConfig,
-  options: Pick<SimulationOptions, "faults" | "resetSchedule" | "logger" | "store" | "seed"> & { webhooks?: boolean },
+  options: Pick<SimulationOptions, "faults" | "resetSchedule" | "logger" | "store" | "history" | "seed"> & { webhooks?: boolean },
 ): Promise<Driver & { runtime: Runtime; report: (runId: number) => Promise<void> }> {
   const logger = options.logger ?? silentLogger;
   const faults = options.faults ?? DEFAULT_FAULTS;
@@ -182,6 +185,7 @@ export async function appDriver(
   const queue = new MemoryReconcileQueue(lab.now);
   const runtime = await createRuntime(settings, config, {
     store: options.store ?? new MemoryStore(),
+    ...(options.history ? { history: options.history } : {}),
     queue,
     clock: lab.now,
     logger,

@@ -15,6 +15,7 @@ import type { Logger } from "../logger.js";
 import type { OncePerKey } from "../once.js";
 import { OIDC_DISABLED_WARNING, REPOSITORY_PATTERN } from "../settings.js";
 import type { FactStore, JobFact } from "../storage/facts.js";
+import type { HistoryStore, JobNews } from "../storage/history.js";
 import type { ReconcileQueue } from "../storage/queue.js";
 import type { PairStore } from "../storage/tables.js";
 import { refuse as error, unavailable, type JsonResponse } from "./http.js";
@@ -41,6 +42,7 @@ export interface JobCompletedRuntime {
   config: Pick<LabConfig, "github">;
   lookups: Pick<TriggerLookups, "pairOfRunner" | "runJobs">;
   facts: Pick<FactStore, "record">;
+  history: Pick<HistoryStore, "recordJobs">;
   /** Job ends of a run already recorded by this instance. */
   recordedRuns: OncePerKey;
   queue: Pick<ReconcileQueue, "send">;
@@ -120,12 +122,31 @@ export async function jobCompleted(runtime: JobCompletedRuntime, bodyText: strin
     const facts = endedFacts(jobs, body.runId, body.runnerName, runtime.clock());
     // Facts are insert-only, so the same run's ends need recording once per instance.
     const key = `${body.runId}/${runAttempt ?? "latest"}/${facts.map((f) => `${f.jobId ?? f.runnerName}:${f.at}`).join(",")}`;
-    await runtime.recordedRuns.run(key, () => runtime.facts.record(facts));
+    await runtime.recordedRuns.run(key, async () => {
+      await runtime.facts.record(facts);
+      await recordHistory(runtime, jobs, logger);
+    });
     await runtime.queue.send({ trigger: "job-completed" });
     logger.info(`job-completed: run ${body.runId} recorded (${facts.length} job ends); a reconcile is queued`);
     return { status: 202, body: { runId: body.runId, pairs: await usedPairs(runtime, facts, runnerPair), reconcile: "queued" } };
   } catch (cause) {
     return unavailable(cause, logger, "Nothing was reset; retry later.");
+  }
+}
+
+/** The run's jobs as GitHub lists them, each whole: no extra request. A helper: a failure is logged. */
+async function recordHistory(runtime: Pick<JobCompletedRuntime, "history">, jobs: Job[], logger: Logger): Promise<void> {
+  const news: JobNews[] = jobs
+    .filter((job) => job.runner_name || job.labels.some((l) => l.toLowerCase() === "self-hosted"))
+    .map((job) => {
+      const known = { queuedAt: job.created_at, startedAt: job.runner_name ? job.started_at : null, completedAt: job.completed_at, conclusion: job.conclusion, runnerName: job.runner_name };
+      return { jobId: job.id, runId: job.run_id, labels: job.labels, ...Object.fromEntries(Object.entries(known).filter(([, v]) => v !== null && v !== undefined)) };
+    });
+  if (news.length === 0) return;
+  try {
+    await runtime.history.recordJobs(news);
+  } catch (error) {
+    logger.warn(`job-completed: the run's jobs were not written to the history (the report will miss them): ${(error as Error).message}`);
   }
 }
 

@@ -24,6 +24,7 @@ import { BUSY_FLAG_LOOK_SECONDS } from "../lab/looks.js";
 import { GitHubTime, type LabGitHub } from "../github/client.js";
 import type { Logger } from "../logger.js";
 import type { FactStore, JobFact } from "../storage/facts.js";
+import type { HistoryStore, JobNews } from "../storage/history.js";
 import type { ReconcileQueue } from "../storage/queue.js";
 import { REPOSITORY_PATTERN, type Settings } from "../settings.js";
 import { refuse, unavailable, type JsonResponse } from "./http.js";
@@ -72,6 +73,9 @@ export const WorkflowJobEventSchema = z.object({
     runner_group_name: z.string().nullable().optional(),
     started_at: GitHubTime,
     completed_at: GitHubTime.nullable(),
+    /** When the job was queued; the history's queue wait starts here. */
+    created_at: GitHubTime.optional(),
+    conclusion: z.string().nullable().optional(),
   }),
   repository: z.object({ full_name: z.string().regex(REPOSITORY_PATTERN, 'must be "owner/repo"') }),
 });
@@ -81,6 +85,7 @@ export interface WebhookRuntime {
   settings: Pick<Settings, "webhookSecrets">;
   allowedRepositories: string[];
   facts: FactStore;
+  history: Pick<HistoryStore, "recordJobs">;
   queue: ReconcileQueue;
   clock: () => Date;
   config: Pick<LabConfig, "routingLabels" | "pairs">;
@@ -149,6 +154,16 @@ export async function githubWebhook(runtime: WebhookRuntime, delivery: WebhookDe
   if ("status" in event) return event;
   const job = event.workflow_job;
   const about = { deliveryId: delivery.deliveryId, action: event.action, jobId: job.id, runId: job.run_id };
+  const history = recordHistory(runtime, event, logger);
+  try {
+    return await answerDelivery(runtime, event, about, logger);
+  } finally {
+    await history;
+  }
+}
+
+async function answerDelivery(runtime: WebhookRuntime, event: WorkflowJobEvent, about: Record<string, unknown>, logger: Logger): Promise<JsonResponse> {
+  const job = event.workflow_job;
   if (event.action === "queued" && routesOnRoutingLabels(job, runtime.config)) return lookWhenStarted(runtime, about, logger);
   if (!isRecordedAction(event.action)) return reply(202, { ...about, ignored: `action ${event.action} does not change a pair` });
   // Jobs that never reached a runner are none of the lab's business, but legitimate: not an error.
@@ -169,6 +184,29 @@ export async function githubWebhook(runtime: WebhookRuntime, delivery: WebhookDe
   }
   if (event.action === "in_progress") await closeRouting(runtime, event.workflow_job, logger);
   return answer;
+}
+
+/** Self-hosted jobs only: a job queued for GitHub's runners never touches the lab. */
+const forSelfHosted = (job: WorkflowJobEvent["workflow_job"]) => job.runner_group_name !== "GitHub Actions" && (job.labels ?? []).some((l) => lower(l) === "self-hosted");
+
+/**
+ * The delivery's part of the job's history row: labels and queue time from any action, the
+ * start or the end from its own. A helper: a failure is logged, the delivery still answered.
+ */
+async function recordHistory(runtime: WebhookRuntime, event: WorkflowJobEvent, logger: Logger): Promise<void> {
+  const job = event.workflow_job;
+  if (!forSelfHosted(job) || !["queued", "in_progress", "completed"].includes(event.action)) return;
+  const news: JobNews = { jobId: job.id, runId: job.run_id, labels: job.labels ?? [], ...(job.created_at ? { queuedAt: job.created_at } : {}) };
+  if (job.runner_name !== null && event.action !== "queued") news.runnerName = job.runner_name;
+  // GitHub's own start: a late (or reordered) delivery must not lengthen the job's queue wait.
+  if (event.action === "in_progress") news.startedAt = job.started_at;
+  // The start is in_progress's to say (dated as the fact is); the end carries only the end.
+  if (event.action === "completed") Object.assign(news, { completedAt: job.completed_at ?? runtime.clock().toISOString(), conclusion: job.conclusion ?? null });
+  try {
+    await runtime.history.recordJobs([news]);
+  } catch (error) {
+    logger.warn(`githubWebhook: job ${job.id} not written to the history (the report will miss it): ${(error as Error).message}`);
+  }
 }
 
 /**

@@ -11,6 +11,7 @@ import { readSettings } from "../../shared/settings.js";
 import { GitHubStandin } from "../../shared/sim/github-standin.js";
 import { MemoryQueueTrigger } from "../../shared/sim/queue-trigger.js";
 import { TableCoverageStore } from "../../shared/storage/coverage.js";
+import { TableHistoryStore } from "../../shared/storage/history.js";
 import { TableFactStore } from "../../shared/storage/facts.js";
 import { MemoryReconcileQueue } from "../../shared/storage/queue.js";
 import type { PairStore } from "../../shared/storage/tables.js";
@@ -80,6 +81,7 @@ export async function startTestLab(options: TestLabOptions = {}): Promise<TestLa
     store: options.store ?? (await openTestStore(tablePrefix)),
     facts: await TableFactStore.open({ connection, tablePrefix, lab: labKey(config) }),
     coverage: await TableCoverageStore.open({ connection, tablePrefix, lab: labKey(config) }),
+    history: await TableHistoryStore.open({ connection, tablePrefix, lab: labKey(config), clock: () => now.value }),
     queue,
     clock,
     logger: options.logger ?? silentLogger,
