@@ -90,6 +90,21 @@ describe("the capacity report's section (rendered)", () => {
     expect(html).toContain(`<rect class="p95" x="0" y="0" width="100.00" height="10"></rect><rect class="p50" x="0" y="2.5" width="6.15" height="5">`);
   });
 
+  it("says how much of the window a pair has a record for when it is not all of it, and draws no bar for a pair with none", () => {
+    const report = weekReport();
+    report.pairs[0]!.recordedSeconds = 30 * 3600;
+    report.pairs[1]!.recordedSeconds = 7 * 86_400 - 60;
+    report.pairs[2]!.recordedSeconds = 0;
+    const rows = reportSection({ days: 7, report }).split("\n").filter((line) => line.startsWith("<tr data-report-pair="));
+    expect(rows.map((row) => textOf(row).trim())).toEqual([
+      "vm-25-26 of 30 h recorded 42 % 8 % 5 % 45 % 0 % 130 127 / 1",
+      "vm-05-10 50 % 10 % 10 % 30 % 0 % 150 148 / 2",
+      "vm-42-43 no record in the window — — — — — 90 85 / 3",
+      "vm-11-12 10 % 2 % 8 % 20 % 60 % 42 38 / 0",
+    ]);
+    expect(rows[2]).not.toContain("<svg");
+  });
+
   it("draws the hourly p95 as lines through consecutive hours, broken where no job started, with labelled axes", () => {
     const report = weekReport();
     const svg = hourlyChart(report);

@@ -90,11 +90,13 @@ function figures(report: Report): string {
 
 function sharesTable(report: Report): string {
   const head = SHARES.map((s) => `<th scope="col" class="num" title="${escapeHtml(s.meaning)}"><span class="key sh-${s.css}"></span>${s.name}</th>`).join("");
+  const windowSeconds = (Date.parse(report.to) - Date.parse(report.from)) / 1000;
   const rows = report.pairs.map((pair) => {
     const recorded = pair.recordedSeconds > 0;
     const cells = SHARES.map((s) => `<td class="num">${recorded ? percent(pair[s.field]) : "—"}</td>`).join("");
     const bar = recorded ? shareBar(pair) : `<span class="none">no record in the window</span>`;
-    const of = recorded && pair.recordedSeconds < (Date.parse(report.to) - Date.parse(report.from)) / 1000 ? `<span class="sub">of ${seconds(pair.recordedSeconds)} recorded</span>` : "";
+    // A pair recorded for only part of the window (added to the lab, or new history) says how much.
+    const of = recorded && pair.recordedSeconds < windowSeconds - 3600 ? `<span class="sub">of ${seconds(pair.recordedSeconds)} recorded</span>` : "";
     return `<tr data-report-pair="${escapeHtml(pair.id)}"><th scope="row">${escapeHtml(pair.id)}${of}</th><td>${bar}</td>${cells}<td class="num">${pair.jobs}</td><td class="num">${pair.resets.ok} / ${pair.resets.failed}</td></tr>`;
   });
   return `<table class="shares"><thead><tr><th scope="col">Pair</th><th scope="col" class="c-bar">Share of its recorded time</th>${head}<th scope="col" class="num">jobs</th><th scope="col" class="num">resets ok / failed</th></tr></thead>\n<tbody>\n${rows.join("\n")}\n</tbody></table>`;
@@ -132,7 +134,7 @@ function waitsTable(report: Report): string {
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
-const CHART = { width: 640, height: 190, left: 56, right: 14, top: 10, bottom: 26 };
+const CHART = { width: 640, height: 190, left: 56, right: 22, top: 10, bottom: 26 };
 /** The y axis ends at the first of these (seconds) that holds the highest p95. */
 const Y_TOPS = [60, 120, 300, 600, 900, 1200, 1800, 3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600, DAY / 1000, 2 * DAY / 1000];
 
