@@ -137,8 +137,8 @@ export function functionDefinitions(runtime: () => Promise<Runtime>, settings: D
       route: "status",
       methods: ["GET"],
       authLevel: "function",
-      handler: async (_request, context) => {
-        const page = await statusPage(await runtime(), contextLogger(context));
+      handler: async (request, context) => {
+        const page = await statusPage(await runtime(), contextLogger(context), request.query.get("days"));
         return { status: page.status, body: page.html, headers: page.headers };
       },
     },

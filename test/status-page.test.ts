@@ -6,7 +6,7 @@ import { writeFileSync } from "node:fs";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { renderStatusPage, STATUS_PAGE_CSP, STATUS_PAGE_HEADERS, STATUS_PAGE_STYLE, type StatusPageInput } from "../shared/admin/status-page.js";
-import { stripSegments } from "../shared/admin/strip.js";
+import { holdSpans, stripSegments, stripSvg } from "../shared/admin/strip.js";
 import { newPairRecord, type PairEvent, type PairRecord, type PairState, type Trigger } from "../shared/lab/pair-record.js";
 import { functionDefinitions } from "../functions/definitions.js";
 import { startLocalHost } from "../shared/local/host.js";
@@ -107,6 +107,7 @@ function seedLab(): StatusPageInput {
         }),
         events: history("vm-11-12", "clean", [
           ...jobAndReset(1150, 85, 19711830500, 19711830612), ...jobAndReset(880, 90, 19711870001, 19711872210),
+          [372, "clean", "held by mara: rr1-netperf-12 firmware update (LAB-311)", { kind: "hold", trigger: "admin", held: true }],
           [365, "offline", "host runner RR1-NETPERF-12 is offline", { trigger: "timer" }],
         ]),
       },
@@ -191,6 +192,55 @@ describe("status page (rendered)", () => {
     expect(stripSegments(events, "dirty", drawnAt).map((s) => s.state)).toEqual(["unknown", "dirty"]);
   });
 
+  it("draws no record before a pair's first event when its events reach back that far, whatever that event's `from`", () => {
+    // A pair's first reconcile records its move from the new record's "dirty": that is no history.
+    const events = history("vm-05-10", "dirty", [[600, "resetting", "reset requested (the VM ran a job or its state is unknown)"], [590, "clean", "reset run 1 succeeded"]]);
+    const drawn = (fromFirstRecord: boolean) => stripSegments(events, "clean", drawnAt, { fromFirstRecord }).map((s) => [s.state, s.start.toISOString()]);
+    expect(drawn(true)).toEqual([["unknown", ago(1440)], ["resetting", ago(600)], ["clean", ago(590)]]);
+    // Events that may not reach back (as many as were asked for): the oldest one's `from` stands before it.
+    expect(drawn(false)).toEqual([["dirty", ago(1440)], ["resetting", ago(600)], ["clean", ago(590)]]);
+    // A first record older than the window leaves no unknown time in it.
+    const older = history("vm-05-10", "dirty", [[2000, "clean", "reset run 1 succeeded"], [300, "busy", "run 2 has a job on the VM"]]);
+    expect(stripSegments(older, "busy", drawnAt, { fromFirstRecord: true }).map((s) => s.state)).toEqual(["clean", "busy"]);
+    // No event at all: nothing is recorded of the pair yet.
+    expect(stripSegments([], "dirty", drawnAt, { fromFirstRecord: true }).map((s) => [s.state, s.start.toISOString(), s.end.toISOString()])).toEqual([["unknown", ago(1440), ago(0)]]);
+  });
+
+  it("finds a pair's holds from its hold events, their `held` stamps, and the record's hold now", () => {
+    const unheld = { holdBy: null, holdReason: null, holdSince: null };
+    const events = history("vm-42-43", "clean", [
+      [900, "clean", "held by mara: re-taking the checkpoint", { kind: "hold", trigger: "admin" }],
+      [800, "offline", "host runner RR1-NETPERF-42 is offline", { held: true }],
+      [700, "offline", "released by mara (held by mara since …: re-taking the checkpoint)", { kind: "hold", trigger: "admin" }],
+      [100, "offline", "held by li: LAB-312", { kind: "hold", trigger: "admin", held: true }],
+      [60, "clean", "reset run 9 succeeded", { held: false }],
+    ]);
+    expect(holdSpans(events, unheld, drawnAt).map((h) => [h.start.toISOString(), h.end.toISOString(), h.reason])).toEqual([
+      [ago(900), ago(700), "held by mara: re-taking the checkpoint"],
+      [ago(100), ago(60), "held by li: LAB-312"],
+    ]);
+    // Held now, by the record, though no event in hand says when it began: from its holdSince.
+    const held = { holdBy: "mara", holdReason: "firmware (LAB-311)", holdSince: ago(30) };
+    expect(holdSpans([], held, drawnAt).map((h) => [h.start.toISOString(), h.end.toISOString(), h.reason])).toEqual([[ago(30), ago(0), "held by mara: firmware (LAB-311)"]]);
+    // A hold older than the window is cut at the window's start.
+    expect(holdSpans([], { ...held, holdSince: ago(3000) }, drawnAt)[0]!.start.toISOString()).toBe(ago(1440));
+  });
+
+  it("titles each segment and hold with its dated range, its length and why", () => {
+    const events = history("vm-25-26", "clean", [[830, "busy", "run 2 has a job on the VM"], [630, "dirty", "the VM's job finished"], [120, "dirty", "held by mara: LAB-311", { kind: "hold", held: true }]]);
+    const record = { holdBy: "mara", holdReason: "LAB-311", holdSince: ago(120) };
+    const svg = stripSvg(stripSegments(events, "dirty", drawnAt), holdSpans(events, record, drawnAt), drawnAt, "vm-25-26");
+    const titles = [...svg.matchAll(/<title>([^<]*)<\/title>/g)].map((m) => m[1]);
+    expect(titles).toEqual([
+      "clean 11-26 12:00 – 11-26 22:10 UTC (10 h 10 min)",
+      "busy 11-26 22:10 – 11-27 01:30 UTC (3 h 20 min): run 2 has a job on the VM",
+      "dirty 11-27 01:30 – 11-27 12:00 UTC (10 h 30 min): the VM&#39;s job finished",
+      "on hold 11-27 10:00 – 11-27 12:00 UTC (2 h): held by mara: LAB-311",
+    ]);
+    expect(svg).toContain('<rect class="held" data-held="" x="1320.0" y="0" width="120.0" height="7">');
+    expect(svg).toMatch(/aria-label="vm-25-26, last 24 hours: [^"]*; on hold 2 h"/);
+  });
+
   it("allows only its own stylesheet, by hash, and no script, request, form, frame or base", async () => {
     const { createHash } = await import("node:crypto");
     const hash = createHash("sha256").update(STATUS_PAGE_STYLE).digest("base64");
@@ -271,7 +321,7 @@ describe("status page (in chromium)", { timeout: 60_000 }, () => {
       expect(response.headers()["content-security-policy"]).toBe(STATUS_PAGE_CSP);
       expect(response.headers()["referrer-policy"]).toBe("no-referrer");
       // The stylesheet applied: the table is laid out at full width with fixed columns.
-      expect(await opened.page.locator("table").evaluate((table) => table.ownerDocument.defaultView!.getComputedStyle(table).tableLayout)).toBe("fixed");
+      expect(await opened.page.locator("table.pairs").evaluate((table) => table.ownerDocument.defaultView!.getComputedStyle(table).tableLayout)).toBe("fixed");
       expect(opened.console.filter((m) => /content security policy|refused/i.test(m))).toEqual([]);
     });
   });
@@ -297,6 +347,23 @@ describe("status page (in chromium)", { timeout: 60_000 }, () => {
       // 24 hours across the cell: the last 35 minutes of `failed` are about 2.4 % of the strip.
       const strip = await page.locator('tr[data-pair="vm-42-43"] svg.strip').boundingBox();
       expect(segments.at(-1)!.width / strip!.width).toBeCloseTo(35 / 1440, 2);
+    });
+  });
+
+  it("draws a pair's hold as a striped band along the top of its strip, the hold's words in its title", async () => {
+    await withPage(served(seedLab()), async ({ page }) => {
+      const strip = (await page.locator('tr[data-pair="vm-11-12"] svg.strip').boundingBox())!;
+      const band = page.locator('tr[data-pair="vm-11-12"] svg.strip rect.held');
+      expect(await band.count()).toBe(1);
+      const box = (await band.boundingBox())!;
+      expect(box.width / strip.width).toBeCloseTo(372 / 1440, 2);
+      expect(box.x + box.width).toBeCloseTo(strip.x + strip.width - 1, 0);
+      // The state shows (and answers a hover) below the band.
+      expect(box.height / strip.height).toBeLessThan(0.4);
+      expect(await band.locator("title").textContent()).toBe("on hold 11-27 05:48 – 11-27 12:00 UTC (6 h 12 min): held by mara: rr1-netperf-12 firmware update (LAB-311)");
+      expect(await band.evaluate((rect) => rect.ownerDocument.defaultView!.getComputedStyle(rect).fill)).toBe('url("#held-hatch")');
+      expect(await page.locator("pattern#held-hatch").count()).toBe(1);
+      expect(await page.locator("tr[data-pair] rect.held").count()).toBe(1);
     });
   });
 
@@ -330,7 +397,7 @@ describe("status page (in chromium)", { timeout: 60_000 }, () => {
       expect(reported).toEqual([["vm-25-26", "clean"], ["vm-05-10", "busy"], ["vm-42-43", "failed"], ["vm-11-12", "resetting"]]);
       const opened = await openPage(browser, `${host.url}/api/status?code=secret-function-key`);
       try {
-        const rows = await opened.page.locator("tbody tr").evaluateAll((trs) => trs.map((tr) => [tr.getAttribute("data-pair"), tr.getAttribute("data-state"), tr.querySelector(".badge")?.textContent]));
+        const rows = await opened.page.locator("table.pairs tbody tr").evaluateAll((trs) => trs.map((tr) => [tr.getAttribute("data-pair"), tr.getAttribute("data-state"), tr.querySelector(".badge")?.textContent]));
         expect(rows).toEqual(reported.map(([id, state]) => [id, state, state]));
         expect(opened.console).toEqual([]);
       } finally {

@@ -61,6 +61,11 @@ export function clock(at: Date, drawnAt: Date): string {
   return sameDay ? hm : `${MONTHS[at.getUTCMonth()]} ${at.getUTCDate()} ${hm}`;
 }
 
+/** "12-07 22:10": a UTC date and time, for ranges that may cross midnight. */
+export function dayClock(at: Date): string {
+  return `${pad(at.getUTCMonth() + 1)}-${pad(at.getUTCDate())} ${pad(at.getUTCHours())}:${pad(at.getUTCMinutes())}`;
+}
+
 /** A stored time, or null when it is not one (then pages show the stored text as it is). */
 function parse(iso: string): Date | null {
   const at = new Date(iso);

@@ -7,11 +7,15 @@ import { newPairRecord, type PairEvent, type PairRecord } from "../lab/pair-reco
 import type { Logger } from "../logger.js";
 import { planReconcile } from "../reconcile/plan.js";
 import type { ReconcileDeps } from "../reconcile/reconcile.js";
+import { DEFAULT_REPORT_DAYS, readReport } from "../report/read.js";
 import type { Settings } from "../settings.js";
+import type { HistoryStore } from "../storage/history.js";
 import type { ReconcileQueue } from "../storage/queue.js";
-import type { PairStore } from "../storage/tables.js";
+import { StoreError, type PairStore } from "../storage/tables.js";
 import { updatePair } from "../storage/update-pair.js";
 import { refuse, unavailable, type JsonResponse } from "../triggers/http.js";
+import { reportDays } from "./report.js";
+import type { ReportView } from "./report-svg.js";
 import { renderStatusPage, STATUS_PAGE_HEADERS } from "./status-page.js";
 
 export const MAX_EVENTS = 500;
@@ -104,28 +108,44 @@ export interface HtmlResponse {
 
 export interface StatusPageRuntime {
   settings: Pick<Settings, "githubApiUrl">;
-  config: Pick<LabConfig, "github" | "pairs">;
-  store: Pick<PairStore, "listPairs" | "listEvents">;
+  config: Pick<LabConfig, "github" | "pairs" | "historyDays">;
+  store: Pick<PairStore, "listPairs" | "listEvents" | "listEventsSince">;
+  history: Pick<HistoryStore, "read">;
   clock: () => Date;
   simulatedClock?: { speed: number };
 }
 
-/** GET /api/status: the page for people. */
-export async function statusPage(runtime: StatusPageRuntime, logger: Logger): Promise<HtmlResponse> {
+/** Events read per pair for its strip: a day's worth and more; fewer back means the pair has no older one. */
+const STRIP_EVENTS = 200;
+
+/** GET /api/status?days=N: the page for people; the capacity report under the pairs covers N days (default 7). */
+export async function statusPage(runtime: StatusPageRuntime, logger: Logger, daysText: string | null = null): Promise<HtmlResponse> {
   const lab = `${runtime.config.github.owner}/${runtime.config.github.repo}`;
   try {
-    const stored = new Map((await runtime.store.listPairs()).map((s) => [s.record.pairId, s.record]));
+    const [stored, report] = await Promise.all([runtime.store.listPairs(), reportView(runtime, daysText, logger)]);
+    const records = new Map(stored.map((s) => [s.record.pairId, s.record]));
     const pairs = await Promise.all(
-      runtime.config.pairs.map(async (pair) => ({
-        record: stored.get(pair.id) ?? newPairRecord(pair.id, runtime.clock()),
-        vmRunnerLabel: pair.vmRunnerLabel,
-        events: await runtime.store.listEvents(pair.id, 200),
-      })),
+      runtime.config.pairs.map(async (pair) => {
+        const events = await runtime.store.listEvents(pair.id, STRIP_EVENTS);
+        return { record: records.get(pair.id) ?? newPairRecord(pair.id, runtime.clock()), vmRunnerLabel: pair.vmRunnerLabel, events, fromFirstRecord: events.length < STRIP_EVENTS };
+      }),
     );
     const githubUrl = runtime.settings.githubApiUrl === "https://api.github.com" ? "https://github.com" : runtime.settings.githubApiUrl.replace(/\/api\/v3$/, "");
-    return { status: 200, html: renderStatusPage({ lab, githubUrl, drawnAt: runtime.clock(), pairs, ...(runtime.simulatedClock ? { simulatedClock: runtime.simulatedClock } : {}) }), headers: STATUS_PAGE_HEADERS };
+    return { status: 200, html: renderStatusPage({ lab, githubUrl, drawnAt: runtime.clock(), pairs, report, ...(runtime.simulatedClock ? { simulatedClock: runtime.simulatedClock } : {}) }), headers: STATUS_PAGE_HEADERS };
   } catch (cause) {
     const failed = unavailable(cause, logger, "Reload the page in a minute.");
     return { status: failed.status, html: `<!doctype html><title>lab-reset</title><p>${String((failed.body as { error: string }).error).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)}</p>`, headers: { ...STATUS_PAGE_HEADERS, "retry-after": "60" } };
+  }
+}
+
+/** The report for the page; a report that cannot be read or drawn costs the page one line, never the pairs. */
+async function reportView(runtime: StatusPageRuntime, daysText: string | null, logger: Logger): Promise<ReportView> {
+  const days = reportDays(daysText, runtime.config.historyDays);
+  if (typeof days !== "number") return { days: Math.min(DEFAULT_REPORT_DAYS, runtime.config.historyDays), report: null, problem: (days.body as { error: string }).error.replace(/\.$/, "") };
+  try {
+    return { days, report: await readReport(runtime, days) };
+  } catch (cause) {
+    logger.error(`status page: the capacity report is unavailable: ${cause instanceof Error ? (cause.stack ?? cause.message) : String(cause)}`);
+    return { days, report: null, problem: cause instanceof StoreError ? "the lab's history could not be read from storage; reload in a minute" : "it could not be drawn (see the app's log)" };
   }
 }

@@ -6,7 +6,8 @@
 import { createHash } from "node:crypto";
 import type { PairEvent, PairRecord } from "../lab/pair-record.js";
 import { escapeHtml, forHtml, runLink, runLinkBase, timeHtml } from "./html.js";
-import { knownState, STRIP_HOURS, stripSegments, stripSvg, type StripState } from "./strip.js";
+import { REPORT_STYLE, reportSection, type ReportView } from "./report-svg.js";
+import { holdSpans, knownState, STRIP_DEFS, STRIP_HOURS, stripSegments, stripSvg, type StripState } from "./strip.js";
 
 export interface StatusPageInput {
   /** "owner/repo", e.g. "microsoft/netperf". */
@@ -16,8 +17,13 @@ export interface StatusPageInput {
   drawnAt: Date;
   /** Set when `drawnAt` and every time on the page are a simulated lab's clock (`npm start` without GitHub). */
   simulatedClock?: { speed: number };
-  /** Events newest first, covering at least the last 24 hours. */
-  pairs: Array<{ record: PairRecord; vmRunnerLabel: string; events: PairEvent[] }>;
+  /**
+   * Events newest first, covering at least the last 24 hours; `fromFirstRecord` when they are all
+   * the pair has (the strip shows "no record" before the oldest).
+   */
+  pairs: Array<{ record: PairRecord; vmRunnerLabel: string; events: PairEvent[]; fromFirstRecord?: boolean }>;
+  /** The capacity report drawn under the pairs; left out when not given. */
+  report?: ReportView;
 }
 
 const REFRESH_SECONDS = 30;
@@ -60,8 +66,8 @@ h1{font-size:19px;margin:0 0 2px}
 table{border-collapse:collapse;width:100%;table-layout:fixed}
 th,td{text-align:left;vertical-align:top;padding:6px 7px;border-bottom:1px solid #d0d7de;overflow-wrap:anywhere}
 thead th{font-size:12px;color:#57606a;font-weight:600;border-bottom:2px solid #d0d7de;background:#f6f8fa;vertical-align:bottom}
-tbody tr{background:var(--tint)}
-tbody th{border-left:6px solid var(--strong);font-weight:600;font-size:14px}
+.pairs tbody tr{background:var(--tint)}
+.pairs tbody th{border-left:6px solid var(--strong);font-weight:600;font-size:14px}
 .badge{display:inline-block;padding:0 8px;border-radius:9px;background:var(--strong);color:#fff;font-weight:600}
 .sub,.ago,.none{color:#57606a;font-size:12px}
 .sub{display:block;font-weight:400}
@@ -70,11 +76,14 @@ tbody th{border-left:6px solid var(--strong);font-weight:600;font-size:14px}
 a{color:#0550ae}
 .strip{display:block;box-sizing:border-box;width:100%;height:26px;border:1px solid #afb8c1;background:#fff}
 .seg{fill:var(--strong)}
+.held{fill:url(#held-hatch)}
+.defs{position:absolute;width:0;height:0;overflow:hidden}
+.held-swatch{background:repeating-linear-gradient(90deg,#1f2328 0 2px,transparent 2px 4px);border:1px solid #1f2328;box-sizing:border-box}
 .scale{display:flex;justify-content:space-between;font-weight:400}
 .c-pair{width:9%}.c-state{width:7.5%}.c-why{width:16%}.c-job{width:9.5%}.c-reset{width:10%}
 .c-attempts{width:6%}.c-routing{width:6.5%}.c-hold{width:8.5%}.c-error{width:12%}.c-strip{width:15%}
 ${stateRules}
-`;
+${REPORT_STYLE}`;
 
 const styleHash = createHash("sha256").update(STATUS_PAGE_STYLE, "utf8").digest("base64");
 
@@ -109,15 +118,17 @@ export function renderStatusPage(input: StatusPageInput): string {
 <style>${STATUS_PAGE_STYLE}</style>
 </head>
 <body>
+${STRIP_DEFS}
 <h1>Lab pairs · ${escapeHtml(input.lab)}</h1>
 ${simulatedNote(input)}<p class="meta">Drawn <time datetime="${drawnAt.toISOString()}">${drawnAt.toISOString().slice(0, 16).replace("T", " ")} UTC</time> · refreshes every ${REFRESH_SECONDS} s · times in UTC · ${countsText(input.pairs.map((p) => p.record))}</p>
 ${legend()}
-<table>
+<table class="pairs">
 <thead><tr>${COLUMNS.map(([cls, text]) => `<th scope="col" class="${cls}">${text}</th>`).join("")}</tr></thead>
 <tbody>
 ${body}
 </tbody>
 </table>
+${input.report ? reportSection(input.report) : ""}
 </body>
 </html>
 `;
@@ -145,7 +156,8 @@ function simulatedNote({ simulatedClock, drawnAt }: StatusPageInput): string {
 
 function legend(): string {
   const items = Object.entries(LEGEND).map(([state, meaning]) => `<li class="st-${state}"><span class="swatch"></span><b>${state === "unknown" ? "no record" : state}</b> ${escapeHtml(meaning)}</li>`);
-  return `<ul class="legend" aria-label="States">${items.join("")}</ul>`;
+  const held = `<li><span class="swatch held-swatch"></span><b>held</b> striped band on top: an admin's hold</li>`;
+  return `<ul class="legend" aria-label="States">${items.join("")}${held}</ul>`;
 }
 
 /** "4 pairs: 1 clean, 2 busy, 1 failed; 1 held". */
@@ -175,7 +187,7 @@ function pairRow(pair: StatusPageInput["pairs"][number], drawnAt: Date, links: s
     `<td>${routingCell(r, drawnAt)}</td>`,
     `<td>${holdCell(r, drawnAt)}</td>`,
     `<td class="error">${text(r.lastError)}</td>`,
-    `<td>${stripSvg(stripSegments(pair.events, r.state, drawnAt), drawnAt, r.pairId)}</td>`,
+    `<td>${stripSvg(stripSegments(pair.events, r.state, drawnAt, { fromFirstRecord: pair.fromFirstRecord ?? false }), holdSpans(pair.events, r, drawnAt), drawnAt, r.pairId)}</td>`,
   ];
   return `<tr class="st-${state}" data-pair="${id}" data-state="${state}">${cells.join("")}</tr>`;
 }

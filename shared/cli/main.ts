@@ -5,6 +5,7 @@
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import type { RemoteOptions } from "./client.js";
 import type { ImportOptions } from "./commands/import-matrix.js";
+import type { ReportOptions } from "./commands/report.js";
 import type { RoutingOptions } from "./commands/routing.js";
 import { processContext, type CliContext } from "./context.js";
 import { CliError, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from "./errors.js";
@@ -85,6 +86,13 @@ function addRemoteCommands(program: Command, context: CliContext, exitWith: Exit
     exitWith(await plan(context, options));
   });
 
+  remote(program, "report", "The capacity report: jobs, queue waits per label set, resets, and where each pair's time went, over the last days (GET /api/report).")
+    .option("--days <n>", "the last n days, a whole number from 1 to the app's historyDays (default: the app's, 7)", reportDays)
+    .action(async (options: ReportOptions) => {
+      const { report } = await import("./commands/report.js");
+      exitWith(await report(context, options));
+    });
+
   remote(program, "reset", "Ask for a reset of one pair now (POST /api/pairs/{pair}/reset); refused while the pair is held or being reset.")
     .argument("<pair>", "the pair id")
     .action(async (pair: string, options: RemoteOptions) => {
@@ -160,6 +168,13 @@ export const MAX_HISTORY_EVENTS = 500;
 function historyLimit(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || n < 1 || n > MAX_HISTORY_EVENTS) throw new InvalidArgumentError(`Give a whole number from 1 to ${MAX_HISTORY_EVENTS}`);
+  return n;
+}
+
+/** The upper bound is the app's (its historyDays): a --days over it is refused by the app, with the bound. */
+function reportDays(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1) throw new InvalidArgumentError("Give a whole number of days, 1 or more");
   return n;
 }
 

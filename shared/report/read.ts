@@ -32,7 +32,10 @@ export const WorkloadSchema = z.object({
 });
 export type Workload = z.infer<typeof WorkloadSchema>;
 
-async function readWindow(runtime: ReportRuntime, days: number) {
+/** What the report reads of a runtime: of the config, only its pairs (the status page has no more). */
+export type ReportReads = Omit<ReportRuntime, "config"> & { config: Pick<LabConfig, "pairs"> };
+
+async function readWindow(runtime: ReportReads, days: number) {
   const to = runtime.clock();
   const from = new Date(to.getTime() - days * DAY_MS);
   const [history, stored] = await Promise.all([runtime.history.read(new Date(from.getTime() - MARGIN_MS)), runtime.store.listPairs()]);
@@ -41,7 +44,7 @@ async function readWindow(runtime: ReportRuntime, days: number) {
   return { from, to, history, records, events };
 }
 
-export async function readReport(runtime: ReportRuntime, days: number): Promise<Report> {
+export async function readReport(runtime: ReportReads, days: number): Promise<Report> {
   const { from, to, history, records, events } = await readWindow(runtime, days);
   return buildReport({ from, to, pairs: runtime.config.pairs, history, events, records });
 }
