@@ -131,10 +131,10 @@ describe("storage refusals and unreachable endpoints", () => {
       const connectionString = azurite().replace(/127\.0\.0\.1:\d+/g, `127.0.0.1:${new URL(server.url).port}`);
       const settings = readSettings({ GITHUB_TOKEN: "t", OIDC_DISABLED: "true", AzureWebJobsStorage: connectionString });
       await expect(createRuntime(settings, seedConfig, { logger: silentLogger, storageRetry: { maxTries: 5, retryDelayInMs: 1, maxRetryDelayInMs: 5 } })).rejects.toThrow(StoreError);
-      // Five tables and the queue, five tries each: more than the SDKs' own four tries could ever make.
-      await vi.waitFor(() => expect(server.requests()).toBe(30), { timeout: 10_000 });
+      // Six tables and the queue, five tries each: more than the SDKs' own four tries could ever make.
+      await vi.waitFor(() => expect(server.requests()).toBe(35), { timeout: 10_000 });
       await new Promise((r) => setTimeout(r, 200));
-      expect(server.requests()).toBe(30);
+      expect(server.requests()).toBe(35);
     } finally {
       await server.close();
     }

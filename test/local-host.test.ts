@@ -95,6 +95,8 @@ describe("function registration", () => {
       ["pairEvents", "pairs/{id}/events", ["GET"], "function"],
       ["pairReset", "pairs/{id}/reset", ["POST"], "function"],
       ["plan", "plan", ["GET"], "function"],
+      ["report", "report", ["GET"], "function"],
+      ["workload", "workload", ["GET"], "function"],
       ["status", "status", ["GET"], "function"],
       ["pairHold", "pairs/{id}/hold", ["POST", "DELETE"], "function"],
       ["githubWebhook", "github-webhook", ["POST"], "anonymous"],
