@@ -68,3 +68,12 @@ describe("the capacity report's rules", () => {
     expect(build({ jobs: [host] }, []).jobs.count).toBe(0);
   });
 });
+
+describe("a pair's first record", () => {
+  it("does not count a start before the pair had any record, and counts one after a first record that said dirty", () => {
+    const before = build({ jobs: [job(1, t("10:30"), t("10:40"))] }, [event(t("10:31"), null, "busy")]);
+    expect(before.jobs.dirtyStarts).toBe(0);
+    const after = build({ jobs: [job(1, t("10:30"), t("10:40"))] }, [event(t("10:20"), null, "dirty")]);
+    expect(after.jobs.dirtyStarts).toBe(1);
+  });
+});

@@ -8,7 +8,11 @@ import { report as reportRoute } from "../shared/admin/report.js";
 import { silentLogger } from "../shared/logger.js";
 import { ReportSchema, type Report } from "../shared/report/report.js";
 import { githubWebhook } from "../shared/triggers/webhook.js";
-import { reportReset, startTestLab, seedConfig, vmRunnerName, type TestLab } from "./support/lab.js";
+import { reportReset, startTestLab, seedConfig, shippedConfig, vmRunnerName, type TestLab } from "./support/lab.js";
+import { readReport } from "../shared/report/read.js";
+import { percentile } from "../shared/report/percentile.js";
+import { simulate } from "../shared/sim/simulate.js";
+import { seedProfile } from "../shared/sim/workload.js";
 import { signedDelivery, WEBHOOK_SECRET } from "./support/webhook-deliveries.js";
 
 const WINDOWS = ["self-hosted", "lab", "os-windows-2022"];
@@ -168,4 +172,20 @@ describe("history is a helper", () => {
       await lab.close();
     }
   });
+});
+
+describe("the report of a simulated week agrees with the simulator's own count", () => {
+  // The simulator knows what really happened on each VM; the report knows only what the app recorded.
+  it.each(["lab-reset", "lab-reset-calls"] as const)("%s: jobs, dirty starts, kills and queue wait", async (policy) => {
+    const days = 7;
+    const result = await simulate({ profile: seedProfile(shippedConfig), policy, seed: 1, days });
+    const { runtime } = result.app!;
+    const report = await readReport({ ...runtime, clock: () => new Date(result.end) }, days);
+    const m = result.metrics;
+    expect(report.jobs).toEqual({ count: m.perfJobsStarted, dirtyStarts: m.dirtyStarts, killedByReset: m.killed });
+    // GitHub's times are whole seconds; the simulator's are milliseconds.
+    expect(Math.abs(report.queueWaitSeconds.p50 - percentile(m.queueWaitMinutes, 50) * 60)).toBeLessThanOrEqual(1);
+    expect(Math.abs(report.queueWaitSeconds.p95 - percentile(m.queueWaitMinutes, 95) * 60)).toBeLessThanOrEqual(1);
+    if (policy === "lab-reset-calls") expect(m.dirtyStarts).toBeGreaterThan(0);
+  }, 60_000);
 });

@@ -15,7 +15,7 @@ import type { Trigger } from "../lab/pair-record.js";
 import type { LabGitHub } from "../github/client.js";
 import type { Logger } from "../logger.js";
 import type { FactStore } from "../storage/facts.js";
-import type { HistoryStore } from "../storage/history.js";
+import { jobNewsOf, type HistoryStore } from "../storage/history.js";
 import { noteRunners } from "./runners.js";
 import type { PairStore, StoredPair } from "../storage/tables.js";
 import { dispatchClaims } from "./act.js";
@@ -37,7 +37,7 @@ export interface ReconcileDeps {
   store: PairStore;
   facts: FactStore;
   /** The lab's history (which runner is which pair's); absent in the dry run, which writes nothing. */
-  history?: Pick<HistoryStore, "recordRunners" | "prune">;
+  history?: Pick<HistoryStore, "recordRunners" | "recordJobs" | "prune">;
   clock: () => Date;
   logger: Logger;
   newRequestId?: () => string;
@@ -77,7 +77,8 @@ export async function observe(deps: ReconcileDeps, trigger: Trigger, tally: Tall
 
 async function addUnreportedJobs(deps: ReconcileDeps, stored: Map<string, StoredPair>, pairOfRunner: Map<string, Pair>, at: Date, jobs: Map<string, PairJobFacts>, tally: Tally) {
   try {
-    const { reports, endedJobIds } = await unreportedJobs(deps, stored, pairOfRunner, at);
+    const { reports, endedJobIds, labJobs } = await unreportedJobs(deps, stored, pairOfRunner, at);
+    if (labJobs.length > 0) await deps.history?.recordJobs(labJobs.map(jobNewsOf)).catch((error: unknown) => deps.logger.warn(`history: jobs the timer found not recorded: ${(error as Error).message}`));
     for (const [pairId, found] of reports) {
       const known = jobs.get(pairId);
       if (!known?.jobReport || known.jobReport.at < found.at) jobs.set(pairId, { ...known, jobReport: found });

@@ -201,7 +201,8 @@ function hostStartsByRun(history: LabHistory): Map<number, number> {
  * Dirty starts and jobs killed by a reset, on one pair. The VM is clean from a successful
  * reset's end until the next job starts on it or a reset begins; a job that starts when it is
  * not is a dirty start.
- * Whether it was clean when the window opened is the record's word (its state then). A job that
+ * Whether it was clean when the window opened is the record's word (its state then); before a
+ * pair's first record nothing is known of it, and a start then is not counted. A job that
  * ended unsuccessfully while a reset of its pair ran was killed by it.
  */
 function jobTroubles(pairId: string, input: ReportInput, jobs: JobRow[], resets: ResetRow[]): { dirtyStarts: number; killedByReset: number } {
@@ -215,6 +216,8 @@ function jobTroubles(pairId: string, input: ReportInput, jobs: JobRow[], resets:
     // GitHub dates a start to the whole second, the app its own records to the millisecond: a
     // start in the same second as the reset's recorded end came after it (routing opens after).
     ...resets.filter((r) => r.outcome === "ok" && r.endedAt !== null).map((r) => ({ at: ms(r.endedAt)! - GITHUB_TIME_RESOLUTION_MS, what: "clean" as const })),
+    // The pair's first record says what it knew then (a new pair counts as dirty).
+    ...(steps[0]!.state === null && steps.length > 1 ? [{ at: steps[1]!.at, what: steps[1]!.state === "clean" ? ("clean" as const) : ("dirty" as const) }] : []),
   ].sort((a, b) => a.at - b.at || (a.what === "clean" ? -1 : 1));
   let clean: boolean | null = steps[0]!.state === null ? null : steps[0]!.state === "clean";
   let dirtyStarts = 0;
@@ -224,8 +227,8 @@ function jobTroubles(pairId: string, input: ReportInput, jobs: JobRow[], resets:
     if (m.what === "clean") clean = true;
     else if (m.what === "dirty") clean = false;
     else {
-      // A pair with no record before its first job: nothing says it was reset.
-      if (clean !== true) dirtyStarts++;
+      // Before the pair's first record nothing was known of it: a start then is no one's to count.
+      if (clean === false) dirtyStarts++;
       clean = false;
     }
   }

@@ -15,6 +15,7 @@ import { isStatus, odata, openTable, StoreError, type StorageConnection } from "
 import type { PairEvent } from "../lab/pair-record.js";
 import type { PairStore } from "./tables.js";
 import type { Logger } from "../logger.js";
+import type { Job } from "../github/client.js";
 
 const isoTime = z.iso.datetime({ offset: true });
 /** Table Storage has no arrays: label lists are stored as JSON text. */
@@ -210,6 +211,12 @@ export class MemoryHistoryStore implements HistoryStore {
     }
     return Promise.resolve(dropped);
   }
+}
+
+/** A job as GitHub lists it (a run's jobs), whole: what job-completed and the timer's backstop already read. */
+export function jobNewsOf(job: Job): JobNews {
+  const known = { queuedAt: job.created_at, startedAt: job.runner_name ? job.started_at : null, completedAt: job.completed_at, conclusion: job.conclusion, runnerName: job.runner_name };
+  return { jobId: job.id, runId: job.run_id, labels: job.labels, ...Object.fromEntries(Object.entries(known).filter(([, v]) => v !== null && v !== undefined)) };
 }
 
 /**

@@ -15,7 +15,7 @@ import type { Logger } from "../logger.js";
 import type { OncePerKey } from "../once.js";
 import { OIDC_DISABLED_WARNING, REPOSITORY_PATTERN } from "../settings.js";
 import type { FactStore, JobFact } from "../storage/facts.js";
-import type { HistoryStore, JobNews } from "../storage/history.js";
+import { jobNewsOf, type HistoryStore } from "../storage/history.js";
 import type { ReconcileQueue } from "../storage/queue.js";
 import type { PairStore } from "../storage/tables.js";
 import { refuse as error, unavailable, type JsonResponse } from "./http.js";
@@ -136,12 +136,7 @@ export async function jobCompleted(runtime: JobCompletedRuntime, bodyText: strin
 
 /** The run's jobs as GitHub lists them, each whole: no extra request. A helper: a failure is logged. */
 async function recordHistory(runtime: Pick<JobCompletedRuntime, "history">, jobs: Job[], logger: Logger): Promise<void> {
-  const news: JobNews[] = jobs
-    .filter((job) => job.runner_name || job.labels.some((l) => l.toLowerCase() === "self-hosted"))
-    .map((job) => {
-      const known = { queuedAt: job.created_at, startedAt: job.runner_name ? job.started_at : null, completedAt: job.completed_at, conclusion: job.conclusion, runnerName: job.runner_name };
-      return { jobId: job.id, runId: job.run_id, labels: job.labels, ...Object.fromEntries(Object.entries(known).filter(([, v]) => v !== null && v !== undefined)) };
-    });
+  const news = jobs.filter((job) => job.runner_name || job.labels.some((l) => l.toLowerCase() === "self-hosted")).map(jobNewsOf);
   if (news.length === 0) return;
   try {
     await runtime.history.recordJobs(news);
