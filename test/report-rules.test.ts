@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { Pair } from "../shared/lab/config.js";
 import { newPairRecord, type PairEvent, type PairState } from "../shared/lab/pair-record.js";
 import { buildReport } from "../shared/report/report.js";
+import { recentReport } from "../shared/report/read.js";
 import type { JobRow, LabHistory, ResetRow } from "../shared/storage/history.js";
 
 const pair: Pair = { id: "vm-1-2", vmRunnerLabel: "vm-1-2", hosts: [{ runnerLabel: "parent=h1\\u", vmName: "a" }, { runnerLabel: "child=h2\\u", vmName: "b" }] };
@@ -75,5 +76,27 @@ describe("a pair's first record", () => {
     expect(before.jobs.dirtyStarts).toBe(0);
     const after = build({ jobs: [job(1, t("10:30"), t("10:40"))] }, [event(t("10:20"), null, "dirty")]);
     expect(after.jobs.dirtyStarts).toBe(1);
+  });
+});
+
+describe("the status page's report", () => {
+  it("is read from storage at most once per five minutes of the app's clock, and again after a failed read", async () => {
+    const clock = { now: new Date("2026-12-01T12:00:00.000Z") };
+    let reads = 0;
+    let fail = false;
+    const history = { read: () => (reads++, fail ? Promise.reject(new Error("503")) : Promise.resolve({ jobs: [], resets: [], runners })) };
+    const store = { listPairs: () => Promise.resolve([]), listEventsSince: () => Promise.resolve([]) };
+    const runtime = { config: { pairs: [pair] }, store, history, clock: () => clock.now };
+    await recentReport(runtime, 7);
+    await recentReport(runtime, 7);
+    expect(reads).toBe(1);
+    await recentReport(runtime, 1);
+    expect(reads).toBe(2);
+    clock.now = new Date("2026-12-01T12:05:00.000Z");
+    fail = true;
+    await expect(recentReport(runtime, 7)).rejects.toThrow("503");
+    fail = false;
+    await recentReport(runtime, 7);
+    expect(reads).toBe(4);
   });
 });

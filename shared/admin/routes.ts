@@ -7,7 +7,7 @@ import { newPairRecord, type PairEvent, type PairRecord } from "../lab/pair-reco
 import type { Logger } from "../logger.js";
 import { planReconcile } from "../reconcile/plan.js";
 import type { ReconcileDeps } from "../reconcile/reconcile.js";
-import { DEFAULT_REPORT_DAYS, readReport } from "../report/read.js";
+import { DEFAULT_REPORT_DAYS, recentReport } from "../report/read.js";
 import type { Settings } from "../settings.js";
 import type { HistoryStore } from "../storage/history.js";
 import type { ReconcileQueue } from "../storage/queue.js";
@@ -143,7 +143,7 @@ async function reportView(runtime: StatusPageRuntime, daysText: string | null, l
   const days = reportDays(daysText, runtime.config.historyDays);
   if (typeof days !== "number") return { days: Math.min(DEFAULT_REPORT_DAYS, runtime.config.historyDays), report: null, problem: (days.body as { error: string }).error.replace(/\.$/, "") };
   try {
-    return { days, report: await readReport(runtime, days) };
+    return { days, report: await recentReport(runtime, days) };
   } catch (cause) {
     logger.error(`status page: the capacity report is unavailable: ${cause instanceof Error ? (cause.stack ?? cause.message) : String(cause)}`);
     return { days, report: null, problem: cause instanceof StoreError ? "the lab's history could not be read from storage; reload in a minute" : "it could not be drawn (see the app's log)" };

@@ -49,6 +49,24 @@ export async function readReport(runtime: ReportReads, days: number): Promise<Re
   return buildReport({ from, to, pairs: runtime.config.pairs, history, events, records });
 }
 
+/** A report this old (by the app's clock) is drawn again rather than read: the page reloads every 30 s, the week changes slowly. */
+export const PAGE_REPORT_MAX_AGE_MS = 5 * 60_000;
+const drawn = new WeakMap<object, Map<number, { at: number; report: Promise<Report> }>>();
+
+/** The report for the status page: read at most once per PAGE_REPORT_MAX_AGE_MS per window and instance. */
+export function recentReport(runtime: ReportReads, days: number): Promise<Report> {
+  const now = runtime.clock().getTime();
+  const byDays = drawn.get(runtime.history) ?? new Map<number, { at: number; report: Promise<Report> }>();
+  drawn.set(runtime.history, byDays);
+  const last = byDays.get(days);
+  if (last && now - last.at < PAGE_REPORT_MAX_AGE_MS && now >= last.at) return last.report;
+  const report = readReport(runtime, days);
+  byDays.set(days, { at: now, report });
+  // A failed read is not kept: the next reload tries again.
+  report.catch(() => byDays.get(days)?.report === report && byDays.delete(days));
+  return report;
+}
+
 export async function readWorkload(runtime: ReportRuntime, days: number): Promise<Workload> {
   const { from, to, history } = await readWindow(runtime, days);
   const inWindow = (at: string | null) => at !== null && at >= from.toISOString() && at <= to.toISOString();
