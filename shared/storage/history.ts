@@ -92,17 +92,9 @@ const stored = (fields: Record<string, unknown>) => ("labels" in fields ? { ...f
 const SCHEMAS = { job: JobRowSchema, reset: ResetRowSchema, runner: RunnerRowSchema } as const;
 const KEYS = { job: Object.keys(JobRowSchema.shape), reset: Object.keys(ResetRowSchema.shape), runner: Object.keys(RunnerRowSchema.shape) };
 
-/** `<prefix>History`, one partition per lab. */
-export class TableHistoryStore implements HistoryStore {
-  private constructor(
-    private readonly table: TableClient,
-    private readonly lab: string,
-    private readonly clock: () => Date,
-  ) {}
-
-  static async open(options: { connection: StorageConnection; tablePrefix: string; lab: string; clock: () => Date }): Promise<TableHistoryStore> {
-    return new TableHistoryStore(await openTable(options.connection, `${options.tablePrefix}History`), options.lab, options.clock);
-  }
+/** Each kind of row is keyed by its own id; the stores differ only in how a row is merged, read and pruned. */
+abstract class MergedRows implements HistoryStore {
+  constructor(protected readonly clock: () => Date) {}
 
   recordJobs(news: JobNews[]): Promise<void> {
     return this.merge("job", news.map((n) => [n.jobId, n]));
@@ -116,7 +108,27 @@ export class TableHistoryStore implements HistoryStore {
     return this.merge("runner", news.map((n) => [n.runnerName, n]));
   }
 
-  private async merge(kind: Kind, rows: [string | number, object][]): Promise<void> {
+  protected abstract merge(kind: Kind, rows: [string | number, object][]): Promise<void>;
+  abstract read(since: Date): Promise<LabHistory>;
+  abstract prune(before: Date): Promise<number>;
+}
+
+/** `<prefix>History`, one partition per lab. */
+export class TableHistoryStore extends MergedRows {
+  private constructor(
+    private readonly table: TableClient,
+    private readonly lab: string,
+    clock: () => Date,
+  ) {
+    super(clock);
+  }
+
+  static async open(options: { connection: StorageConnection; tablePrefix: string; lab: string; clock: () => Date }): Promise<TableHistoryStore> {
+    return new TableHistoryStore(await openTable(options.connection, `${options.tablePrefix}History`), options.lab, options.clock);
+  }
+
+
+  protected async merge(kind: Kind, rows: [string | number, object][]): Promise<void> {
     const touchedAt = this.clock().toISOString();
     await Promise.all(
       rows.map(async ([id, news]) => {
@@ -163,23 +175,11 @@ export class TableHistoryStore implements HistoryStore {
 }
 
 /** The same rules in process memory, for the simulator and tests. */
-export class MemoryHistoryStore implements HistoryStore {
+export class MemoryHistoryStore extends MergedRows {
   private readonly rows = new Map<string, { kind: Kind; fields: Record<string, unknown> }>();
-  constructor(private readonly clock: () => Date) {}
 
-  recordJobs(news: JobNews[]): Promise<void> {
-    return this.merge("job", news.map((n) => [n.jobId, n]));
-  }
 
-  recordResets(news: ResetNews[]): Promise<void> {
-    return this.merge("reset", news.map((n) => [n.requestId, n]));
-  }
-
-  recordRunners(news: RunnerNews[]): Promise<void> {
-    return this.merge("runner", news.map((n) => [n.runnerName, n]));
-  }
-
-  private merge(kind: Kind, rows: [string | number, object][]): Promise<void> {
+  protected merge(kind: Kind, rows: [string | number, object][]): Promise<void> {
     const touchedAt = this.clock().toISOString();
     for (const [id, news] of rows) {
       const key = rowKey(kind, id);
