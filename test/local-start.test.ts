@@ -222,3 +222,34 @@ describe("npm start's simulated lab: the recommended set-up", () => {
     }
   }, 60_000);
 });
+
+describe("npm start's simulated lab: its own story", () => {
+  it("fills the capacity report within a few simulated hours, and lab-reset report prints it", async () => {
+    const port = await freePort();
+    const storage = { AzureWebJobsStorage: inject("azuriteConnectionString"), LAB_TABLE_PREFIX: `t${randomBytes(6).toString("hex")}`, RECONCILE_QUEUE: `q${randomBytes(6).toString("hex")}` };
+    // 10 simulated minutes per real second: three simulated hours in about 20 s.
+    const app = spawn(process.execPath, ["dist/shared/local/start.js"], { env: { ...baseEnv(), PORT: String(port), SIM_SPEED: "600", ...storage }, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    app.stdout.on("data", (d: Buffer) => (output += d.toString()));
+    app.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    const url = `http://127.0.0.1:${port}`;
+    let report: { jobs: { count: number }; resets: { ok: number }; queueWaitSeconds: { byLabels: unknown[] }; pairs: unknown[] } | undefined;
+    try {
+      const filled = await until(async () => {
+        if (app.exitCode !== null) return true;
+        const answer = await fetch(`${url}/api/report?days=1`).catch(() => null);
+        report = answer?.ok ? ((await answer.json()) as typeof report) : undefined;
+        return (report?.jobs.count ?? 0) >= 2 && (report?.resets.ok ?? 0) >= 2;
+      }, 45_000);
+      expect(filled && app.exitCode === null, `${JSON.stringify(report)}\n${output}`).toBe(true);
+      expect(report!.queueWaitSeconds.byLabels.length).toBeGreaterThan(0);
+      expect(report!.pairs).toHaveLength(4);
+      const cli = spawnSync(process.execPath, ["bin/lab-reset.mjs", "report", "--days", "1", "--url", url], { encoding: "utf8", env: baseEnv() });
+      expect(cli.status, cli.stderr).toBe(0);
+      expect(cli.stdout).toMatch(/^jobs: \d+ perf jobs, \d+ dirty starts?, 0 killed by a reset$/m);
+    } finally {
+      app.kill("SIGTERM");
+      await until(() => app.exitCode !== null, 20_000);
+    }
+  }, 90_000);
+});
