@@ -10,6 +10,7 @@ import { advise, changedLab, ChangeError, MIN_JOBS, simulatedFigures } from "../
 import { percentile } from "../shared/report/percentile.js";
 import { readWorkload, type Workload } from "../shared/report/read.js";
 import { replayProfile } from "../shared/report/replay.js";
+import { RESET_STEP_DEFAULTS } from "../shared/sim/lab.js";
 import { simulate } from "../shared/sim/simulate.js";
 import { burstyProfile, type Profile } from "../shared/sim/workload.js";
 import { MemoryHistoryStore, type JobRow, type ResetRow, type RunnerRow } from "../shared/storage/history.js";
@@ -213,6 +214,10 @@ describe("the advice can be trusted (a simulated day of the busy lab, replayed)"
     // The lab the advice replays is the lab that ran: as busy, and reset as often.
     expect(advice.current.utilization).toBeCloseTo(advice.recorded.utilization, 2);
     expect(off(advice.current.resetsPerDay, day.metrics.pairResets / days)).toBeLessThan(0.1);
+    // Its restores as long as the day's (the seconds the app takes to see a reset end are left in):
+    // queue waits alone would let a tenth too long pass.
+    expect(advice.resetMinutesFrom).toBe("measured");
+    expect(Math.abs(advice.resetMinutesPerHost - RESET_STEP_DEFAULTS.resetMinutesPerHost)).toBeLessThan(0.1);
     expect(advice.proposed!.change).toBe("+1 pair like vm-101-102 (os-windows-2022)");
   }, 300_000);
 });

@@ -6,6 +6,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { duration } from "../shared/cli/commands/advise.js";
 import { main } from "../shared/cli/main.js";
 import { loadLabConfigFile } from "../shared/lab/config.js";
 import { readWorkload, WorkloadSchema, type Workload } from "../shared/report/read.js";
@@ -63,12 +64,16 @@ describe("lab-reset advise", () => {
     const table = lines.slice(4, 10).map(cells);
     expect(table.map((row) => row[0])).toEqual(["", expect.stringMatching(/^-+$/), "queue wait p50", "queue wait p95", "utilization", "resets per day"]);
     expect(table[0]).toEqual(["", "recorded", "as it is (4 pairs)", "proposed (5 pairs)"]);
-    for (const row of table.slice(2, 4)) expect(row.slice(1)).toEqual([expect.stringMatching(/^\d+ s$|^[\d.]+ (min|h)$/), expect.any(String), expect.any(String)]);
+    for (const row of table.slice(2, 4)) expect(row.slice(1)).toEqual([expect.stringMatching(/^\d+ s$|^[\d.]+ min$|^\d+ h \d\d min$/), expect.any(String), expect.any(String)]);
     expect(table[4]!.slice(1)).toEqual([expect.stringMatching(/^[\d.]+ %$/), expect.stringMatching(/^[\d.]+ %$/), expect.stringMatching(/^[\d.]+ %$/)]);
     const byLabels = lines.slice(11).filter((line) => line !== "").map(cells);
     expect(byLabels[0]).toEqual(["queue wait p50 / p95 by runs-on labels", "jobs", "recorded", "as it is", "proposed"]);
     expect(byLabels[2]).toEqual(["lab, os-windows-2022, self-hosted", expect.stringMatching(/^\d+$/), expect.stringMatching(/ \/ /), expect.stringMatching(/ \/ /), expect.stringMatching(/ \/ /)]);
   }, 60_000);
+
+  it("writes waits as a person reads them, to the minute or finer", () => {
+    expect([0, 45.4, 750, 5399, 9720, 9725].map(duration)).toEqual(["0 s", "45 s", "12.5 min", "90.0 min", "2 h 42 min", "2 h 42 min"]);
+  });
 
   it("prints { workload, current, proposed } with --json; with no change, the lab as it is only", async () => {
     answer = "day";

@@ -119,7 +119,7 @@ function addRemoteCommands(program: Command, context: CliContext, exitWith: Exit
     .option("--remove <pair>", "take this pair out (repeatable)", collect)
     .option("--days <n>", "the recorded days to replay, up to the lab config's historyDays", whole(1, 365), 7)
     .option("--seed <n>", "the simulator's seed (runner choice, late webhooks): both labs use the same", whole(0, 2 ** 31), 1)
-    .addHelpText("after", "\nThe simulations run on this machine: about a minute per simulated week of a 4-pair lab, several for a busy 16-pair one; progress goes to stderr.\nUtilization is the share of the VM runners' time spent running perf jobs. Exits 1, saying so, when the window holds too few perf jobs to tell anything.");
+    .addHelpText("after", "\nThe simulations run on this machine: under a minute for a week of a 4-pair lab, a few minutes for a busy 16-pair one; progress goes to stderr.\nUtilization is the share of the VM runners' time spent running perf jobs. Exits 1, saying so, when the window holds too few perf jobs to tell anything.");
   advise.options.find((o) => o.long === "--json")!.description = "print { workload, recorded, current, proposed, notes } as JSON";
   advise.action(async (options: AdviseOptions) => {
     const { adviseCommand } = await import("./commands/advise.js");

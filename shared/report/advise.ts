@@ -7,6 +7,10 @@
  * Utilization is the share of the VM runners' time spent running perf jobs: the perf jobs' run
  * time over pairs × the window. Queue waits are from a job's queueing to its start, over the
  * jobs that started in the window, nearest-rank percentiles as in the report.
+ *
+ * What it cannot see: jobs still queued when the window ended (the history has only started
+ * jobs, so a lab whose queue never drained asks for more than it shows), and the state the
+ * window opened in (the simulated lab opens clean and idle).
  */
 import type { LabConfig, Pair } from "../lab/config.js";
 import { simulate, type SimulationResult } from "../sim/simulate.js";

@@ -38,7 +38,9 @@ export interface Replay {
   resetMinutesFrom: "measured" | "default";
 }
 
-export function replayProfile(workload: Workload): Replay {
+export function replayProfile(recorded: Workload): Replay {
+  // GET /api/workload sends started jobs only; a row without its start could not be replayed.
+  const workload = { ...recorded, jobs: recorded.jobs.filter((j) => j.startedAt !== null) };
   const from = Date.parse(workload.from);
   const to = Date.parse(workload.to);
   const routing = renameRouting(workload.config);

@@ -52,7 +52,7 @@ function render(advice: Told): string {
   const { workload, current, proposed, recorded } = advice;
   const lines = [
     `replayed: ${workload.jobs} perf jobs over ${plural(workload.days, "day")} (${utc(workload.from)} to ${utc(workload.to)}) in the simulator, under the recommended set-up (routing on lab, the webhook); a reset's restore takes ${advice.resetMinutesPerHost} min per host (${advice.resetMinutesFrom === "measured" ? "as measured" : "the simulator's default: none measured"}).`,
-    `"as it is" and "proposed" replay the same jobs on each lab; "recorded" is what the lab measured, to show how close the replay comes.`,
+    `"as it is" and "proposed" replay the same jobs on each lab; "recorded" is what the lab measured: a difference smaller than that between "recorded" and "as it is" is within the replay's noise.`,
     ...(proposed ? [`proposed: ${proposed.change}`] : []),
     "",
   ];
@@ -79,9 +79,10 @@ function render(advice: Told): string {
 
 const waits = (b: { p50Seconds: number; p95Seconds: number } | undefined) => (b === undefined ? "-" : `${duration(b.p50Seconds)} / ${duration(b.p95Seconds)}`);
 
-/** "0 s", "45 s", "12.5 min", "3.2 h": a wait as a person reads it. */
+/** "0 s", "45 s", "12.5 min", "2 h 42 min": a wait as a person reads it, to the minute or finer. */
 export function duration(seconds: number): string {
   if (seconds < 60) return `${Math.round(seconds)} s`;
   if (seconds < 5400) return `${(seconds / 60).toFixed(1)} min`;
-  return `${(seconds / 3600).toFixed(1)} h`;
+  const minutes = Math.round(seconds / 60);
+  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
 }
