@@ -17,7 +17,7 @@ import { simulate, type SimulationResult } from "../sim/simulate.js";
 import { percentile } from "./percentile.js";
 import type { Workload } from "./read.js";
 import { labelSetOf } from "./report.js";
-import { labProfile, replayProfile, type Replay, type VmRunner } from "./replay.js";
+import { labProfile, renameRouting, replayProfile, type Replay, type VmRunner } from "./replay.js";
 
 /** Below these the figures would be noise. */
 export const MIN_JOBS = 20;
@@ -44,7 +44,8 @@ export interface LabFigures {
   jobsNotStarted: number;
 }
 
-type RecordedFigures = Omit<LabFigures, "jobsNotStarted">;
+/** What the history itself says of the window: all but what only a simulation knows. */
+export type RecordedFigures = Omit<LabFigures, "jobsNotStarted">;
 
 interface WorkloadSize {
   jobs: number;
@@ -125,12 +126,14 @@ export function simulatedFigures(result: SimulationResult, jobs: number): LabFig
   };
 }
 
-/** The same figures from the history rows themselves. */
+/** The same figures from the history rows themselves, the routing labels named as in the replay. */
 function recordedFigures(workload: Workload): RecordedFigures {
   const from = Date.parse(workload.from);
   const to = Date.parse(workload.to);
-  const waits = workload.jobs.filter((j) => j.queuedAt !== null).map((j) => ({ labels: j.labels, seconds: Math.max(0, (Date.parse(j.startedAt!) - Date.parse(j.queuedAt!)) / 1000) }));
-  const busyMs = workload.jobs.reduce((sum, j) => sum + Math.max(0, Math.min(to, j.completedAt === null ? to : Date.parse(j.completedAt)) - Math.max(from, Date.parse(j.startedAt!))), 0);
+  const routing = renameRouting(workload.config);
+  const jobs = workload.jobs.filter((j) => j.startedAt !== null);
+  const waits = jobs.filter((j) => j.queuedAt !== null).map((j) => ({ labels: j.labels.map(routing), seconds: Math.max(0, (Date.parse(j.startedAt!) - Date.parse(j.queuedAt!)) / 1000) }));
+  const busyMs = jobs.reduce((sum, j) => sum + Math.max(0, Math.min(to, j.completedAt === null ? to : Date.parse(j.completedAt)) - Math.max(from, Date.parse(j.startedAt!))), 0);
   const resets = workload.resets.filter((r) => r.outcome !== null).length;
   return { pairs: workload.config.pairs.length, ...waitFigures(waits), utilization: round(busyMs / (workload.config.pairs.length * (to - from)), 3), resetsPerDay: round(resets / ((to - from) / 86_400_000), 1) };
 }
@@ -218,6 +221,7 @@ function clonePair(template: Pair, id: string): Pair {
 /** What limits the figures: a pair with no recorded runner, resets not measured, jobs no VM could take. */
 function notesOn(current: Replay, proposed: Replay | undefined): string[] {
   const notes: string[] = [];
+  if (current.profile.config.routingLabels.length === 0) notes.push("the lab config names no routing label: its jobs are replayed as they asked, and may start on a VM not reset yet, as in the lab");
   if (current.resetMinutesFrom === "default") notes.push(`no reset ended ok in the window: resets simulated with the simulator's ${current.resetMinutesPerHost} min restore per host`);
   for (const pair of current.profile.config.pairs) {
     if (current.vmRunners.get(pair.id)!.osLabel === "unknown") notes.push(`${pair.id}: no VM runner recorded for it, so its labels are unknown; simulated taking only jobs routed to it by name`);

@@ -75,7 +75,7 @@ export function labProfile(config: LabConfig, vmRunners: Map<string, VmRunner>, 
  * The simulated app routes on `lab`: the lab's own routing labels are replayed as `lab`, on jobs
  * and runners alike, so a lab routing on another label is simulated as it works.
  */
-function renameRouting(config: LabConfig): (label: string) => string {
+export function renameRouting(config: LabConfig): (label: string) => string {
   const routing = new Set(config.routingLabels.map((l) => l.toLowerCase()));
   return (label) => (routing.has(label.toLowerCase()) ? SIM_ROUTING_LABEL : label);
 }

@@ -3,7 +3,7 @@
  * the lab as it is and as proposed. The app only reads its history; the simulations run on this
  * machine, so a week of a busy lab takes a few minutes.
  */
-import { advise, ChangeError, plural, type Advice, type LabChange, type LabFigures } from "../../report/advise.js";
+import { advise, ChangeError, plural, type Advice, type LabChange, type LabFigures, type RecordedFigures } from "../../report/advise.js";
 import { WorkloadSchema, type Workload } from "../../report/read.js";
 import { answerAs, appFrom, callApp, type RemoteOptions } from "../client.js";
 import type { CliContext } from "../context.js";
@@ -26,7 +26,7 @@ export async function adviseCommand(context: CliContext, options: AdviseOptions)
   return adviseOn(context, workload, options);
 }
 
-/** The advice on a workload at hand, printed; `npm run advise:sim` calls it on a simulated week. */
+/** The advice on a workload, printed as a table or as JSON. */
 export async function adviseOn(context: CliContext, workload: Workload, options: Omit<AdviseOptions, keyof RemoteOptions | "days"> & { json?: boolean }): Promise<number> {
   // --os alone asks for one more pair of that OS: what else would it mean?
   const change: LabChange = { addPairs: options.addPairs ?? (options.os !== undefined ? 1 : 0), ...(options.os !== undefined ? { os: options.os } : {}), remove: options.remove ?? [] };
@@ -56,22 +56,22 @@ function render(advice: Told): string {
     ...(proposed ? [`proposed: ${proposed.change}`] : []),
     "",
   ];
-  const labs: { name: string; figures: Partial<LabFigures> }[] = [
+  const labs: { name: string; figures: RecordedFigures & Partial<LabFigures> }[] = [
     { name: "recorded", figures: recorded },
     { name: `as it is (${current.pairs} pairs)`, figures: current },
     ...(proposed ? [{ name: `proposed (${proposed.pairs} pairs)`, figures: proposed }] : []),
   ];
-  const row = (what: string, cell: (f: Partial<LabFigures>) => string) => [what, ...labs.map((l) => cell(l.figures))];
+  const row = (what: string, cell: (f: RecordedFigures & Partial<LabFigures>) => string) => [what, ...labs.map((l) => cell(l.figures))];
   const rows = [
-    row("queue wait p50", (f) => duration(f.queueWaitP50Seconds!)),
-    row("queue wait p95", (f) => duration(f.queueWaitP95Seconds!)),
-    row("utilization", (f) => `${(100 * f.utilization!).toFixed(1)} %`),
-    row("resets per day", (f) => f.resetsPerDay!.toFixed(1)),
+    row("queue wait p50", (f) => duration(f.queueWaitP50Seconds)),
+    row("queue wait p95", (f) => duration(f.queueWaitP95Seconds)),
+    row("utilization", (f) => `${(100 * f.utilization).toFixed(1)} %`),
+    row("resets per day", (f) => f.resetsPerDay.toFixed(1)),
   ];
   if (current.jobsNotStarted > 0 || (proposed?.jobsNotStarted ?? 0) > 0) rows.push(row("jobs not started by the end", (f) => (f.jobsNotStarted === undefined ? "-" : String(f.jobsNotStarted))));
   const byLabels = renderTable(
     ["queue wait p50 / p95 by runs-on labels", "jobs", ...labs.map((l) => l.name.replace(/ \(.*/, ""))],
-    current.byLabels.map(({ labels, jobs }) => [labels, String(jobs), ...labs.map((l) => waits(l.figures.byLabels?.find((b) => b.labels === labels)))]),
+    current.byLabels.map(({ labels, jobs }) => [labels, String(jobs), ...labs.map((l) => waits(l.figures.byLabels.find((b) => b.labels === labels)))]),
   );
   const notes = advice.notes.map((note) => `note: ${note}\n`).join("");
   return `${lines.join("\n")}\n${renderTable(["", ...labs.map((l) => l.name)], rows)}\n${byLabels}${notes}`;
