@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import type { RemoteOptions } from "./client.js";
+import type { AdviseOptions } from "./commands/advise.js";
 import type { ImportOptions } from "./commands/import-matrix.js";
 import type { ReportOptions } from "./commands/report.js";
 import type { RoutingOptions } from "./commands/routing.js";
@@ -114,6 +115,24 @@ function addRemoteCommands(program: Command, context: CliContext, exitWith: Exit
       const { release } = await import("./commands/pair-actions.js");
       exitWith(await release(context, pair, options));
     });
+
+  const whole = (min: number, max: number) => (value: string) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`Give a whole number from ${min} to ${max}`);
+    return n;
+  };
+  const advise = remote(program, "advise", "Replay the lab's recorded perf jobs (GET /api/workload) in the simulator, here, with the lab as it is and with pairs added or removed: queue waits, utilization, resets per day.")
+    .option("--add-pairs <n>", "add this many pairs, each like the first pair whose VM runs --os (default: 1 with --os, else 0: the lab as it is only)", whole(0, 100))
+    .option("--os <label>", "the OS label of the added pairs' VM, e.g. os-windows-2022 (needed when the lab runs several)")
+    .option("--remove <pair>", "take this pair out (repeatable)", collect)
+    .option("--days <n>", "the recorded days to replay, up to the lab config's historyDays", whole(1, 365), 7)
+    .option("--seed <n>", "the simulator's seed (runner choice, late webhooks): both labs use the same", whole(0, 2 ** 31), 1)
+    .addHelpText("after", "\nThe simulations run on this machine: under a minute for a week of a 4-pair lab, a few minutes for a busy 16-pair one; progress goes to stderr.\nUtilization is the share of the VM runners' time spent running perf jobs. Exits 1, saying so, when the window holds too few perf jobs to tell anything.");
+  advise.options.find((o) => o.long === "--json")!.description = "print { workload, recorded, current, proposed, notes } as JSON";
+  advise.action(async (options: AdviseOptions) => {
+    const { adviseCommand } = await import("./commands/advise.js");
+    exitWith(await adviseCommand(context, options));
+  });
 }
 
 /** Commands that talk to GitHub with the caller's token, not to the app: they work while it is stopped. */

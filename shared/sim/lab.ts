@@ -10,7 +10,7 @@
  * What it models, and what it leaves out, is stated in the README ("The simulated lab").
  */
 import { createHmac } from "node:crypto";
-import type { LabConfig, Pair } from "../lab/config.js";
+import { isReadOnlyLabel, type LabConfig, type Pair } from "../lab/config.js";
 import { GitHubModel, hostedRunnerName, labResetJobs, type Job, type ResetHost, type WorkflowJobAction } from "./github-model.js";
 import type { GitHubStandin } from "./github-standin.js";
 import { EventQueue } from "./events.js";
@@ -56,6 +56,12 @@ export interface SimLabOptions {
   config: LabConfig;
   /** The OS label of each pair's VM runner, e.g. `os-windows-2022`. */
   osLabel: (pair: Pair) => string;
+  /**
+   * Each pair's VM runner's labels as GitHub lists them, read-only (its OS, architecture) and
+   * custom; default: lab, its OS label and its own runner label, on Windows (Linux for os-linux…).
+   * The advice gives each runner the labels the real one had.
+   */
+  vmLabels?: (pair: Pair) => string[];
   start: Date;
   seed: number;
   /** GitHub's busy flag turns true this long after a job starts (it lags). */
@@ -146,6 +152,8 @@ export interface SimMetrics {
   killed: number;
   dirtyIdleMinutes: number[];
   queueWaitMinutes: number[];
+  /** The runs-on labels of each perf job in queueWaitMinutes, in the same order. */
+  queueWaitLabels: (readonly string[])[];
   pairResets: number;
   resetRuns: number;
   /** Reset runs whose check found a job running in the VM, so nothing was restored. */
@@ -168,6 +176,9 @@ export interface PairTimeline {
   timeline: { at: number; activity: VmActivity }[];
   jobs: { start: number; end: number; killed: boolean; dirtyStart: boolean }[];
 }
+
+/** How a reset run's steps take their time, unless SimLabOptions say otherwise (seconds; the restore in minutes). */
+export const RESET_STEP_DEFAULTS = { pickupSeconds: 20, checkSeconds: 15, stepPickupSeconds: 5, resetMinutesPerHost: 6 } as const;
 
 export const vmRunnerNameOf = (pair: Pair) => pair.vmRunnerLabel.toUpperCase();
 export const hostRunnerNameOf = (runnerLabel: string) => runnerLabel.replace(/^(parent|child)=/, "").replace(/\\.*$/, "").toUpperCase();
@@ -194,6 +205,7 @@ export class SimLab {
     killed: 0,
     dirtyIdleMinutes: [],
     queueWaitMinutes: [],
+    queueWaitLabels: [],
     pairResets: 0,
     resetRuns: 0,
     resetsRefused: 0,
@@ -251,10 +263,10 @@ export class SimLab {
     this.webhookRandom = new Random(options.seed ^ 0x3e6b00c);
     this.startMs = this.nowMs = options.start.getTime();
     this.busyLagMs = (options.busyLagSeconds ?? 45) * 1000;
-    this.resetMs = (options.resetMinutesPerHost ?? 6) * 60_000;
-    this.pickupMs = (options.pickupSeconds ?? 20) * 1000;
-    this.checkMs = (options.checkSeconds ?? 15) * 1000;
-    this.stepPickupMs = (options.stepPickupSeconds ?? 5) * 1000;
+    this.resetMs = (options.resetMinutesPerHost ?? RESET_STEP_DEFAULTS.resetMinutesPerHost) * 60_000;
+    this.pickupMs = (options.pickupSeconds ?? RESET_STEP_DEFAULTS.pickupSeconds) * 1000;
+    this.checkMs = (options.checkSeconds ?? RESET_STEP_DEFAULTS.checkSeconds) * 1000;
+    this.stepPickupMs = (options.stepPickupSeconds ?? RESET_STEP_DEFAULTS.stepPickupSeconds) * 1000;
     this.reportMs = (options.reportSeconds ?? 20) * 1000;
     for (const pair of options.config.pairs) this.addPair(pair);
     // A label edit changes assignment once it reaches it: look at the queue again then.
@@ -383,15 +395,19 @@ export class SimLab {
   private addPair(pair: Pair) {
     const vmRunnerName = vmRunnerNameOf(pair);
     const osLabel = this.options.osLabel(pair);
-    const routingLabels = ["lab", osLabel, pair.vmRunnerLabel];
-    this.addRunner({ name: vmRunnerName, kind: "vm", pairId: pair.id }, routingLabels, osLabel.startsWith("os-linux") ? "Linux" : "Windows");
+    const labels = this.options.vmLabels?.(pair) ?? ["lab", osLabel, pair.vmRunnerLabel];
+    // GitHub sets the read-only ones (self-hosted, the OS, the architecture); the rest are custom.
+    const custom = labels.filter((l) => !isReadOnlyLabel(l));
+    const os = labels.find((l) => /^(windows|linux|macos)$/i.test(l)) ?? (osLabel.startsWith("os-linux") ? "Linux" : "Windows");
+    const arch = labels.find((l) => /^(x64|arm64|arm)$/i.test(l));
+    this.addRunner({ name: vmRunnerName, kind: "vm", pairId: pair.id }, custom, os, arch);
     for (const host of pair.hosts) {
       this.addRunner({ name: hostRunnerNameOf(host.runnerLabel), kind: "host", pairId: pair.id, hostLabel: host.runnerLabel }, [host.runnerLabel], "Windows");
     }
     this.pairs.set(pair.id, {
       pair,
       vmRunnerName,
-      routingLabels: routingLabels.map(lower),
+      routingLabels: custom.map(lower),
       hadJob: false,
       lastJobEndAt: null,
       hostResetStartedAt: new Map(),
@@ -407,8 +423,8 @@ export class SimLab {
   }
 
   /** GitHub holds the runner (online, busy, labels); the lab which pair it serves. */
-  private addRunner(runner: SimRunner, labels: string[], os: string) {
-    this.github.addRunner({ name: runner.name, labels, os });
+  private addRunner(runner: SimRunner, labels: string[], os: string, arch?: string) {
+    this.github.addRunner({ name: runner.name, labels, os, ...(arch !== undefined ? { arch } : {}) });
     this.runners.set(runner.name, runner);
   }
 
@@ -539,6 +555,7 @@ export class SimLab {
     const now = this.time();
     this.metrics.perfJobsStarted++;
     this.metrics.queueWaitMinutes.push((now - job.queuedAt) / 60_000);
+    this.metrics.queueWaitLabels.push(this.github.job(job.id)!.labels);
     const dirtyStart = model.hadJob && !model.clean;
     if (dirtyStart) this.metrics.dirtyStarts++;
     this.jobMarks.get(model.pair.id)!.push({ start: now, end: now + job.durationMs, killed: false, dirtyStart });

@@ -57,8 +57,11 @@ export interface SimulationOptions {
   resetSchedule?: string;
   logger?: Logger;
   store?: PairStore;
-  /** Where the app writes the lab's history (default: its own, in memory). */
-  history?: HistoryStore;
+  /**
+   * Where the app writes the lab's history (default: its own, in memory). A function is given the
+   * lab's clock first, so a MemoryHistoryStore stamps its rows in simulated time.
+   */
+  history?: HistoryStore | ((clock: () => Date) => HistoryStore);
   /** How the app reaches GitHub: "model" (default) in process; "http": Octokit and the HTTP stand-in. */
   transport?: "model" | "http";
 }
@@ -104,6 +107,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   const lab = new SimLab(model, {
     config,
     osLabel: options.profile.osLabel,
+    ...(options.profile.vmLabels ? { vmLabels: options.profile.vmLabels } : {}),
     start,
     seed: options.seed,
     ...(options.busyLagSeconds !== undefined ? { busyLagSeconds: options.busyLagSeconds } : {}),
@@ -111,9 +115,10 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
     ...(options.policy === "lab-reset" ? { webhooks: { secret: SIM_WEBHOOK_SECRET } } : {}),
   });
   clock = lab.now;
+  const history = typeof options.history === "function" ? options.history(lab.now) : options.history;
 
   const driver: Driver & { runtime?: Runtime } = app
-    ? await appDriver(lab, github, options.policy === "lab-reset" ? withRouting(config) : config, { ...options, webhooks: options.policy === "lab-reset" })
+    ? await appDriver(lab, github, options.policy === "lab-reset" ? withRouting(config) : config, { ...options, history, webhooks: options.policy === "lab-reset" })
     : options.policy === "today"
       ? todayDriver(lab, config, options.resetSchedule)
       : { onPerfRunComplete: () => {}, counts: () => ({ requests: 0, charged: 0, points: 0 }), close: () => Promise.resolve() };
@@ -173,7 +178,7 @@ export async function appDriver(
   lab: SimLab,
   github: GitHubModel | GitHubStandin,
   config: LabConfig,
-  options: Pick<SimulationOptions, "faults" | "resetSchedule" | "logger" | "store" | "history" | "seed"> & { webhooks?: boolean },
+  options: Pick<SimulationOptions, "faults" | "resetSchedule" | "logger" | "store" | "seed"> & { history?: HistoryStore | undefined; webhooks?: boolean },
 ): Promise<Driver & { runtime: Runtime; report: (runId: number) => Promise<void> }> {
   const logger = options.logger ?? silentLogger;
   const faults = options.faults ?? DEFAULT_FAULTS;

@@ -4,7 +4,7 @@
  * in Azure; then the app's own routes serve it on loopback, and the real CLI asks them:
  * `lab-reset report` and `lab-reset advise --add-pairs 1 --os <label>`. What it prints is what
  * the README shows. STORY_PROFILE=seed|busy (default busy), STORY_DAYS (default 7), STORY_SEED (1),
- * STORY_OS (os-windows-2022).
+ * STORY_OS (os-windows-2022); arguments after `--` are advise's own (`-- --remove vm-101-102`).
  */
 import { functionDefinitions } from "../../functions/definitions.js";
 import { main as cli } from "../cli/main.js";
@@ -40,7 +40,9 @@ try {
     if (code !== 0) process.exitCode = code;
   };
   await show(["report", "--days", String(days)]);
-  await show(["advise", "--days", String(days), "--add-pairs", "1", "--os", os]);
+  // Any arguments go to advise instead of the default question (npm run story -- --remove vm-101-102).
+  const asked = process.argv.slice(2);
+  await show(["advise", "--days", String(days), ...(asked.length > 0 ? asked : ["--add-pairs", "1", "--os", os])]);
 } finally {
   await host.close();
 }

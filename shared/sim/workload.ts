@@ -16,6 +16,8 @@ export interface Profile {
   description: string;
   config: LabConfig;
   osLabel: (pair: Pair) => string;
+  /** Each VM runner's labels, read-only and custom (SimLabOptions.vmLabels); default: lab, its OS label, its runner label. */
+  vmLabels?: (pair: Pair) => string[];
   workload: (seed: number, days: number) => PerfRunArrival[];
 }
 
