@@ -6,7 +6,7 @@
 import { BaseSequencer, type TestSpecification } from "vitest/node";
 
 /** Longest first, as measured on a 2-core machine; a file not named here comes after these. */
-const SLOW_FIRST = ["properties", "sim", "burst", "infra", "local-host", "errors", "local-start", "cli", "reconcile", "outage", "webhook", "status-page", "admin", "routing"];
+const SLOW_FIRST = ["properties", "advise", "sim", "burst", "infra", "local-host", "errors", "local-start", "cli", "reconcile", "outage", "webhook", "status-page", "report-page", "report", "admin", "routing"];
 
 const rank = (spec: TestSpecification) => {
   const found = SLOW_FIRST.findIndex((name) => spec.moduleId.endsWith(`/test/${name}.test.ts`));
