@@ -147,7 +147,7 @@ describe.each(implementations)("LabGitHub contract: %s", (_, open) => {
     model.addRun({ status: "completed", jobs: [{ runnerName: "VM-42-43" }] });
     const jobs = await github.listActiveJobs();
     expect(jobs).toEqual([
-      { id: 50_000, run_id: Number(perf.id), status: "in_progress", conclusion: null, runner_name: "VM-25-26", runner_id: 1, labels: ["self-hosted", "lab", "os-windows-2022"], completed_at: null, html_url: `https://github.com/microsoft/netperf/actions/runs/${perf.id}/job/50000` },
+      { id: 50_000, run_id: Number(perf.id), status: "in_progress", conclusion: null, runner_name: "VM-25-26", runner_id: 1, labels: ["self-hosted", "lab", "os-windows-2022"], completed_at: null, created_at: "2026-11-27T12:00:00.000Z", started_at: "2026-11-27T12:00:00.000Z", html_url: `https://github.com/microsoft/netperf/actions/runs/${perf.id}/job/50000` },
     ]);
     expect(received(model)).toEqual([get("/actions/runs", { status: "in_progress", per_page: "100" }), get(`/actions/runs/${perf.id}/jobs`, { filter: "latest", per_page: "100" })]);
     expect(reset.path).toBe(".github/workflows/lab-reset.yml");
