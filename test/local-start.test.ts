@@ -224,7 +224,7 @@ describe("npm start's simulated lab: the recommended set-up", () => {
 });
 
 describe("npm start's simulated lab: its own story", () => {
-  it("fills the capacity report within a few simulated hours, and lab-reset report prints it", async () => {
+  it("fills the capacity report within a few simulated hours; lab-reset report prints it, advise says it is too little", async () => {
     const port = await freePort();
     const storage = { AzureWebJobsStorage: inject("azuriteConnectionString"), LAB_TABLE_PREFIX: `t${randomBytes(6).toString("hex")}`, RECONCILE_QUEUE: `q${randomBytes(6).toString("hex")}` };
     // 10 simulated minutes per real second: three simulated hours in about 20 s.
@@ -247,6 +247,10 @@ describe("npm start's simulated lab: its own story", () => {
       const cli = spawnSync(process.execPath, ["bin/lab-reset.mjs", "report", "--days", "1", "--url", url], { encoding: "utf8", env: baseEnv() });
       expect(cli.status, cli.stderr).toBe(0);
       expect(cli.stdout).toMatch(/^jobs: \d+ perf jobs, \d+ dirty starts?, 0 killed by a reset$/m);
+      // A few simulated hours are too few jobs for advice, and advise says so in one line.
+      const advice = spawnSync(process.execPath, ["bin/lab-reset.mjs", "advise", "--days", "1", "--url", url], { encoding: "utf8", env: baseEnv() });
+      expect(advice.status, advice.stderr).toBe(1);
+      expect(advice.stderr.trim().split("\n").at(-1)).toMatch(/^lab-reset: \d+ perf jobs? in [\d.]+ days?: too few to say anything/);
     } finally {
       app.kill("SIGTERM");
       await until(() => app.exitCode !== null, 20_000);
