@@ -47,7 +47,8 @@ ${SHARES.map((s) => `.sh-${s.css}{--share:${s.color};fill:${s.color}}`).join("\n
 
 /** "40 s", "12 min", "1 h 5 min": how long, in seconds below a minute. */
 export function seconds(value: number): string {
-  return value < 60 ? `${Math.round(value)} s` : duration(value * 1000);
+  // To the nearest minute (duration() floors, as "how long ago" should): the CLI's advice rounds too.
+  return value < 59.5 ? `${Math.round(value)} s` : duration(Math.round(value / 60) * 60_000);
 }
 
 /** "32 %", "<1 %" for a sliver that is not nothing. */
