@@ -107,7 +107,10 @@ async function runStep(step: Step): Promise<Outcome> {
   const f = figures(result);
   const seconds = ((performance.now() - t) / 1000).toFixed(1);
   progress(`  ${profile.name} / ${step.policy}: ${result.metrics.perfJobsStarted} perf jobs, ${f.githubRequestsPerDay} GitHub requests a day (${f.githubChargedRequestsPerDay} charged), ${seconds} s`);
-  return { kind: "simulation", result };
+  // The app's runtime (functions, sockets) stays in this thread: a worker posts only plain figures.
+  const figuresOnly = { ...result };
+  delete figuresOnly.app;
+  return { kind: "simulation", result: figuresOnly };
 }
 
 /** Runs the steps on `threads` worker threads (here, with one), handing each free thread the next step; outcomes by stepKey. */
