@@ -187,5 +187,8 @@ describe("the report of a simulated week agrees with the simulator's own count",
     expect(Math.abs(report.queueWaitSeconds.p50 - percentile(m.queueWaitMinutes, 50) * 60)).toBeLessThanOrEqual(1);
     expect(Math.abs(report.queueWaitSeconds.p95 - percentile(m.queueWaitMinutes, 95) * 60)).toBeLessThanOrEqual(1);
     if (policy === "lab-reset-calls") expect(m.dirtyStarts).toBeGreaterThan(0);
+    // The benchmark's worker threads post the result without the app: the rest must cross a thread.
+    expect(() => structuredClone({ ...result, app: undefined })).not.toThrow();
+    expect(() => structuredClone(result)).toThrow();
   }, 60_000);
 });
