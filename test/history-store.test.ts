@@ -4,7 +4,10 @@
  * events read from a time (the report's window).
  */
 import { describe, expect, it, inject } from "vitest";
-import { MemoryHistoryStore, TableHistoryStore, type HistoryStore } from "../shared/storage/history.js";
+import { MemoryHistoryStore, TableHistoryStore, type HistoryStore, type RunnerNews } from "../shared/storage/history.js";
+import { noteRunners } from "../shared/reconcile/runners.js";
+import type { LabView } from "../shared/reconcile/observe.js";
+import { silentLogger } from "../shared/logger.js";
 import { MemoryStore } from "../shared/storage/memory.js";
 import type { PairEvent } from "../shared/lab/pair-record.js";
 import type { PairStore } from "../shared/storage/tables.js";
@@ -64,5 +67,25 @@ describe.each(pairStores)("PairStore.listEventsSince: %s", (_, open) => {
     await store.appendEvents(["2026-12-01T09:00:00.000Z", "2026-12-01T10:00:00.000Z", "2026-12-01T10:00:00.001Z", "2026-12-01T11:00:00.000Z"].map(event));
     const since = await store.listEventsSince("vm-1-2", new Date("2026-12-01T10:00:00.000Z"));
     expect(since.map((e) => e.reason)).toEqual(["2026-12-01T11:00:00.000Z", "2026-12-01T10:00:00.001Z", "2026-12-01T10:00:00.000Z"]);
+  });
+});
+
+describe("the reconcile's runner rows", () => {
+  it("are written once, again when a runner changes pair or labels, never for a routing label coming or going", async () => {
+    const written: RunnerNews[][] = [];
+    const history = { recordRunners: (rows: RunnerNews[]) => (written.push(rows), Promise.resolve()) };
+    const pair = { id: "vm-1-2", vmRunnerLabel: "vm-1-2", hosts: [{ runnerLabel: "parent=h1\\u", vmName: "a" }, { runnerLabel: "child=h2\\u", vmName: "b" }] };
+    const deps = { history, config: { pairs: [pair], routingLabels: ["lab"] }, logger: silentLogger };
+    const view = (vmLabels: string[]): LabView => {
+      const vm = { id: 1, name: "VM-1-2", status: "online", busy: false, labels: vmLabels.map((name) => ({ name })) };
+      return { byLabel: new Map(vmLabels.map((l) => [l.toLowerCase(), [vm]])), jobByRunner: new Map(), jobsRead: false };
+    };
+    await noteRunners(deps, view(["self-hosted", "vm-1-2", "lab"]));
+    await noteRunners(deps, view(["self-hosted", "vm-1-2"]));
+    await noteRunners(deps, view(["self-hosted", "vm-1-2", "lab"]));
+    expect(written).toHaveLength(1);
+    expect(written[0]).toEqual([{ runnerName: "VM-1-2", pairId: "vm-1-2", role: "vm", labels: ["self-hosted", "vm-1-2", "lab"] }]);
+    await noteRunners(deps, view(["self-hosted", "vm-1-2", "lab", "os-linux"]));
+    expect(written).toHaveLength(2);
   });
 });

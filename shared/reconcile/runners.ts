@@ -21,12 +21,13 @@ export function runnersOf(pairs: Pair[], view: LabView): RunnerNews[] {
   return [...rows.values()];
 }
 
-export async function noteRunners(deps: { history?: Pick<HistoryStore, "recordRunners">; config: { pairs: Pair[] }; logger: Pick<Logger, "warn"> }, view: LabView): Promise<void> {
+export async function noteRunners(deps: { history?: Pick<HistoryStore, "recordRunners">; config: { pairs: Pair[]; routingLabels: string[] }; logger: Pick<Logger, "warn"> }, view: LabView): Promise<void> {
   const history = deps.history;
   if (history === undefined) return;
-  // Routing labels come and go with every reset: only which runner serves which pair, and its fixed labels, matter here.
+  // Routing labels come and go with every reset: only which runner serves which pair, and its other labels, matter here.
+  const routing = new Set(deps.config.routingLabels.map(lower));
   const rows = runnersOf(deps.config.pairs, view);
-  const signature = JSON.stringify(rows.map((r) => [r.runnerName, r.pairId, r.role, r.labels.length]));
+  const signature = JSON.stringify(rows.map((r) => [r.runnerName, r.pairId, r.role, r.labels.filter((l) => !routing.has(lower(l)))]));
   if (lastWritten.get(history) === signature) return;
   try {
     await history.recordRunners(rows);
