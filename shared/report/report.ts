@@ -92,17 +92,26 @@ export function buildReport(input: ReportInput): Report {
   const byHour = new Map<number, number[]>();
   for (const { job, wait } of waits) {
     const key = labelSetOf(job.labels);
-    byLabels.set(key, [...(byLabels.get(key) ?? []), wait]);
     const hour = Math.floor(ms(job.startedAt)! / HOUR) * HOUR;
-    byHour.set(hour, [...(byHour.get(hour) ?? []), wait]);
+    byLabels.set(key, byLabels.get(key) ?? []).get(key)!.push(wait);
+    byHour.set(hour, byHour.get(hour) ?? []).get(hour)!.push(wait);
   }
   const all = waits.map((w) => w.wait);
   const durations = ended.map((r) => (ms(r.endedAt)! - ms(r.dispatchedAt)!) / 1000);
 
-  const pairs = input.pairs.map((pair) => pairReport(pair, input, perf.filter((p) => p.pairId === pair.id).map((p) => p.job), resets.filter((r) => r.pairId === pair.id)));
-  const { dirtyStarts, killedByReset } = input.pairs
-    .map((pair) => jobTroubles(pair.id, input, perf.filter((p) => p.pairId === pair.id).map((p) => p.job), resets.filter((r) => r.pairId === pair.id)))
-    .reduce((a, b) => ({ dirtyStarts: a.dirtyStarts + b.dirtyStarts, killedByReset: a.killedByReset + b.killedByReset }), { dirtyStarts: 0, killedByReset: 0 });
+  // Each pair's own rows, steps and reset starts, made once for both its shares and its troubles.
+  const hostStarts = hostStartsByRun(input.history);
+  const lives = input.pairs.map((pair): PairLife => ({
+    pair,
+    jobs: perf.filter((p) => p.pairId === pair.id).map((p) => p.job),
+    resets: resets.filter((r) => r.pairId === pair.id),
+    steps: recordSteps(input.events.get(pair.id) ?? [], input.records.get(pair.id), from),
+    hostStarts,
+  }));
+  const pairs = lives.map((life) => pairReport(life, from, to));
+  const troubles = lives.map((life) => jobTroubles(life, from, to));
+  const dirtyStarts = troubles.reduce((sum, t) => sum + t.dirtyStarts, 0);
+  const killedByReset = troubles.reduce((sum, t) => sum + t.killedByReset, 0);
 
   return {
     from: input.from.toISOString(),
@@ -142,6 +151,15 @@ export function recordSteps(events: PairEvent[], record: PairRecord | undefined,
   return steps;
 }
 
+/** What the report knows of one pair over the window. */
+interface PairLife {
+  pair: Pair;
+  jobs: JobRow[];
+  resets: ResetRow[];
+  steps: RecordStep[];
+  hostStarts: Map<number, number>;
+}
+
 type Activity = "busy" | "resetting" | "outOfRoutingIdle" | "cleanIdle" | "offline" | "none";
 
 function recordActivity(step: RecordStep): Activity {
@@ -150,12 +168,8 @@ function recordActivity(step: RecordStep): Activity {
   return step.state === "clean" && step.routing !== "closed" && !step.held ? "cleanIdle" : "outOfRoutingIdle";
 }
 
-function pairReport(pair: Pair, input: ReportInput, jobs: JobRow[], resets: ResetRow[]): PairReport {
-  const from = input.from.getTime();
-  const to = input.to.getTime();
-  const steps = recordSteps(input.events.get(pair.id) ?? [], input.records.get(pair.id), from);
+function pairReport({ pair, jobs, resets, steps, hostStarts }: PairLife, from: number, to: number): PairReport {
   const busy = jobs.map((j) => [ms(j.startedAt)!, ms(j.completedAt) ?? to] as const);
-  const hostStarts = hostStartsByRun(input.history);
   const resetting = resets.map((r) => [resetStart(r, hostStarts) ?? ms(r.dispatchedAt)!, ms(r.endedAt) ?? to] as const);
   // Cut the window at every change, and give each piece the activity that wins at its start.
   const cuts = [...new Set([from, to, ...steps.map((s) => s.at), ...busy.flat(), ...resetting.flat()].filter((t) => t >= from && t <= to))].sort((a, b) => a - b);
@@ -205,10 +219,7 @@ function hostStartsByRun(history: LabHistory): Map<number, number> {
  * pair's first record nothing is known of it, and a start then is not counted. A job that
  * ended unsuccessfully while a reset of its pair ran was killed by it.
  */
-function jobTroubles(pairId: string, input: ReportInput, jobs: JobRow[], resets: ResetRow[]): { dirtyStarts: number; killedByReset: number } {
-  const from = input.from.getTime();
-  const to = input.to.getTime();
-  const steps = recordSteps(input.events.get(pairId) ?? [], input.records.get(pairId), from);
+function jobTroubles({ jobs, resets, steps, hostStarts }: PairLife, from: number, to: number): { dirtyStarts: number; killedByReset: number } {
   const moments = [
     ...jobs.map((j) => ({ at: ms(j.startedAt)!, what: "start" as const })),
     // A VM being restored is not clean until the restore ends.
@@ -232,7 +243,6 @@ function jobTroubles(pairId: string, input: ReportInput, jobs: JobRow[], resets:
       clean = false;
     }
   }
-  const hostStarts = hostStartsByRun(input.history);
   const killedByReset = jobs.filter((j) => {
     const end = ms(j.completedAt);
     if (end === null || end < from || end > to || !UNSUCCESSFUL.has(j.conclusion ?? "")) return false;
