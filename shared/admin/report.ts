@@ -16,22 +16,16 @@ export function reportDays(text: string | null, historyDays: number): number | J
   return days;
 }
 
-export async function report(runtime: ReportRuntime, daysText: string | null, logger: Logger): Promise<JsonResponse> {
+/** A window's answer read from storage, or the refusal of a bad `days`. */
+async function windowAnswer(runtime: ReportRuntime, daysText: string | null, logger: Logger, read: (runtime: ReportRuntime, days: number) => Promise<unknown>): Promise<JsonResponse> {
   const days = reportDays(daysText, runtime.config.historyDays);
   if (typeof days !== "number") return days;
   try {
-    return { status: 200, body: await readReport(runtime, days) };
+    return { status: 200, body: await read(runtime, days) };
   } catch (cause) {
     return unavailable(cause, logger, "Retry later.");
   }
 }
 
-export async function workload(runtime: ReportRuntime, daysText: string | null, logger: Logger): Promise<JsonResponse> {
-  const days = reportDays(daysText, runtime.config.historyDays);
-  if (typeof days !== "number") return days;
-  try {
-    return { status: 200, body: await readWorkload(runtime, days) };
-  } catch (cause) {
-    return unavailable(cause, logger, "Retry later.");
-  }
-}
+export const report = (runtime: ReportRuntime, daysText: string | null, logger: Logger) => windowAnswer(runtime, daysText, logger, readReport);
+export const workload = (runtime: ReportRuntime, daysText: string | null, logger: Logger) => windowAnswer(runtime, daysText, logger, readWorkload);
