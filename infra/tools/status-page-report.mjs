@@ -24,25 +24,22 @@ const { statusPage } = /** @type {typeof import("../../shared/admin/routes.js")}
 const { STATUS_PAGE_HEADERS } = /** @type {typeof import("../../shared/admin/status-page.js")} */ (await compiled("shared/admin/status-page.js"));
 const { loadLabConfigFile } = /** @type {typeof import("../../shared/lab/config.js")} */ (await compiled("shared/lab/config.js"));
 const { silentLogger } = /** @type {typeof import("../../shared/logger.js")} */ (await compiled("shared/logger.js"));
-const { DEFAULT_START, simulate } = /** @type {typeof import("../../shared/sim/simulate.js")} */ (await compiled("shared/sim/simulate.js"));
+const { simulate } = /** @type {typeof import("../../shared/sim/simulate.js")} */ (await compiled("shared/sim/simulate.js"));
 const { burstyProfile } = /** @type {typeof import("../../shared/sim/workload.js")} */ (await compiled("shared/sim/workload.js"));
-const { MemoryHistoryStore } = /** @type {typeof import("../../shared/storage/history.js")} */ (await compiled("shared/storage/history.js"));
-const { MemoryStore } = /** @type {typeof import("../../shared/storage/memory.js")} */ (await compiled("shared/storage/memory.js"));
 
 const profile = burstyProfile(loadLabConfigFile(join(root, "lab.config.json")));
-const end = new Date(DEFAULT_START.getTime() + days * 86_400_000);
-const store = new MemoryStore();
-// Every row is touched "at the end": the week's rows all fall inside the report's read.
-const history = new MemoryHistoryStore(() => end);
 const started = Date.now();
-await simulate({ profile, policy: "lab-reset", seed: 1, days, store, history });
+const result = await simulate({ profile, policy: "lab-reset", seed: 1, days });
 process.stdout.write(`simulated ${days} days of ${profile.name} in ${Math.round((Date.now() - started) / 1000)} s\n`);
 
-const runtime = { settings: { githubApiUrl: "https://api.github.com" }, config: profile.config, store, history, clock: () => end };
+// The simulated app's own records and history, its clock stopped at the week's end.
+if (result.app === undefined) throw new Error("the simulation ran no app");
+const end = new Date(result.end);
+const runtime = { ...result.app.runtime, clock: () => end };
 const page = await statusPage(runtime, silentLogger, String(days));
 if (page.status !== 200 || !page.html.includes('<section class="report"')) throw new Error(`the status page answered ${page.status} without a report`);
 
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium", args: ["--no-sandbox"] });
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium", args: ["--no-sandbox", "--disable-background-networking"] });
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const tab = await context.newPage();
